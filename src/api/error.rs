@@ -1,0 +1,114 @@
+//! API errors and their HTTP status codes (DESIGN.md, "Admin API").
+//!
+//! Every error answer is `{"error": "<message>"}`. Internal causes (SQLite, I/O) are logged and
+//! replaced by a generic message: callers learn that the request failed, not how the server is
+//! built.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use thiserror::Error;
+
+use super::types::ErrorBody;
+use crate::record::RecordError;
+use crate::store::{self, Refusal};
+use crate::zone::PublishError;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the request cannot be read (bad JSON, bad header or query syntax).
+    #[error("{0}")]
+    Malformed(String),
+    /// 401: no token, or not a valid one.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the zone's data.
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: `If-Match` does not match.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 422: readable, but a value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// 500: logged; the caller gets a generic message.
+    #[error("internal error")]
+    Internal(String),
+    /// 503.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(cause = %cause, "api request failed");
+        }
+        let status = self.status();
+        let mut response = (status, Json(ErrorBody {
+            error: self.to_string(),
+        }))
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::UnknownZone(_) => Self::NotFound(e.to_string()),
+            PublishError::StaticName(_) => Self::Conflict(e.to_string()),
+            PublishError::Refused(r) => match r {
+                Refusal::UnknownZone(_) | Refusal::NoSuchNode(_) => Self::NotFound(r.to_string()),
+                Refusal::SeqMismatch { .. } => Self::PreconditionFailed(r.to_string()),
+            },
+            PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

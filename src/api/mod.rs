@@ -1,0 +1,124 @@
+//! The admin API: an axum router over the store and the publisher.
+//!
+//! - [`auth`]: bearer tokens, kept hashed;
+//! - [`nodes`]: publish, read, list, delete, history, batch;
+//! - [`zones`]: zone JSON and `/healthz`;
+//! - [`error`]: one error type and its status codes;
+//! - [`types`]: the JSON bodies, shared with the `herald publish` client in [`client`].
+//!
+//! Writes go to the [`Publisher`], which answers once the change is durable and served by DNS.
+//! Reads go to a separate read-only SQLite connection.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod nodes;
+pub mod types;
+pub mod zones;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use serde::de::DeserializeOwned;
+
+use crate::record::normalize_zone;
+use crate::store::Store;
+use crate::zone::{Publisher, SharedZones};
+use auth::Auth;
+use error::ApiError;
+
+/// Largest accepted request body: about 150,000 batch entries.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Whether the DNS side is serving, for `/healthz`.
+pub type DnsUp = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub publisher: Publisher,
+    /// Read-only connection; WAL lets it read while the publisher writes.
+    pub reader: Arc<Mutex<Store>>,
+    pub zones: SharedZones,
+    pub auth: Arc<Auth>,
+    pub dns_up: DnsUp,
+}
+
+impl AppState {
+    /// Runs a read on the store off the async threads.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, crate::store::Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&store)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("read task failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+
+    /// The zone's API name if Herald serves it, else 404.
+    pub fn served_zone(&self, zone: &str) -> Result<String, ApiError> {
+        let not_found = || ApiError::NotFound(format!("zone {zone} is not served"));
+        let name = normalize_zone(zone).map_err(|_| not_found())?;
+        if self.zones.load().get(&name).is_some() {
+            Ok(name)
+        } else {
+            Err(not_found())
+        }
+    }
+}
+
+/// The router. Everything but `/healthz` needs the admin token.
+pub fn app(state: AppState) -> Router {
+    let authed = Router::new()
+        .route("/v1/zones", get(zones::list))
+        .route("/v1/zones/{zone}", get(zones::show))
+        .route("/v1/zones/{zone}/nodes", get(nodes::list))
+        .route(
+            "/v1/zones/{zone}/nodes/{node}",
+            get(nodes::show).put(nodes::put).delete(nodes::delete),
+        )
+        .route("/v1/zones/{zone}/nodes/{node}/history", get(nodes::history))
+        .route("/v1/zones/{zone}/batch", post(nodes::batch))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(zones::healthz))
+        .merge(authed)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// A JSON body. Unlike axum's `Json` it does not insist on a Content-Type (so `curl -d` works)
+/// and reports every problem as `{"error": …}`: 400 for unreadable JSON, 413 beyond
+/// [`MAX_BODY`].
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(format!("request body is larger than {MAX_BODY} bytes"))
+            } else {
+                ApiError::Malformed(r.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+//! Node handlers: publish, read, list, delete, history and the atomic batch.
+//!
+//! Validation order: route and zone (404), node name (422), headers and body syntax (400),
+//! values (422). A refused request never reaches the store, or is rolled back inside it.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::types::{BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode};
+use super::{AppState, JsonBody};
+use crate::record::{Commit, NodeLabel};
+use crate::store::{Change, IfMatch, NodeRow};
+
+/// Page size when `limit` is not given, and the largest allowed.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+type ZoneNode = Result<Path<(String, String)>, PathRejection>;
+
+/// Checks the zone and the node name of a `/v1/zones/{zone}/nodes/{node}` path.
+fn zone_node(state: &AppState, path: ZoneNode) -> Result<(String, NodeLabel), ApiError> {
+    let Path((zone, node)) = path.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let zone = state.served_zone(&zone)?;
+    Ok((zone, NodeLabel::parse(&node)?))
+}
+
+/// `If-Match: "<seq>"` or `If-Match: *` (RFC 9110 §13.1.1). The seq is the node's ETag.
+fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::Malformed("If-Match must be \"<seq>\" or *".into());
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    let seq = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    seq.parse().map(|s| Some(IfMatch::Seq(s))).map_err(|_| bad())
+}
+
+/// A node answer with its seq as ETag.
+fn node_response(status: StatusCode, zone: &str, row: NodeRow) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", row.seq)).expect("digits are a valid header");
+    let mut response = (status, Json(NodeJson::new(zone, row))).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    response
+}
+
+/// `PUT /v1/zones/{zone}/nodes/{node}`: publish a commit. 201 when the node is new.
+pub async fn put(
+    State(state): State<AppState>,
+    path: ZoneNode,
+    headers: HeaderMap,
+    body: Result<JsonBody<PutNode>, ApiError>,
+) -> Result<Response, ApiError> {
+    let (zone, node) = zone_node(&state, path)?;
+    let if_match = if_match(&headers)?;
+    let JsonBody(body) = body?;
+    let commit = Commit::parse(&body.commit)?;
+    let applied = state
+        .publisher
+        .apply(&zone, Change::Put { node, commit, if_match })
+        .await?;
+    let (row, created) = applied
+        .set
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("publish returned no node".into()))?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(node_response(status, &zone, row))
+}
+
+/// `GET /v1/zones/{zone}/nodes/{node}`.
+pub async fn show(State(state): State<AppState>, path: ZoneNode) -> Result<Response, ApiError> {
+    let (zone, node) = zone_node(&state, path)?;
+    let z = zone.clone();
+    let label = node.to_string();
+    match state.read(move |s| s.node(&z, &label)).await? {
+        Some(row) => Ok(node_response(StatusCode::OK, &zone, row)),
+        None => Err(ApiError::NotFound(format!("node {node} does not exist"))),
+    }
+}
+
+/// `DELETE /v1/zones/{zone}/nodes/{node}`: 204. Honours `If-Match`.
+pub async fn delete(
+    State(state): State<AppState>,
+    path: ZoneNode,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let (zone, node) = zone_node(&state, path)?;
+    let if_match = if_match(&headers)?;
+    state
+        .publisher
+        .apply(&zone, Change::Delete { node, if_match })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        n => Err(ApiError::Invalid(format!("limit must be 1 to {MAX_LIMIT}, got {n}"))),
+    }
+}
+
+/// `GET /v1/zones/{zone}/nodes?after=<node>&limit=<n>`: nodes in name order.
+pub async fn list(
+    State(state): State<AppState>,
+    zone: Result<Path<String>, PathRejection>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<NodeList>, ApiError> {
+    let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let zone = state.served_zone(&zone)?;
+    let Query(params) = params.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let limit = page_limit(params.limit)?;
+    let after = params
+        .after
+        .map(|a| NodeLabel::parse(&a).map(|l| l.to_string()))
+        .transpose()?;
+    let z = zone.clone();
+    // One more than asked tells whether there is a next page.
+    let mut rows = state
+        .read(move |s| s.nodes(&z, after.as_deref(), limit + 1))
+        .await?;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| r.node.clone())
+    } else {
+        None
+    };
+    Ok(Json(NodeList {
+        nodes: rows.into_iter().map(|r| NodeJson::new(&zone, r)).collect(),
+        next,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryParams {
+    limit: Option<usize>,
+}
+
+/// `GET /v1/zones/{zone}/nodes/{node}/history?limit=<n>`: newest first. Kept after a delete.
+pub async fn history(
+    State(state): State<AppState>,
+    path: ZoneNode,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<History>, ApiError> {
+    let (zone, node) = zone_node(&state, path)?;
+    let Query(params) = params.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let limit = page_limit(params.limit)?;
+    let label = node.to_string();
+    let rows = state.read(move |s| s.history(&zone, &label, limit)).await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound(format!("node {node} has no history")));
+    }
+    Ok(Json(History {
+        history: rows.into_iter().map(HistoryEntry::from).collect(),
+    }))
+}
+
+/// `POST /v1/zones/{zone}/batch`: all publishes and deletes in one transaction and one serial.
+/// Any invalid entry refuses the whole batch.
+pub async fn batch(
+    State(state): State<AppState>,
+    zone: Result<Path<String>, PathRejection>,
+    body: Result<JsonBody<BatchRequest>, ApiError>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let zone = state.served_zone(&zone)?;
+    let JsonBody(req) = body?;
+    if req.set.is_empty() && req.delete.is_empty() {
+        return Err(ApiError::Invalid("the batch has nothing to set or delete".into()));
+    }
+    let mut seen = HashSet::new();
+    let mut once = |label: NodeLabel| {
+        if seen.insert(label.clone()) {
+            Ok(label)
+        } else {
+            Err(ApiError::Invalid(format!("node {label} appears more than once in the batch")))
+        }
+    };
+    let mut set = Vec::with_capacity(req.set.len());
+    for (i, entry) in req.set.iter().enumerate() {
+        let at = |e: crate::record::RecordError| ApiError::Invalid(format!("set[{i}]: {e}"));
+        let node = NodeLabel::parse(&entry.node).map_err(at)?;
+        let commit = Commit::parse(&entry.commit).map_err(at)?;
+        set.push((once(node)?, commit));
+    }
+    let mut delete = Vec::with_capacity(req.delete.len());
+    for (i, node) in req.delete.iter().enumerate() {
+        let node = NodeLabel::parse(node).map_err(|e| ApiError::Invalid(format!("delete[{i}]: {e}")))?;
+        delete.push(once(node)?);
+    }
+    let applied = state.publisher.apply(&zone, Change::Batch { set, delete }).await?;
+    Ok(Json(BatchResponse {
+        serial: applied.serial,
+        nodes: applied
+            .set
+            .into_iter()
+            .map(|(row, _)| NodeJson::new(&zone, row))
+            .collect(),
+        deleted: applied.deleted,
+    }))
+}

@@ -1,0 +1,60 @@
+//! Zone handlers and the health check.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::types::{ZoneJson, ZoneList};
+
+async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError> {
+    let z = zone.clone();
+    let row = state
+        .read(move |s| s.zone(&z))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("zone {zone} is not served")))?;
+    Ok(ZoneJson {
+        zone,
+        serial: row.serial,
+        nodes: row.node_count,
+        // Filled in once the zone is signed (issue 3).
+        dnskey: Vec::new(),
+        ds: Vec::new(),
+    })
+}
+
+/// `GET /v1/zones`: every served zone, by name.
+pub async fn list(State(state): State<AppState>) -> Result<Json<ZoneList>, ApiError> {
+    let mut names: Vec<String> = state.zones.load().iter().map(|z| z.name.to_string()).collect();
+    names.sort();
+    let mut zones = Vec::with_capacity(names.len());
+    for name in names {
+        zones.push(zone_json(&state, name).await?);
+    }
+    Ok(Json(ZoneList { zones }))
+}
+
+/// `GET /v1/zones/{zone}`.
+pub async fn show(
+    State(state): State<AppState>,
+    zone: Result<Path<String>, PathRejection>,
+) -> Result<Json<ZoneJson>, ApiError> {
+    let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let zone = state.served_zone(&zone)?;
+    Ok(Json(zone_json(&state, zone).await?))
+}
+
+/// `GET /healthz`: 200 when the DNS loops run and the store answers; no token needed.
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if !(state.dns_up)() {
+        return Err(ApiError::Unavailable("dns is not serving".into()));
+    }
+    state
+        .read(|s| s.check())
+        .await
+        .map_err(|_| ApiError::Unavailable("the store does not answer".into()))?;
+    Ok(Json(json!({"status": "ok"})))
+}
+

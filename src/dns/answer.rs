@@ -1,0 +1,208 @@
+//! Building a response from the snapshot: the lean query path.
+//!
+//! For a query this copies the header and question, looks the name up in the zone's map, and
+//! appends prepared RRsets ([`WireRrset::write`]): bytes copied, a few pointers patched, nothing
+//! encoded and nothing allocated once `out` has grown. hickory-server's `Catalog` is not used:
+//! its NXDOMAIN path scans the whole zone (DESIGN.md, "What the libraries give").
+//!
+//! Behaviour (RFC 1034 §4.3.2, RFC 2308, RFC 6891, RFC 8906):
+//! - a name with the asked type: the RRset in the answer section, glue for NS/MX in additional;
+//! - a name without it: NODATA, the SOA in authority; a missing name: NXDOMAIN, the SOA in
+//!   authority, with TTL min(SOA TTL, MINIMUM) (RFC 2308 §3);
+//! - ANY: one RRset of the name (RFC 8482 §4.2);
+//! - a CNAME answers every type at its name; it is not chased, the resolver follows it;
+//! - names outside every zone, other classes and zone transfers (until issue 5): REFUSED;
+//! - AA on every authoritative answer; RD and CD copied; the question echoed as asked.
+//! - UDP answers fit the requester's EDNS size, at most 1232 bytes (512 without EDNS); an answer
+//!   that does not fit loses its glue first, then is sent empty with TC set (RFC 2181 §9).
+
+use hickory_proto::rr::RecordType;
+
+use super::message::{Edns, Parsed, Query, parse, rcode};
+use crate::zone::snapshot::ZoneSet;
+use crate::zone::wire::Owner;
+
+/// Largest UDP answer Herald sends: the DNS flag day 2020 value, which avoids IP fragmentation.
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Without EDNS a UDP answer is limited to 512 bytes (RFC 1035 §4.2.1).
+const CLASSIC_UDP_PAYLOAD: u16 = 512;
+
+const CLASS_IN: u16 = 1;
+const TYPE_ANY: u16 = 255;
+const TYPE_AXFR: u16 = 252;
+const TYPE_IXFR: u16 = 251;
+
+const FLAG_QR: u16 = 0x8000;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+/// RD and CD are copied from the query (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
+const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
+const OPT_LEN: usize = 11;
+
+/// How the message arrived; decides the size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Answers the message `msg`, writing the response into `out`. Returns `false` when nothing is
+/// to be sent back.
+pub fn respond(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    match parse(msg) {
+        Parsed::Drop => false,
+        Parsed::Error {
+            id,
+            flags,
+            rcode,
+            question,
+            edns,
+        } => {
+            let opcode_bits = flags & 0x7800;
+            header(out, id, FLAG_QR | opcode_bits | (flags & COPIED_FLAGS), rcode);
+            if let Some(q) = question {
+                out.extend_from_slice(q);
+                set_count(out, 4, 1);
+            }
+            if let Some(e) = edns {
+                push_opt(out, e, rcode);
+                set_count(out, 10, 1);
+            }
+            true
+        }
+        Parsed::Query(q) => {
+            answer(zones, &q, transport, out);
+            true
+        }
+    }
+}
+
+fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8>) {
+    let limit = match transport {
+        Transport::Tcp => usize::from(u16::MAX),
+        Transport::Udp => usize::from(
+            q.edns
+                .map_or(CLASSIC_UDP_PAYLOAD, |e| e.udp_size.clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)),
+        ),
+    };
+    let flags = FLAG_QR | (q.flags & COPIED_FLAGS);
+    header(out, q.id, flags, rcode::REFUSED);
+    out.extend_from_slice(q.question);
+    set_count(out, 4, 1);
+    let question_end = out.len();
+
+    // Names compare case-insensitively; label length octets are < 64 and so never change.
+    let mut lower = [0u8; 255];
+    let qname = &mut lower[..q.qname_len];
+    qname.copy_from_slice(&q.question[..q.qname_len]);
+    qname.make_ascii_lowercase();
+
+    let zone = match zones.find(qname) {
+        Some(z) if q.qclass == CLASS_IN && q.qtype != TYPE_AXFR && q.qtype != TYPE_IXFR => z,
+        _ => return finish(out, q.edns, rcode::REFUSED, question_end, limit, None),
+    };
+    let cut = q.qname_len - zone.apex_wire.len();
+    let apex_ptr = 0xC000 | (12 + cut) as u16;
+    set_flags(out, flags | FLAG_AA);
+
+    let Some(entry) = zone.lookup(&qname[..cut]) else {
+        let ns = zone.negative_soa.write(out, Owner::Relative(&[]), apex_ptr);
+        set_count(out, 8, ns);
+        return finish(out, q.edns, rcode::NXDOMAIN, question_end, limit, None);
+    };
+    let found = if q.qtype == TYPE_ANY {
+        entry.rrsets.first()
+    } else {
+        let qtype = RecordType::from(q.qtype);
+        entry
+            .rrset(qtype)
+            .or_else(|| entry.rrset(RecordType::CNAME))
+    };
+    let Some(found) = found else {
+        let ns = zone.negative_soa.write(out, Owner::Relative(&[]), apex_ptr);
+        set_count(out, 8, ns);
+        return finish(out, q.edns, rcode::NOERROR, question_end, limit, None);
+    };
+    let an = found.rrset.write(out, Owner::Question, apex_ptr);
+    set_count(out, 6, an);
+    let before_glue = out.len();
+    let mut ar = 0;
+    for key in &found.glue {
+        if let Some(target) = zone.lookup(key) {
+            for t in [RecordType::A, RecordType::AAAA] {
+                if let Some(set) = target.rrset(t) {
+                    ar += set.rrset.write(out, Owner::Relative(key), apex_ptr);
+                }
+            }
+        }
+    }
+    set_count(out, 10, ar);
+    finish(out, q.edns, rcode::NOERROR, question_end, limit, Some(before_glue));
+}
+
+/// Sets the RCODE, appends the OPT record and enforces the size limit: drop the additional
+/// section if that is enough (`before_glue`), else send the question alone with TC.
+fn finish(
+    out: &mut Vec<u8>,
+    edns: Option<Edns>,
+    rcode: u16,
+    question_end: usize,
+    limit: usize,
+    before_glue: Option<usize>,
+) {
+    let opt_len = if edns.is_some() { OPT_LEN } else { 0 };
+    if out.len() + opt_len > limit {
+        match before_glue {
+            Some(at) if at + opt_len <= limit => {
+                out.truncate(at);
+                set_count(out, 10, 0);
+            }
+            _ => {
+                out.truncate(question_end);
+                for at in [6, 8, 10] {
+                    set_count(out, at, 0);
+                }
+                let flags = u16::from_be_bytes([out[2], out[3]]);
+                set_flags(out, flags | FLAG_TC);
+            }
+        }
+    }
+    out[3] = (out[3] & 0xF0) | (rcode & 0xF) as u8;
+    if let Some(e) = edns {
+        push_opt(out, e, rcode);
+        let ar = u16::from_be_bytes([out[10], out[11]]);
+        set_count(out, 10, ar + 1);
+    }
+}
+
+fn header(out: &mut Vec<u8>, id: u16, flags: u16, rcode: u16) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&(flags | (rcode & 0xF)).to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+}
+
+fn set_flags(out: &mut [u8], flags: u16) {
+    let rcode = u16::from(out[3] & 0xF);
+    out[2..4].copy_from_slice(&(flags | rcode).to_be_bytes());
+}
+
+fn set_count(out: &mut [u8], at: usize, n: u16) {
+    out[at..at + 2].copy_from_slice(&n.to_be_bytes());
+}
+
+/// The response's OPT record (RFC 6891 §6.1.2): our payload size, the upper bits of an extended
+/// RCODE, version 0, and the DO bit echoed (RFC 3225 §3).
+fn push_opt(out: &mut Vec<u8>, edns: Edns, rcode: u16) {
+    out.push(0);
+    out.extend_from_slice(&41u16.to_be_bytes());
+    out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+    out.push((rcode >> 4) as u8);
+    out.push(0);
+    out.push(if edns.dnssec_ok { 0x80 } else { 0 });
+    out.push(0);
+    out.extend_from_slice(&[0, 0]);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! The answer path, checked by decoding every response with hickory-proto.
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+
+use super::*;
+use crate::record::{Commit, Payload};
+use crate::zone::file::load_file;
+use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
+
+const ZONE: &str = "$TTL 3600
+@     IN SOA ns1 hostmaster 42 3600 900 1209600 60
+      IN NS  ns1
+      IN NS  ns2
+      IN MX  10 mail
+ns1   IN A    127.0.0.1
+ns1   IN AAAA ::1
+ns2   IN A    127.0.0.2
+mail  IN A    127.0.0.3
+www   IN CNAME ns1
+a.b   IN TXT \"deep\"
+";
+
+fn zones() -> ZoneSet {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("example.test.zone");
+    let mut text = ZONE.to_owned();
+    // A name with an RRset too big for 512 bytes, for truncation.
+    for i in 0..30 {
+        text.push_str(&format!("big IN TXT \"{i:02} {}\"\n", "x".repeat(40)));
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut z = ZoneSnapshot::new(&load_file(&path).unwrap(), 42, 60).unwrap();
+    z.set_node(
+        "n1",
+        &Payload {
+            commit: Commit::parse(&"ab".repeat(20)).unwrap(),
+            seq: 3,
+            ts: 1764086400,
+        },
+    )
+    .unwrap();
+    ZoneSet::new(vec![Arc::new(z)])
+}
+
+fn query(name: &str, rtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = 0xBEEF;
+    m.metadata.recursion_desired = true;
+    m.add_query(HQuery::query(Name::from_ascii(name).unwrap(), rtype));
+    if let Some((size, dnssec_ok)) = edns {
+        let mut e = HEdns::new();
+        e.set_max_payload(size);
+        e.set_dnssec_ok(dnssec_ok);
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+fn ask_raw(zones: &ZoneSet, msg: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    respond(zones, msg, transport, &mut out).then_some(out)
+}
+
+fn ask(zones: &ZoneSet, name: &str, rtype: RecordType, edns: Option<(u16, bool)>) -> (Message, usize) {
+    let wire = ask_raw(zones, &query(name, rtype, edns), Transport::Udp).expect("an answer");
+    (Message::from_vec(&wire).expect("hickory decodes it"), wire.len())
+}
+
+#[test]
+fn node_txt() {
+    let z = zones();
+    let (m, len) = ask(&z, "N1.Example.Test.", RecordType::TXT, None);
+    assert_eq!(m.metadata.id, 0xBEEF);
+    assert_eq!(m.metadata.message_type, MessageType::Response);
+    assert!(m.metadata.authoritative);
+    assert!(m.metadata.recursion_desired);
+    assert!(!m.metadata.recursion_available);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    // The question is echoed as asked.
+    assert_eq!(m.queries[0].name().to_ascii(), "N1.Example.Test.");
+    assert_eq!(m.answers.len(), 1);
+    let rr = &m.answers[0];
+    assert_eq!(rr.name.to_ascii(), "N1.Example.Test.");
+    assert_eq!((rr.ttl, rr.dns_class), (60, DNSClass::IN));
+    let RData::TXT(txt) = &rr.data else { panic!("{rr:?}") };
+    let text = String::from_utf8(txt.txt_data[0].to_vec()).unwrap();
+    assert_eq!(text, format!("v=herald1 commit={} seq=3 ts=1764086400", "ab".repeat(20)));
+    assert!(m.authorities.is_empty() && m.additionals.is_empty() && m.edns.is_none());
+    // header 12 + question 21 + owner pointer 2 + fixed 10 + rdata 1 + 89
+    assert_eq!(len, 12 + 21 + 2 + 10 + 1 + text.len());
+}
+
+#[test]
+fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
+    let z = zones();
+    for (name, rtype, rcode) in [
+        ("nope.example.test.", RecordType::TXT, ResponseCode::NXDomain),
+        ("x.n1.example.test.", RecordType::TXT, ResponseCode::NXDomain),
+        ("n1.example.test.", RecordType::A, ResponseCode::NoError),
+        ("b.example.test.", RecordType::TXT, ResponseCode::NoError), // empty non-terminal
+        ("example.test.", RecordType::TXT, ResponseCode::NoError),
+    ] {
+        let (m, _) = ask(&z, name, rtype, Some((1232, false)));
+        assert_eq!(m.metadata.response_code, rcode, "{name}");
+        assert!(m.metadata.authoritative, "{name}");
+        assert!(m.answers.is_empty(), "{name}");
+        assert_eq!(m.authorities.len(), 1, "{name}");
+        let soa = &m.authorities[0];
+        assert_eq!(soa.name, Name::from_ascii("example.test.").unwrap());
+        assert_eq!(soa.ttl, 60, "min(3600, MINIMUM 60)");
+        let RData::SOA(s) = &soa.data else { panic!() };
+        assert_eq!(s.serial, 42);
+        assert_eq!(s.mname, Name::from_ascii("ns1.example.test.").unwrap());
+        assert!(m.edns.is_some(), "{name}: OPT echoed");
+    }
+}
+
+#[test]
+fn apex_records_and_glue() {
+    let z = zones();
+    let (m, _) = ask(&z, "example.test.", RecordType::SOA, None);
+    assert_eq!(m.answers[0].ttl, 3600);
+    let (m, _) = ask(&z, "example.test.", RecordType::NS, None);
+    assert_eq!(m.answers.len(), 2);
+    let glue: Vec<(String, RecordType)> = m
+        .additionals
+        .iter()
+        .map(|r| (r.name.to_ascii(), r.record_type()))
+        .collect();
+    assert_eq!(
+        glue,
+        [
+            ("ns1.example.test.".to_owned(), RecordType::A),
+            ("ns1.example.test.".to_owned(), RecordType::AAAA),
+            ("ns2.example.test.".to_owned(), RecordType::A),
+        ]
+    );
+    let (m, _) = ask(&z, "example.test.", RecordType::MX, None);
+    assert_eq!(m.additionals[0].name.to_ascii(), "mail.example.test.");
+}
+
+#[test]
+fn cname_any_and_static_records() {
+    let z = zones();
+    let (m, _) = ask(&z, "www.example.test.", RecordType::A, None);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].record_type(), RecordType::CNAME);
+    let (m, _) = ask(&z, "a.b.example.test.", RecordType::TXT, None);
+    assert_eq!(m.answers[0].record_type(), RecordType::TXT);
+    let (m, _) = ask(&z, "n1.example.test.", RecordType::ANY, None);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].record_type(), RecordType::TXT);
+}
+
+#[test]
+fn refused_outside_the_zones_and_for_other_classes() {
+    let z = zones();
+    let (m, _) = ask(&z, "example.org.", RecordType::A, Some((1232, true)));
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(!m.metadata.authoritative);
+    assert_eq!(m.queries.len(), 1);
+    assert!(m.edns.as_ref().unwrap().flags().dnssec_ok);
+
+    let mut chaos = query("version.bind.", RecordType::TXT, None);
+    let n = chaos.len();
+    chaos[n - 1] = 3; // class CH
+    let m = Message::from_vec(&ask_raw(&z, &chaos, Transport::Udp).unwrap()).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    let (m, _) = ask(&z, "example.test.", RecordType::AXFR, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+}
+
+#[test]
+fn edns_is_echoed_with_our_size() {
+    let z = zones();
+    let (m, _) = ask(&z, "n1.example.test.", RecordType::TXT, Some((4096, true)));
+    let e = m.edns.expect("OPT");
+    assert_eq!(e.max_payload(), 1232);
+    assert!(e.flags().dnssec_ok);
+    assert_eq!(e.version(), 0);
+}
+
+#[test]
+fn rfc8906_errors() {
+    let z = zones();
+    // BADVERS: extended RCODE 16, OPT version 0, question echoed.
+    let mut m = Message::query();
+    m.add_query(HQuery::query(Name::from_ascii("n1.example.test.").unwrap(), RecordType::TXT));
+    let mut e = HEdns::new();
+    e.set_version(1);
+    m.set_edns(e);
+    let r = Message::from_vec(&ask_raw(&z, &m.to_vec().unwrap(), Transport::Udp).unwrap()).unwrap();
+    // Extended RCODE 16 (hickory names it BADSIG, which shares the number with BADVERS).
+    assert_eq!(u16::from(r.metadata.response_code), 16);
+    assert_eq!(r.edns.unwrap().version(), 0);
+    assert!(r.answers.is_empty());
+
+    // NOTIMP for another opcode, with the opcode echoed.
+    let mut m = Message::query();
+    m.metadata.op_code = OpCode::Status;
+    m.add_query(HQuery::query(Name::from_ascii("n1.example.test.").unwrap(), RecordType::TXT));
+    let r = Message::from_vec(&ask_raw(&z, &m.to_vec().unwrap(), Transport::Udp).unwrap()).unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
+    assert_eq!(r.metadata.op_code, OpCode::Status);
+
+    // FORMERR for a broken question; the id is kept.
+    let mut broken = query("n1.example.test.", RecordType::TXT, None);
+    broken.truncate(broken.len() - 2);
+    let raw = ask_raw(&z, &broken, Transport::Udp).unwrap();
+    let r = Message::from_vec(&raw).unwrap();
+    assert_eq!((r.metadata.id, r.metadata.response_code), (0xBEEF, ResponseCode::FormErr));
+    assert!(r.queries.is_empty());
+
+    // No answer to a response or to garbage shorter than a header.
+    let mut resp = query("n1.example.test.", RecordType::TXT, None);
+    resp[2] |= 0x80;
+    assert!(ask_raw(&z, &resp, Transport::Udp).is_none());
+    assert!(ask_raw(&z, &[1, 2, 3], Transport::Udp).is_none());
+}
+
+#[test]
+fn truncation_over_udp_full_answers_over_tcp() {
+    let z = zones();
+    let q = query("big.example.test.", RecordType::TXT, None);
+    let udp = ask_raw(&z, &q, Transport::Udp).unwrap();
+    assert!(udp.len() <= 512);
+    let m = Message::from_vec(&udp).unwrap();
+    assert!(m.metadata.truncation);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.queries.len(), 1);
+
+    // With EDNS 4096 the cap is still 1232: 30 × 56-byte records do not fit.
+    let q = query("big.example.test.", RecordType::TXT, Some((4096, false)));
+    let udp = ask_raw(&z, &q, Transport::Udp).unwrap();
+    assert!(udp.len() <= 1232);
+    let m = Message::from_vec(&udp).unwrap();
+    assert!(m.metadata.truncation);
+    assert!(m.edns.is_some());
+
+    let tcp = ask_raw(&z, &q, Transport::Tcp).unwrap();
+    let m = Message::from_vec(&tcp).unwrap();
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 30);
+}
+
+#[test]
+fn glue_is_dropped_before_the_answer_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.test.zone");
+    let mut text = "@ 3600 IN SOA ns1 h 1 3600 900 1209600 60\n".to_owned();
+    for i in 0..12 {
+        text.push_str(&format!(
+            "@ 3600 IN NS ns{i}\nns{i} 3600 IN A 127.0.0.{i}\nns{i} 3600 IN AAAA ::{i}\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let z = ZoneSnapshot::new(&load_file(&path).unwrap(), 1, 60).unwrap();
+    let z = ZoneSet::new(vec![Arc::new(z)]);
+
+    // Over TCP: 12 NS records and 24 addresses.
+    let q = query("many.test.", RecordType::NS, None);
+    let m = Message::from_vec(&ask_raw(&z, &q, Transport::Tcp).unwrap()).unwrap();
+    assert_eq!((m.answers.len(), m.additionals.len()), (12, 24));
+    // Over UDP without EDNS (512 bytes) the NS RRset fits, its glue does not: the glue goes,
+    // the answer stays complete and TC stays clear.
+    let raw = ask_raw(&z, &q, Transport::Udp).unwrap();
+    assert!(raw.len() <= 512);
+    let m = Message::from_vec(&raw).unwrap();
+    assert!(!m.metadata.truncation);
+    assert_eq!((m.answers.len(), m.additionals.len()), (12, 0));
+}

@@ -1,0 +1,161 @@
+//! The DNS server: sockets and the lean query path over prepared answers.
+//!
+//! - [`message`] reads queries by hand (header, question, OPT) without allocating;
+//! - [`answer`] builds responses by copying prepared RRsets out of the snapshot;
+//! - [`udp`] runs one blocking loop per UDP socket on its own thread;
+//! - [`tcp`] serves RFC 7766 TCP on tokio.
+//!
+//! Every DNS address is a UDP socket and a TCP listener on the same port. Sockets are bound
+//! before anything is served ([`bind`]) so callers can bind port 0 and read the real port back.
+//! Nothing here touches SQLite or signs: it only reads the [`SharedZones`] snapshot.
+
+pub mod answer;
+pub mod message;
+pub mod tcp;
+pub mod udp;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::zone::SharedZones;
+
+/// Errors of the DNS layer.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    #[error("cannot bind dns {proto} on {addr}: {source}")]
+    Bind {
+        proto: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a dns thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Bound but not yet serving sockets.
+pub struct DnsSockets {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+}
+
+impl DnsSockets {
+    /// The bound addresses, one per requested address, with real ports.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+    }
+}
+
+/// Binds UDP and TCP on every address. With port 0, UDP picks the port and TCP takes the same
+/// one, retrying with a new port if TCP finds it taken.
+pub fn bind(addrs: &[SocketAddr]) -> Result<DnsSockets, DnsError> {
+    let mut sockets = DnsSockets {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+    };
+    for &addr in addrs {
+        let mut attempts = 0;
+        let (udp, tcp) = loop {
+            let bind_err = |proto, source| DnsError::Bind { proto, addr, source };
+            let udp = UdpSocket::bind(addr).map_err(|e| bind_err("udp", e))?;
+            let bound = udp.local_addr().map_err(|e| bind_err("udp", e))?;
+            match TcpListener::bind(bound) {
+                Ok(tcp) => break (udp, tcp),
+                Err(e) if addr.port() == 0 && attempts < 20 => {
+                    attempts += 1;
+                    tracing::debug!(error = %e, port = bound.port(), "tcp port taken; picking another");
+                }
+                Err(e) => return Err(bind_err("tcp", e)),
+            }
+        };
+        sockets.udp.push(udp);
+        sockets.tcp.push(tcp);
+    }
+    Ok(sockets)
+}
+
+/// Running DNS service: UDP threads and TCP tasks.
+pub struct DnsServer {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    tcp: Vec<tokio::task::JoinHandle<()>>,
+    health: Arc<DnsHealth>,
+}
+
+/// Whether every UDP loop is running, for `/healthz`.
+#[derive(Debug, Default)]
+pub struct DnsHealth {
+    expected: AtomicUsize,
+    running: AtomicUsize,
+}
+
+impl DnsHealth {
+    pub fn is_up(&self) -> bool {
+        let expected = self.expected.load(Ordering::Relaxed);
+        expected > 0 && self.running.load(Ordering::Relaxed) == expected
+    }
+}
+
+impl DnsServer {
+    /// Starts serving. Must be called inside a tokio runtime (for TCP).
+    pub fn start(
+        sockets: DnsSockets,
+        zones: SharedZones,
+        shutdown: CancellationToken,
+    ) -> Result<Self, DnsError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(DnsHealth::default());
+        health.expected.store(sockets.udp.len(), Ordering::Relaxed);
+        let mut threads = Vec::new();
+        for socket in sockets.udp {
+            let (zones, stop, health) = (zones.clone(), stop.clone(), health.clone());
+            let name = format!("herald-udp-{}", socket.local_addr().map(|a| a.port()).unwrap_or(0));
+            health.running.fetch_add(1, Ordering::Relaxed);
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    udp::serve(socket, zones, stop);
+                    health.running.fetch_sub(1, Ordering::Relaxed);
+                })
+                .map_err(DnsError::Thread)?;
+            threads.push(thread);
+        }
+        let mut tcp = Vec::new();
+        for listener in sockets.tcp {
+            listener.set_nonblocking(true).map_err(DnsError::Thread)?;
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(DnsError::Thread)?;
+            tcp.push(tokio::spawn(tcp::serve(listener, zones.clone(), shutdown.clone())));
+        }
+        Ok(Self {
+            stop,
+            threads,
+            tcp,
+            health,
+        })
+    }
+
+    pub fn health(&self) -> Arc<DnsHealth> {
+        self.health.clone()
+    }
+
+    /// Stops the UDP loops and waits for them and the TCP accept loops to finish. TCP tasks stop
+    /// on the shutdown token given to [`DnsServer::start`].
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tcp {
+            let _ = t.await;
+        }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,86 @@
+//! DNS over TCP (RFC 7766): two-byte length framing, queries answered in order on one
+//! connection, an idle timeout, and a cap on concurrent connections.
+//!
+//! The framing is written here rather than taken from hickory-server's `Server`: its
+//! `ResponseHandler` only sends `MessageResponse`s built from `Record`s, so serving prepared
+//! bytes through it would mean decoding and re-encoding every answer. Reading two bytes and a
+//! message is less code than that adapter, and UDP and TCP then share one answer function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::answer::{Transport, respond};
+use crate::zone::SharedZones;
+
+/// Connections idle this long are closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many TCP connections at once; more are closed on accept.
+const MAX_CONNECTIONS: usize = 512;
+
+/// Accepts connections on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, zones: SharedZones, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many tcp connections; closing");
+            continue;
+        };
+        let zones = zones.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                result = connection(stream, zones) => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, %peer, "tcp connection ended");
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn connection(stream: TcpStream, zones: SharedZones) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut msg = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let len = match tokio::time::timeout(IDLE_TIMEOUT, reader.read_u16()).await {
+            Ok(Ok(len)) => usize::from(len),
+            // Timeout or the peer closed: done.
+            Ok(Err(_)) | Err(_) => return Ok(()),
+        };
+        tokio::time::timeout(IDLE_TIMEOUT, reader.read_exact(&mut msg[..len]))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if !respond(&zones.load(), &msg[..len], Transport::Tcp, &mut out) {
+            // A response or garbage on a query connection: nothing sensible follows.
+            return Ok(());
+        }
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        writer.write_all(&framed).await?;
+    }
+}

@@ -1,0 +1,285 @@
+//! The node record: node labels, commit ids, zone names and the TXT payload.
+//!
+//! A node `n1` of zone `example.test` is served as one TXT record at `n1.example.test.` holding one
+//! character-string, `v=herald1 commit=<hex> seq=<n> ts=<unix-seconds>` (DESIGN.md, "The record").
+//! Everything here is pure: it validates and renders, and the API, the store and the client share
+//! it so that they agree on what a valid node or commit is.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// The version tag every payload starts with. Clients refuse payloads without it.
+pub const PAYLOAD_VERSION: &str = "herald1";
+
+/// Why a node label, commit, zone name or payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    #[error("node name is empty")]
+    EmptyLabel,
+    #[error("node name is {0} characters long; at most 63 are allowed")]
+    LabelTooLong(usize),
+    #[error("node name contains {0:?}; only a-z, 0-9 and '-' are allowed")]
+    LabelChar(char),
+    #[error("node name must not start or end with '-'")]
+    LabelHyphen,
+    #[error("commit must be 40 or 64 hex digits (a git SHA-1 or SHA-256), got {0} characters")]
+    CommitLength(usize),
+    #[error("commit contains {0:?}; only lowercase hex digits 0-9 and a-f are allowed")]
+    CommitChar(char),
+    #[error("zone name {0:?} is not a valid domain name")]
+    ZoneName(String),
+    #[error("TXT payload is not a herald record: {0}")]
+    Payload(&'static str),
+}
+
+/// A validated node label: 1–63 characters of `a-z 0-9 -`, not starting or ending with `-`.
+///
+/// Input is case-insensitive; the label is kept lowercase, which is also its DNS canonical form
+/// (RFC 4034 §6.2), so the stored label, the served owner name and the NSEC order all agree.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeLabel(String);
+
+impl NodeLabel {
+    /// Validates `input` and returns it lowercased.
+    pub fn parse(input: &str) -> Result<Self, RecordError> {
+        if input.is_empty() {
+            return Err(RecordError::EmptyLabel);
+        }
+        // Count characters, not bytes, so a non-ASCII input gets the character error below.
+        let chars = input.chars().count();
+        if chars > 63 {
+            return Err(RecordError::LabelTooLong(chars));
+        }
+        if let Some(c) = input
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(RecordError::LabelChar(c));
+        }
+        if input.starts_with('-') || input.ends_with('-') {
+            return Err(RecordError::LabelHyphen);
+        }
+        Ok(Self(input.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated commit id: exactly 40 or 64 lowercase hex digits.
+///
+/// Uppercase is refused rather than folded: git prints object names in lowercase, so an uppercase
+/// id most likely did not come from git.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Commit(String);
+
+impl Commit {
+    pub fn parse(input: &str) -> Result<Self, RecordError> {
+        if let Some(c) = input
+            .chars()
+            .find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
+        {
+            return Err(RecordError::CommitChar(c));
+        }
+        match input.len() {
+            40 | 64 => Ok(Self(input.to_owned())),
+            n => Err(RecordError::CommitLength(n)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Commit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A zone name in Herald's API form: lowercase, without the trailing dot (`example.test`).
+///
+/// The API accepts either form (`example.test` or `example.test.`); both map to this one.
+pub fn normalize_zone(input: &str) -> Result<String, RecordError> {
+    let bad = || RecordError::ZoneName(input.to_owned());
+    let name = input.strip_suffix('.').unwrap_or(input);
+    if name.is_empty() || name.len() > 253 {
+        return Err(bad());
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(bad());
+        }
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// The content of a node's TXT record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    pub commit: Commit,
+    /// Per node, from 1, rising by one with every publish.
+    pub seq: u64,
+    /// Unix seconds of the publish.
+    pub ts: u64,
+}
+
+impl Payload {
+    /// The one character-string of the TXT record.
+    pub fn render(&self) -> String {
+        format!(
+            "v={PAYLOAD_VERSION} commit={} seq={} ts={}",
+            self.commit, self.seq, self.ts
+        )
+    }
+
+    /// Parses a character-string. Unknown keys are ignored so fields can be added later; the
+    /// version, commit, seq and ts must be present exactly once.
+    pub fn parse(text: &str) -> Result<Self, RecordError> {
+        let mut version = None;
+        let mut commit = None;
+        let mut seq = None;
+        let mut ts = None;
+        for field in text.split(' ').filter(|f| !f.is_empty()) {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or(RecordError::Payload("a field is not key=value"))?;
+            let slot = match key {
+                "v" => &mut version,
+                "commit" => &mut commit,
+                "seq" => &mut seq,
+                "ts" => &mut ts,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(RecordError::Payload("a field appears twice"));
+            }
+        }
+        if version != Some(PAYLOAD_VERSION) {
+            return Err(RecordError::Payload("missing or unknown v="));
+        }
+        let commit = Commit::parse(commit.ok_or(RecordError::Payload("missing commit="))?)?;
+        let number = |v: Option<&str>, what| {
+            v.and_then(|v| v.parse::<u64>().ok())
+                .ok_or(RecordError::Payload(what))
+        };
+        Ok(Self {
+            commit,
+            seq: number(seq, "missing or bad seq=")?,
+            ts: number(ts, "missing or bad ts=")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA1: &str = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f";
+    const SHA256: &str = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f3f2a9c0d5e6b7a8f9e0d1c2b";
+
+    #[test]
+    fn labels_are_validated_and_lowercased() {
+        assert_eq!(NodeLabel::parse("N1").unwrap().as_str(), "n1");
+        assert_eq!(NodeLabel::parse("a").unwrap().as_str(), "a");
+        assert_eq!(NodeLabel::parse("web-01").unwrap().as_str(), "web-01");
+        // A UUID and an IPv6 address written with dashes both fit.
+        let uuid = "3F2504E0-4F89-11D3-9A0C-0305E82C3301";
+        assert_eq!(NodeLabel::parse(uuid).unwrap().as_str(), uuid.to_lowercase());
+        assert!(NodeLabel::parse("2001-db8-0-0-0-ff00-42-8329").is_ok());
+        assert_eq!(NodeLabel::parse(&"a".repeat(63)).unwrap().as_str().len(), 63);
+    }
+
+    #[test]
+    fn bad_labels_are_refused_with_the_reason() {
+        assert_eq!(NodeLabel::parse(""), Err(RecordError::EmptyLabel));
+        assert_eq!(
+            NodeLabel::parse(&"a".repeat(64)),
+            Err(RecordError::LabelTooLong(64))
+        );
+        assert_eq!(NodeLabel::parse("-a"), Err(RecordError::LabelHyphen));
+        assert_eq!(NodeLabel::parse("a-"), Err(RecordError::LabelHyphen));
+        assert_eq!(NodeLabel::parse("a.b"), Err(RecordError::LabelChar('.')));
+        assert_eq!(NodeLabel::parse("a_b"), Err(RecordError::LabelChar('_')));
+        assert_eq!(NodeLabel::parse("a b"), Err(RecordError::LabelChar(' ')));
+        assert_eq!(NodeLabel::parse("ü"), Err(RecordError::LabelChar('ü')));
+        assert_eq!(
+            NodeLabel::parse(&"ü".repeat(40)),
+            Err(RecordError::LabelChar('ü'))
+        );
+    }
+
+    #[test]
+    fn commits_are_40_or_64_lowercase_hex() {
+        assert_eq!(Commit::parse(SHA1).unwrap().as_str(), SHA1);
+        assert_eq!(Commit::parse(SHA256).unwrap().as_str(), SHA256);
+        assert_eq!(Commit::parse(&SHA1[..39]), Err(RecordError::CommitLength(39)));
+        assert_eq!(Commit::parse(&SHA256[..63]), Err(RecordError::CommitLength(63)));
+        assert_eq!(Commit::parse(""), Err(RecordError::CommitLength(0)));
+        assert_eq!(
+            Commit::parse(&SHA1.to_uppercase()),
+            Err(RecordError::CommitChar('F'))
+        );
+        assert_eq!(
+            Commit::parse(&format!("{}g", &SHA1[..39])),
+            Err(RecordError::CommitChar('g'))
+        );
+        assert_eq!(
+            Commit::parse(&format!(" {}", &SHA1[..39])),
+            Err(RecordError::CommitChar(' '))
+        );
+    }
+
+    #[test]
+    fn zone_names_accept_both_forms() {
+        assert_eq!(normalize_zone("example.test").unwrap(), "example.test");
+        assert_eq!(normalize_zone("Example.TEST.").unwrap(), "example.test");
+        for bad in ["", ".", "a..b", "a b", "a/b", &"a".repeat(64)] {
+            assert!(normalize_zone(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn payload_round_trips() {
+        let p = Payload {
+            commit: Commit::parse(SHA1).unwrap(),
+            seq: 3,
+            ts: 1764086400,
+        };
+        let text = p.render();
+        assert_eq!(text, format!("v=herald1 commit={SHA1} seq=3 ts=1764086400"));
+        assert_eq!(Payload::parse(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn payload_ignores_unknown_keys_and_refuses_broken_ones() {
+        let text = format!("v=herald1 future=x commit={SHA256} seq=9 ts=1 more=y");
+        assert_eq!(Payload::parse(&text).unwrap().seq, 9);
+        for bad in [
+            format!("commit={SHA1} seq=1 ts=1"),
+            format!("v=herald2 commit={SHA1} seq=1 ts=1"),
+            format!("v=herald1 commit={SHA1} seq=x ts=1"),
+            format!("v=herald1 commit={SHA1} seq=1"),
+            format!("v=herald1 commit={SHA1} seq=1 seq=2 ts=1"),
+            "v=herald1 commit=abc seq=1 ts=1".to_owned(),
+            format!("v=herald1 commit={SHA1} seq=1 ts"),
+        ] {
+            assert!(Payload::parse(&bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `herald serve`: opens the store, loads the zones, binds the sockets, and runs DNS and the API
+//! until the shutdown token is cancelled.
+//!
+//! Start-up order matters: everything that can fail (data directory, token, zone files, store,
+//! sockets) is done before anything is served, and each bound socket is logged as
+//! `listening for <dns|api> on <addr>` (tests read the ports back from those lines). Shutdown
+//! runs the other way: stop taking API requests, stop DNS, let the publisher finish what it
+//! was given, close the store.
+
+use std::fs::DirBuilder;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::auth::{self, Auth, AuthError, TokenSource};
+use crate::api::{self, AppState};
+use crate::dns::{self, DnsError, DnsServer};
+use crate::store::{self, Store};
+use crate::zone::{self, ZoneError};
+
+/// Everything `herald serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub zones_dir: PathBuf,
+    pub dns: Vec<SocketAddr>,
+    pub api: SocketAddr,
+    /// From `HERALD_ADMIN_TOKEN`; when `None` the token file in the data directory is used.
+    pub admin_token: Option<String>,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin token: {0}")]
+    Auth(#[from] AuthError),
+    #[error("zones: {0}")]
+    Zone(#[from] ZoneError),
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    #[error("{0}")]
+    Dns(#[from] DnsError),
+    #[error("cannot bind the api on {addr}: {source}")]
+    ApiBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("api server: {0}")]
+    Api(std::io::Error),
+}
+
+/// Runs the server until `shutdown` is cancelled.
+pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let data = &config.data_dir;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data)
+        .map_err(|source| ServeError::DataDir {
+            path: data.clone(),
+            source,
+        })?;
+
+    let (token, source) = auth::admin_token(data, config.admin_token.clone())?;
+    match source {
+        TokenSource::Environment => tracing::info!("admin token from {}", auth::ADMIN_TOKEN_ENV),
+        TokenSource::File(p) => tracing::info!("admin token from {}", p.display()),
+        TokenSource::Generated(p) => tracing::info!("admin token generated into {}", p.display()),
+    }
+    let auth = Auth::new(&token);
+    drop(token);
+
+    let zones = zone::file::load_dir(&config.zones_dir)?;
+    let db = Store::path_in(data);
+    let store = Store::open(&db)?;
+    let reader = Store::open_reader(&db)?;
+    let (publisher, shared, publisher_thread) =
+        zone::publish::start(store, &zones, zone::DEFAULT_NODE_TTL)?;
+
+    let sockets = dns::bind(&config.dns)?;
+    let api_listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .map_err(|source| ServeError::ApiBind {
+            addr: config.api,
+            source,
+        })?;
+    let api_addr = api_listener.local_addr().map_err(ServeError::Api)?;
+    let dns_addrs = sockets.local_addrs();
+    let dns = DnsServer::start(sockets, shared.clone(), shutdown.clone())?;
+    for addr in dns_addrs {
+        tracing::info!("listening for dns on {addr}");
+    }
+    tracing::info!("listening for api on {api_addr}");
+
+    let health = dns.health();
+    let state = AppState {
+        publisher,
+        reader: Arc::new(Mutex::new(reader)),
+        zones: shared,
+        auth: Arc::new(auth),
+        dns_up: Arc::new(move || health.is_up()),
+    };
+    let served = axum::serve(api_listener, api::app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    // Stop DNS even when the API failed, then let the publisher drain: its last handle went
+    // with the router, so its thread ends after the changes it already has.
+    shutdown.cancel();
+    dns.stop().await;
+    let _ = tokio::task::spawn_blocking(move || publisher_thread.join()).await;
+    served.map_err(ServeError::Api)?;
+    tracing::info!("stopped");
+    Ok(())
+}

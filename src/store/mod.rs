@@ -1,0 +1,326 @@
+//! The durable store: one SQLite file holding zones, nodes and the publish history.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL`, so a commit is fsynced before it returns: once
+//! the API has answered 2xx, the write survives `kill -9` and power loss. Every write is one
+//! transaction, and a group of API writes can share one (group commit, see [`Store::apply`]),
+//! each inside its own savepoint so that a refused change leaves nothing behind.
+//!
+//! The store is the source of truth; the zone snapshot that DNS answers from is built from it at
+//! start and updated after every commit. Nothing on the DNS query path touches SQLite.
+
+mod nodes;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use thiserror::Error;
+
+use crate::record::{Commit, NodeLabel};
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// A failure of the store itself (I/O, SQLite, an incompatible file). The caller cannot fix these
+/// by changing its request; see [`Refusal`] for the ones it can.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the store has schema version {found}, newer than this Herald knows ({known}); \
+         run a newer Herald or restore a backup"
+    )]
+    TooNew { found: u32, known: u32 },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store holds an invalid value: {0}")]
+    Corrupt(String),
+}
+
+/// Why one change was refused. The change was rolled back; the rest of its group is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("zone {0} is not served")]
+    UnknownZone(String),
+    #[error("node {0} does not exist")]
+    NoSuchNode(String),
+    #[error("node {node}: If-Match does not match (current seq: {})", current.map_or("none".to_owned(), |s| s.to_string()))]
+    SeqMismatch { node: String, current: Option<u64> },
+}
+
+/// An `If-Match` precondition on a node (RFC 9110 §13.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the node must exist.
+    Any,
+    /// `"<seq>"`: the node must exist with this seq.
+    Seq(u64),
+}
+
+/// One write, as the API asked for it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Publish `commit` for `node`: a new seq, even when the commit is the current one.
+    Put {
+        node: NodeLabel,
+        commit: Commit,
+        if_match: Option<IfMatch>,
+    },
+    /// Remove `node`. Its history stays, so a later publish continues its seq.
+    Delete {
+        node: NodeLabel,
+        if_match: Option<IfMatch>,
+    },
+    /// Publish and delete several nodes at once: all or nothing, one serial.
+    Batch {
+        set: Vec<(NodeLabel, Commit)>,
+        delete: Vec<NodeLabel>,
+    },
+}
+
+/// The current state of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub node: String,
+    pub commit: String,
+    pub seq: u64,
+    /// Unix seconds of the publish.
+    pub ts: u64,
+    /// The zone's SOA serial that first carried this publish.
+    pub serial: u32,
+}
+
+/// One past publish of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub commit: String,
+    pub seq: u64,
+    pub ts: u64,
+}
+
+/// A zone's persistent state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneRow {
+    pub serial: u32,
+    pub node_count: u64,
+}
+
+/// What a committed change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The zone's serial after the change.
+    pub serial: u32,
+    /// The nodes published, each with `true` when it did not exist before.
+    pub set: Vec<(NodeRow, bool)>,
+    /// The nodes deleted.
+    pub deleted: Vec<String>,
+}
+
+/// A connection to the store. Open one for the writer and one for readers; WAL lets readers run
+/// while a write is in progress.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let open_err = |source| Error::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        // WAL lets API reads run beside the writer; FULL fsyncs the WAL on every commit, which
+        // is what makes a 2xx durable (SQLite's NORMAL would only be durable at checkpoints).
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Corrupt(format!(
+                "{} refused WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        schema::migrate(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    /// Opens a second connection to an existing store for reading only.
+    pub fn open_reader(path: &Path) -> Result<Self, Error> {
+        let open_err = |source| Error::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(open_err)?;
+        let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found != schema::VERSION {
+            return Err(Error::Corrupt(format!(
+                "reader found schema version {found}, expected {}",
+                schema::VERSION
+            )));
+        }
+        Ok(Self { conn })
+    }
+
+    /// Registers a served zone at start, or updates it, and returns its state.
+    ///
+    /// The SOA serial never goes backwards and never repeats with different content: a new zone
+    /// starts at the zone file's serial; when the file's static records changed since the last
+    /// run, the serial moves past both the stored one and the file's; when only the file's serial
+    /// was raised, it is taken.
+    pub fn init_zone(
+        &mut self,
+        zone: &str,
+        file_serial: u32,
+        static_digest: &[u8],
+    ) -> Result<ZoneRow, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: Option<(u32, Vec<u8>, u64)> = tx
+            .query_row(
+                "SELECT serial, static_digest, node_count FROM zone WHERE name = ?1",
+                [zone],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let row = match found {
+            None => {
+                tx.execute(
+                    "INSERT INTO zone (name, serial, static_digest) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![zone, file_serial, static_digest],
+                )?;
+                ZoneRow {
+                    serial: file_serial,
+                    node_count: 0,
+                }
+            }
+            Some((stored, digest, node_count)) => {
+                let serial = if digest != static_digest {
+                    newest_serial(stored.wrapping_add(1), file_serial)
+                } else {
+                    newest_serial(stored, file_serial)
+                };
+                tx.execute(
+                    "UPDATE zone SET serial = ?2, static_digest = ?3 WHERE name = ?1",
+                    rusqlite::params![zone, serial, static_digest],
+                )?;
+                ZoneRow { serial, node_count }
+            }
+        };
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// A zone's state, or `None` when the zone was never served.
+    pub fn zone(&self, zone: &str) -> Result<Option<ZoneRow>, Error> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT serial, node_count FROM zone WHERE name = ?1")?
+            .query_row([zone], |r| {
+                Ok(ZoneRow {
+                    serial: r.get(0)?,
+                    node_count: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// A cheap round trip for health checks.
+    pub fn check(&self) -> Result<(), Error> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Applies a group of changes in one transaction with one fsync (group commit).
+    ///
+    /// Each change runs in its own savepoint: a refused change is rolled back alone and reported
+    /// in its slot. The outer error means the transaction as a whole failed and nothing of the
+    /// group was written.
+    pub fn apply(
+        &mut self,
+        changes: &[(&str, &Change)],
+        now: u64,
+    ) -> Result<Vec<Result<Applied, Refusal>>, Error> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::with_capacity(changes.len());
+        for (zone, change) in changes {
+            let sp = tx.savepoint()?;
+            match nodes::apply(&sp, zone, change, now)? {
+                Ok(applied) => {
+                    sp.commit()?;
+                    results.push(Ok(applied));
+                }
+                // Dropping the savepoint rolls it back.
+                Err(refusal) => results.push(Err(refusal)),
+            }
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    /// One node, or `None`.
+    pub fn node(&self, zone: &str, node: &str) -> Result<Option<NodeRow>, Error> {
+        nodes::get(&self.conn, zone, node)
+    }
+
+    /// Up to `limit` nodes in name order, starting after `after`.
+    pub fn nodes(
+        &self,
+        zone: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<NodeRow>, Error> {
+        nodes::list(&self.conn, zone, after, limit)
+    }
+
+    /// Calls `f` for every node of `zone`; used to build the snapshot at start.
+    pub fn for_each_node(
+        &self,
+        zone: &str,
+        f: impl FnMut(NodeRow) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        nodes::for_each(&self.conn, zone, f)
+    }
+
+    /// A node's publishes, newest first.
+    pub fn history(&self, zone: &str, node: &str, limit: usize) -> Result<Vec<HistoryRow>, Error> {
+        nodes::history(&self.conn, zone, node, limit)
+    }
+
+    /// The path of the SQLite file inside a data directory.
+    pub fn path_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("herald.sqlite3")
+    }
+}
+
+/// The newer of two SOA serials in RFC 1982 serial number arithmetic (`a` on a tie or when the
+/// comparison is undefined).
+pub fn newest_serial(a: u32, b: u32) -> u32 {
+    if serial_gt(b, a) { b } else { a }
+}
+
+/// `a > b` in RFC 1982 §3.2 serial number arithmetic.
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < (1 << 31)
+}
+
+#[cfg(test)]
+mod tests;

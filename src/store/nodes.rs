@@ -1,0 +1,198 @@
+//! Node rows: reads, and the writes behind [`super::Change`].
+//!
+//! Writes run inside a transaction or savepoint owned by [`super::Store::apply`]; they check their
+//! preconditions (If-Match, existence) inside it, so a check and its write cannot interleave with
+//! another writer.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Applied, Change, Error, HistoryRow, IfMatch, NodeRow, Refusal};
+
+const NODE_COLUMNS: &str = "name, commit_id, seq, ts, serial";
+
+fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> {
+    Ok(NodeRow {
+        node: r.get(0)?,
+        commit: r.get(1)?,
+        seq: r.get(2)?,
+        ts: r.get(3)?,
+        serial: r.get(4)?,
+    })
+}
+
+pub(super) fn get(conn: &Connection, zone: &str, node: &str) -> Result<Option<NodeRow>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 AND name = ?2"
+        ))?
+        .query_row([zone, node], node_row)
+        .optional()?)
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    zone: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<NodeRow>, Error> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![zone, after.unwrap_or(""), limit as i64], node_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn for_each(
+    conn: &Connection,
+    zone: &str,
+    mut f: impl FnMut(NodeRow) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 ORDER BY name"
+    ))?;
+    let mut rows = stmt.query([zone])?;
+    while let Some(r) = rows.next()? {
+        f(node_row(r)?)?;
+    }
+    Ok(())
+}
+
+pub(super) fn history(
+    conn: &Connection,
+    zone: &str,
+    node: &str,
+    limit: usize,
+) -> Result<Vec<HistoryRow>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT commit_id, seq, ts FROM history WHERE zone = ?1 AND name = ?2 \
+         ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![zone, node, limit as i64], |r| {
+        Ok(HistoryRow {
+            commit: r.get(0)?,
+            seq: r.get(1)?,
+            ts: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Applies one change. `Ok(Err(_))` is a refusal: the caller rolls back the savepoint.
+pub(super) fn apply(
+    conn: &Connection,
+    zone: &str,
+    change: &Change,
+    now: u64,
+) -> Result<Result<Applied, Refusal>, Error> {
+    let Some((serial, count)) = conn
+        .prepare_cached("SELECT serial, node_count FROM zone WHERE name = ?1")?
+        .query_row([zone], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?
+    else {
+        return Ok(Err(Refusal::UnknownZone(zone.to_owned())));
+    };
+    let serial = serial.wrapping_add(1);
+    let mut applied = Applied {
+        serial,
+        set: Vec::new(),
+        deleted: Vec::new(),
+    };
+    match change {
+        Change::Put {
+            node,
+            commit,
+            if_match,
+        } => {
+            let current = get(conn, zone, node.as_str())?;
+            if let Err(r) = precondition(node.as_str(), current.as_ref(), *if_match) {
+                return Ok(Err(r));
+            }
+            applied.set.push(publish(conn, zone, node.as_str(), commit.as_str(), now, serial, current.is_none())?);
+        }
+        Change::Delete { node, if_match } => {
+            let current = get(conn, zone, node.as_str())?;
+            if current.is_none() {
+                return Ok(Err(Refusal::NoSuchNode(node.to_string())));
+            }
+            if let Err(r) = precondition(node.as_str(), current.as_ref(), *if_match) {
+                return Ok(Err(r));
+            }
+            delete(conn, zone, node.as_str())?;
+            applied.deleted.push(node.to_string());
+        }
+        Change::Batch { set, delete: dels } => {
+            for node in dels {
+                if get(conn, zone, node.as_str())?.is_none() {
+                    return Ok(Err(Refusal::NoSuchNode(node.to_string())));
+                }
+                delete(conn, zone, node.as_str())?;
+                applied.deleted.push(node.to_string());
+            }
+            for (node, commit) in set {
+                let exists = get(conn, zone, node.as_str())?.is_some();
+                applied.set.push(publish(conn, zone, node.as_str(), commit.as_str(), now, serial, !exists)?);
+            }
+        }
+    }
+    let created = applied.set.iter().filter(|(_, new)| *new).count() as i64;
+    let count = count + created - applied.deleted.len() as i64;
+    conn.prepare_cached("UPDATE zone SET serial = ?2, node_count = ?3 WHERE name = ?1")?
+        .execute(params![zone, serial, count])?;
+    Ok(Ok(applied))
+}
+
+fn precondition(node: &str, current: Option<&NodeRow>, if_match: Option<IfMatch>) -> Result<(), Refusal> {
+    let ok = match (if_match, current) {
+        (None, _) => true,
+        (Some(IfMatch::Any), found) => found.is_some(),
+        (Some(IfMatch::Seq(want)), found) => found.is_some_and(|n| n.seq == want),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::SeqMismatch {
+            node: node.to_owned(),
+            current: current.map(|n| n.seq),
+        })
+    }
+}
+
+/// Writes a publish: the next seq after the node's last one (from history, so a deleted and
+/// re-published node continues its seq), the node row and a history row.
+fn publish(
+    conn: &Connection,
+    zone: &str,
+    node: &str,
+    commit: &str,
+    now: u64,
+    serial: u32,
+    created: bool,
+) -> Result<(NodeRow, bool), Error> {
+    let last: Option<u64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM history WHERE zone = ?1 AND name = ?2")?
+        .query_row([zone, node], |r| r.get(0))?;
+    let seq = last.unwrap_or(0) + 1;
+    conn.prepare_cached(
+        "INSERT INTO node (zone, name, commit_id, seq, ts, serial) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (zone, name) DO UPDATE SET commit_id = ?3, seq = ?4, ts = ?5, serial = ?6",
+    )?
+    .execute(params![zone, node, commit, seq, now, serial])?;
+    conn.prepare_cached(
+        "INSERT INTO history (zone, name, seq, commit_id, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![zone, node, seq, commit, now])?;
+    let row = NodeRow {
+        node: node.to_owned(),
+        commit: commit.to_owned(),
+        seq,
+        ts: now,
+        serial,
+    };
+    Ok((row, created))
+}
+
+fn delete(conn: &Connection, zone: &str, node: &str) -> Result<(), Error> {
+    conn.prepare_cached("DELETE FROM node WHERE zone = ?1 AND name = ?2")?
+        .execute([zone, node])?;
+    Ok(())
+}

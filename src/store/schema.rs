@@ -1,0 +1,69 @@
+//! Versioned schema migrations.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Each migration runs in its own
+//! transaction together with the version bump, so a crash leaves the store at one version or the
+//! next, never between. A store written by a newer Herald (a higher version than this binary knows)
+//! is refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use super::Error;
+
+/// Migration `i` takes the store from version `i` to `i + 1`. Append only; never edit a shipped one.
+const MIGRATIONS: &[&str] = &[
+    // 1: zones, nodes and the publish history.
+    "
+    -- One row per served zone: the SOA serial Herald last used, so it never goes backwards across
+    -- restarts, and a digest of the zone file's static records, so a changed file bumps it.
+    CREATE TABLE zone (
+        name          TEXT PRIMARY KEY,
+        serial        INTEGER NOT NULL,
+        static_digest BLOB NOT NULL,
+        node_count    INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    -- The current commit of every node.
+    CREATE TABLE node (
+        zone      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        commit_id TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        ts        INTEGER NOT NULL,
+        serial    INTEGER NOT NULL,
+        PRIMARY KEY (zone, name)
+    ) WITHOUT ROWID;
+
+    -- Every publish, kept after a delete too: a node that is deleted and published again continues
+    -- its seq, so clients that applied an older seq never see a replay.
+    CREATE TABLE history (
+        zone      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        commit_id TEXT NOT NULL,
+        ts        INTEGER NOT NULL,
+        PRIMARY KEY (zone, name, seq)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this binary writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the store up to [`VERSION`].
+pub fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(Error::TooNew {
+            found,
+            known: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store migrated");
+    }
+    Ok(())
+}

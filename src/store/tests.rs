@@ -1,0 +1,256 @@
+use super::*;
+
+const A: &str = "1111111111111111111111111111111111111111";
+const B: &str = "2222222222222222222222222222222222222222";
+
+fn label(s: &str) -> NodeLabel {
+    NodeLabel::parse(s).unwrap()
+}
+
+fn commit(s: &str) -> Commit {
+    Commit::parse(s).unwrap()
+}
+
+fn put(node: &str, c: &str, if_match: Option<IfMatch>) -> Change {
+    Change::Put {
+        node: label(node),
+        commit: commit(c),
+        if_match,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&Store::path_in(dir.path())).unwrap();
+    store.init_zone("example.test", 100, b"digest").unwrap();
+    (dir, store)
+}
+
+fn one(store: &mut Store, change: Change, now: u64) -> Result<Applied, Refusal> {
+    store
+        .apply(&[("example.test", &change)], now)
+        .unwrap()
+        .pop()
+        .unwrap()
+}
+
+#[test]
+fn publish_assigns_rising_seq_and_serial() {
+    let (_dir, mut store) = open();
+    let a = one(&mut store, put("n1", A, None), 10).unwrap();
+    assert_eq!(a.serial, 101);
+    assert_eq!(
+        a.set,
+        vec![(
+            NodeRow {
+                node: "n1".into(),
+                commit: A.into(),
+                seq: 1,
+                ts: 10,
+                serial: 101
+            },
+            true
+        )]
+    );
+    // The same commit again is still a publish: new seq, not "created".
+    let b = one(&mut store, put("n1", A, None), 11).unwrap();
+    assert_eq!((b.set[0].0.seq, b.set[0].1, b.serial), (2, false, 102));
+    let row = store.node("example.test", "n1").unwrap().unwrap();
+    assert_eq!((row.seq, row.ts, row.serial), (2, 11, 102));
+    assert_eq!(store.zone("example.test").unwrap().unwrap().node_count, 1);
+}
+
+#[test]
+fn delete_keeps_history_and_seq_continues() {
+    let (_dir, mut store) = open();
+    one(&mut store, put("n1", A, None), 1).unwrap();
+    one(&mut store, put("n1", B, None), 2).unwrap();
+    let d = one(
+        &mut store,
+        Change::Delete {
+            node: label("n1"),
+            if_match: None,
+        },
+        3,
+    )
+    .unwrap();
+    assert_eq!(d.deleted, vec!["n1".to_owned()]);
+    assert_eq!(store.node("example.test", "n1").unwrap(), None);
+    assert_eq!(store.zone("example.test").unwrap().unwrap().node_count, 0);
+    let again = one(&mut store, put("n1", A, None), 4).unwrap();
+    assert_eq!((again.set[0].0.seq, again.set[0].1), (3, true));
+    let h = store.history("example.test", "n1", 10).unwrap();
+    let seqs: Vec<_> = h.iter().map(|h| (h.seq, h.commit.as_str())).collect();
+    assert_eq!(seqs, vec![(3, A), (2, B), (1, A)]);
+    assert_eq!(store.history("example.test", "n1", 1).unwrap().len(), 1);
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let (_dir, mut store) = open();
+    one(&mut store, put("n1", A, None), 1).unwrap();
+    let before = store.zone("example.test").unwrap();
+
+    let del = Change::Delete {
+        node: label("nope"),
+        if_match: None,
+    };
+    assert_eq!(one(&mut store, del, 2), Err(Refusal::NoSuchNode("nope".into())));
+    assert_eq!(
+        one(&mut store, put("n1", B, Some(IfMatch::Seq(7))), 2),
+        Err(Refusal::SeqMismatch {
+            node: "n1".into(),
+            current: Some(1)
+        })
+    );
+    assert_eq!(
+        one(&mut store, put("n2", B, Some(IfMatch::Any)), 2),
+        Err(Refusal::SeqMismatch {
+            node: "n2".into(),
+            current: None
+        })
+    );
+    // A batch whose delete fails publishes none of its sets.
+    let batch = Change::Batch {
+        set: vec![(label("n3"), commit(A)), (label("n1"), commit(B))],
+        delete: vec![label("missing")],
+    };
+    assert_eq!(one(&mut store, batch, 2), Err(Refusal::NoSuchNode("missing".into())));
+    let unknown = store.apply(&[("other.test", &put("n1", A, None))], 2).unwrap();
+    assert_eq!(unknown, vec![Err(Refusal::UnknownZone("other.test".into()))]);
+
+    assert_eq!(store.zone("example.test").unwrap(), before);
+    assert_eq!(store.node("example.test", "n3").unwrap(), None);
+    assert_eq!(store.node("example.test", "n1").unwrap().unwrap().commit, A);
+    assert_eq!(store.history("example.test", "n1", 10).unwrap().len(), 1);
+}
+
+#[test]
+fn if_match_accepts_the_current_seq() {
+    let (_dir, mut store) = open();
+    one(&mut store, put("n1", A, None), 1).unwrap();
+    let a = one(&mut store, put("n1", B, Some(IfMatch::Seq(1))), 2).unwrap();
+    assert_eq!(a.set[0].0.seq, 2);
+    let a = one(&mut store, put("n1", A, Some(IfMatch::Any)), 3).unwrap();
+    assert_eq!(a.set[0].0.seq, 3);
+}
+
+#[test]
+fn a_group_commits_the_good_and_drops_the_refused() {
+    let (_dir, mut store) = open();
+    let bad = Change::Delete {
+        node: label("ghost"),
+        if_match: None,
+    };
+    let p1 = put("n1", A, None);
+    let p2 = put("n2", B, None);
+    let results = store
+        .apply(
+            &[("example.test", &p1), ("example.test", &bad), ("example.test", &p2)],
+            5,
+        )
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap().serial, 101);
+    assert!(results[1].is_err());
+    assert_eq!(results[2].as_ref().unwrap().serial, 102);
+    let names: Vec<_> = store
+        .nodes("example.test", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.node)
+        .collect();
+    assert_eq!(names, ["n1", "n2"]);
+}
+
+#[test]
+fn batch_is_one_serial() {
+    let (_dir, mut store) = open();
+    one(&mut store, put("old", A, None), 1).unwrap();
+    let batch = Change::Batch {
+        set: vec![(label("a"), commit(A)), (label("b"), commit(B))],
+        delete: vec![label("old")],
+    };
+    let applied = one(&mut store, batch, 2).unwrap();
+    assert_eq!(applied.serial, 102);
+    assert!(applied.set.iter().all(|(n, new)| *new && n.serial == 102));
+    assert_eq!(applied.deleted, ["old"]);
+    assert_eq!(store.zone("example.test").unwrap().unwrap().node_count, 2);
+}
+
+#[test]
+fn listing_pages_in_name_order() {
+    let (_dir, mut store) = open();
+    for n in ["c", "a", "b", "d"] {
+        one(&mut store, put(n, A, None), 1).unwrap();
+    }
+    let page = |after, limit| -> Vec<String> {
+        store
+            .nodes("example.test", after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.node)
+            .collect()
+    };
+    assert_eq!(page(None, 2), ["a", "b"]);
+    assert_eq!(page(Some("b"), 2), ["c", "d"]);
+    assert!(page(Some("d"), 2).is_empty());
+}
+
+#[test]
+fn zone_serial_never_goes_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.init_zone("z.test", 50, b"d1").unwrap().serial, 50);
+    one_in(&mut store, "z.test", put("n1", A, None));
+    drop(store);
+
+    let mut store = Store::open(&path).unwrap();
+    // Same file: the stored serial (51) stands, not the file's 50.
+    assert_eq!(store.init_zone("z.test", 50, b"d1").unwrap().serial, 51);
+    // Changed static records with an old file serial: past the stored one.
+    assert_eq!(store.init_zone("z.test", 50, b"d2").unwrap().serial, 52);
+    // The operator raised the file's serial: taken.
+    assert_eq!(store.init_zone("z.test", 900, b"d2").unwrap().serial, 900);
+    // Changed records with a raised serial: the file's serial, which is newer than stored + 1.
+    assert_eq!(store.init_zone("z.test", 1000, b"d3").unwrap().serial, 1000);
+    assert_eq!(store.node("z.test", "n1").unwrap().unwrap().seq, 1);
+}
+
+fn one_in(store: &mut Store, zone: &str, change: Change) {
+    store.apply(&[(zone, &change)], 1).unwrap().pop().unwrap().unwrap();
+}
+
+#[test]
+fn serial_arithmetic_wraps() {
+    assert!(serial_gt(1, 0));
+    assert!(serial_gt(0, u32::MAX));
+    assert!(!serial_gt(u32::MAX, 0));
+    assert!(!serial_gt(5, 5));
+    assert_eq!(newest_serial(u32::MAX, 3), 3);
+    assert_eq!(newest_serial(10, 3), 10);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    drop(Store::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    drop(conn);
+    match Store::open(&path) {
+        Err(Error::TooNew { found, known }) => assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
+        other => panic!("expected TooNew, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn reader_sees_committed_writes() {
+    let (dir, mut store) = open();
+    let reader = Store::open_reader(&Store::path_in(dir.path())).unwrap();
+    one(&mut store, put("n1", A, None), 1).unwrap();
+    assert_eq!(reader.node("example.test", "n1").unwrap().unwrap().seq, 1);
+    // The reader cannot write.
+    assert!(reader.conn.execute("DELETE FROM node", []).is_err());
+}

@@ -1,0 +1,47 @@
+//! Zones: the zone files, the in-memory snapshot DNS answers from, and the publisher that keeps
+//! the snapshot in step with the store.
+//!
+//! - [`file`] loads and checks `zones/<zone>.zone`;
+//! - [`wire`] prepares RRsets in wire format, once, when their data changes;
+//! - [`snapshot`] holds the prepared RRsets of every name in an immutable, structure-sharing map;
+//! - [`publish`] runs the write path: store, then snapshot, then the caller's answer.
+//!
+//! DNSSEC signing (issue 3) belongs here too: the signer runs in the publisher, at update time,
+//! never on the query path.
+
+pub mod file;
+pub mod publish;
+pub mod snapshot;
+pub mod wire;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub use file::StaticZone;
+pub use publish::{PublishError, Publisher, SharedZones};
+pub use snapshot::{ZoneSet, ZoneSnapshot};
+
+/// Default TTL of node TXT records (DESIGN.md, "The record").
+pub const DEFAULT_NODE_TTL: u32 = 60;
+
+/// Errors of loading zones and preparing their answers.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ZoneError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no zone files (*.zone) in {0}")]
+    NoZones(PathBuf),
+    #[error("cannot parse {path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+    #[error("cannot encode a record: {0}")]
+    Encode(String),
+    #[error("store: {0}")]
+    Store(String),
+}

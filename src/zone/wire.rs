@@ -1,0 +1,310 @@
+//! Prepared RRsets: wire format built once at publish time and copied into answers.
+//!
+//! The DNS query path must not encode records per query (DESIGN.md, "What follows for Herald"),
+//! so every RRset is encoded here, when its data changes, into a compact form that the answer
+//! writer only has to copy. Two things in a record depend on the query and are filled in at
+//! answer time:
+//!
+//! - the owner name, which is either the question name (a pointer to offset 12) or a name of the
+//!   zone written relative to the apex (the covering NSEC of a negative answer, glue, the SOA);
+//! - pointers to the zone apex inside RDATA, whose offset depends on the question's length: the
+//!   apex is always a suffix of the question name, at `12 + qname_len - apex_len`.
+//!
+//! Names in RDATA are compressed against the apex only for the RFC 1035 types that allow it
+//! (RFC 3597 §4: NS, CNAME, SOA, PTR, MX), as NSD does; all other RDATA is encoded by
+//! hickory-proto without compression.
+//!
+//! Layout of [`WireRrset::bytes`], one block per record:
+//! `tail_len: u16 | fixups: u8 | fixup offsets: u16 × fixups | tail`, where the tail is
+//! `TYPE CLASS TTL RDLENGTH RDATA` and each fixup offset (relative to the tail) marks a two-byte
+//! compression pointer to be set to the apex.
+
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::ZoneError;
+
+/// The owner name to write in front of each record of a [`WireRrset`].
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// The question name: a compression pointer to offset 12 (RFC 1035 §4.1.4).
+    Question,
+    /// A name in the zone: these lowercase wire-format labels, then a pointer to the apex.
+    /// Empty for the apex itself.
+    Relative(&'a [u8]),
+}
+
+/// One RRset in prepared wire form, without owner names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireRrset {
+    rtype: RecordType,
+    count: u16,
+    bytes: Box<[u8]>,
+}
+
+impl WireRrset {
+    /// Encodes the records of one RRset (all of `rtype`, class IN, one TTL) of the zone `apex`.
+    pub fn build<'r>(
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: impl IntoIterator<Item = &'r RData>,
+        apex: &Name,
+    ) -> Result<Self, ZoneError> {
+        let mut bytes = Vec::new();
+        let mut count: u16 = 0;
+        let mut tail = Vec::with_capacity(64);
+        let mut fixups: Vec<u16> = Vec::new();
+        for rdata in rdatas {
+            tail.clear();
+            fixups.clear();
+            tail.extend_from_slice(&u16::from(rtype).to_be_bytes());
+            tail.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+            tail.extend_from_slice(&ttl.to_be_bytes());
+            tail.extend_from_slice(&[0, 0]); // RDLENGTH, set below
+            encode_rdata(rdata, apex, &mut tail, &mut fixups)?;
+            let rdlen = tail.len() - 10;
+            if rdlen > usize::from(u16::MAX) || tail.len() > usize::from(u16::MAX) {
+                return Err(ZoneError::Encode(format!("{rtype} record too large")));
+            }
+            tail[8..10].copy_from_slice(&(rdlen as u16).to_be_bytes());
+            bytes.extend_from_slice(&(tail.len() as u16).to_be_bytes());
+            bytes.push(u8::try_from(fixups.len()).map_err(|_| ZoneError::Encode("too many names".into()))?);
+            for f in &fixups {
+                bytes.extend_from_slice(&f.to_be_bytes());
+            }
+            bytes.extend_from_slice(&tail);
+            count = count
+                .checked_add(1)
+                .ok_or_else(|| ZoneError::Encode(format!("{rtype} RRset too large")))?;
+        }
+        Ok(Self {
+            rtype,
+            count,
+            bytes: bytes.into_boxed_slice(),
+        })
+    }
+
+    pub fn rtype(&self) -> RecordType {
+        self.rtype
+    }
+
+    /// The number of records.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Appends every record to `out` with `owner` as its owner name. `apex_ptr` is the compression
+    /// pointer (`0xC000 | offset`) to the apex inside the question. Returns the record count.
+    ///
+    /// This is on the query path: it copies and patches bytes and allocates nothing once `out`
+    /// has grown to a response's size.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) -> u16 {
+        let apex_ptr = apex_ptr.to_be_bytes();
+        let mut rest = &self.bytes[..];
+        while rest.len() >= 3 {
+            let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let nfix = usize::from(rest[2]);
+            let (fix, tail) = rest[3..].split_at(nfix * 2);
+            let (tail, next) = tail.split_at(tail_len);
+            match owner {
+                Owner::Question => out.extend_from_slice(&[0xC0, 0x0C]),
+                Owner::Relative(labels) => {
+                    out.extend_from_slice(labels);
+                    out.extend_from_slice(&apex_ptr);
+                }
+            }
+            let start = out.len();
+            out.extend_from_slice(tail);
+            for f in fix.chunks_exact(2) {
+                let at = start + usize::from(u16::from_be_bytes([f[0], f[1]]));
+                out[at..at + 2].copy_from_slice(&apex_ptr);
+            }
+            rest = next;
+        }
+        self.count
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn heap_size(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Encodes one RDATA into `out`, compressing names against the apex where RFC 3597 §4 allows.
+fn encode_rdata(
+    rdata: &RData,
+    apex: &Name,
+    out: &mut Vec<u8>,
+    fixups: &mut Vec<u16>,
+) -> Result<(), ZoneError> {
+    let mut name = |n: &Name, out: &mut Vec<u8>| write_name(n, apex, out, fixups);
+    match rdata {
+        RData::NS(ns) => name(&ns.0, out),
+        RData::CNAME(cname) => name(&cname.0, out),
+        RData::PTR(ptr) => name(&ptr.0, out),
+        RData::MX(mx) => {
+            out.extend_from_slice(&mx.preference.to_be_bytes());
+            name(&mx.exchange, out);
+        }
+        RData::SOA(soa) => {
+            name(&soa.mname, out);
+            name(&soa.rname, out);
+            for v in [
+                soa.serial,
+                soa.refresh as u32,
+                soa.retry as u32,
+                soa.expire as u32,
+                soa.minimum,
+            ] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        other => {
+            let mut rdata = Vec::new();
+            let mut encoder = BinEncoder::new(&mut rdata);
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+            other
+                .emit(&mut encoder)
+                .map_err(|e| ZoneError::Encode(e.to_string()))?;
+            out.extend_from_slice(&rdata);
+        }
+    }
+    Ok(())
+}
+
+/// Writes `name`: relative labels plus a pointer to the apex when it is at or below the apex,
+/// else the whole name uncompressed.
+fn write_name(name: &Name, apex: &Name, out: &mut Vec<u8>, fixups: &mut Vec<u16>) {
+    if apex.zone_of(name) {
+        let relative = usize::from(name.num_labels() - apex.num_labels());
+        for label in name.iter().take(relative) {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        // Offsets are relative to the tail, which starts at `out[0]`.
+        fixups.push(out.len() as u16);
+        out.extend_from_slice(&[0, 0]);
+    } else {
+        for label in name.iter() {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        out.push(0);
+    }
+}
+
+/// Lowercase wire-format labels of `name` relative to `apex` (empty for the apex).
+pub fn relative_key(name: &Name, apex: &Name) -> Vec<u8> {
+    let relative = usize::from(name.num_labels() - apex.num_labels());
+    let mut key = Vec::with_capacity(name.len());
+    for label in name.iter().take(relative) {
+        key.push(label.len() as u8);
+        key.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    key
+}
+
+/// Lowercase wire format of a whole name, root label included.
+pub fn name_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::{A, MX, NS, SOA, TXT};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// Builds a response the way the answer path does and lets hickory decode it.
+    fn decode(qname: &str, rrset: &WireRrset, owner: Owner<'_>, apex: &Name) -> Message {
+        let q = name(qname);
+        let mut out = vec![0u8; 12];
+        out[2] = 0x84; // QR, AA
+        out[5] = 1; // QDCOUNT
+        let wire = name_wire(&q);
+        let apex_off = 12 + wire.len() - name_wire(apex).len();
+        // Echo the question in its original case.
+        for label in q.iter() {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        out.push(0);
+        out.extend_from_slice(&[0, 16, 0, 1]);
+        let n = rrset.write(&mut out, owner, 0xC000 | apex_off as u16);
+        out[7] = n as u8;
+        Message::from_vec(&out).expect("hickory decodes the prepared answer")
+    }
+
+    #[test]
+    fn owner_can_be_the_question_or_relative() {
+        let apex = name("example.test.");
+        let txt = RData::TXT(TXT::new(vec!["hello".into()]));
+        let rrset = WireRrset::build(RecordType::TXT, 60, [&txt], &apex).unwrap();
+        let m = decode("N1.Example.Test.", &rrset, Owner::Question, &apex);
+        assert_eq!(m.answers.len(), 1);
+        // The owner echoes the question's case.
+        assert_eq!(m.answers[0].name.to_ascii(), "N1.Example.Test.");
+        assert_eq!(m.answers[0].ttl, 60);
+        assert_eq!(m.answers[0].data, txt);
+
+        let key = relative_key(&name("www.sub.example.test."), &apex);
+        assert_eq!(key, b"\x03www\x03sub");
+        let m = decode("x.example.test.", &rrset, Owner::Relative(&key), &apex);
+        assert_eq!(m.answers[0].name, name("www.sub.example.test."));
+        let m = decode("x.example.test.", &rrset, Owner::Relative(&[]), &apex);
+        assert_eq!(m.answers[0].name, apex);
+    }
+
+    #[test]
+    fn rdata_names_compress_against_the_apex_wherever_it_lands() {
+        let apex = name("example.test.");
+        let soa = RData::SOA(SOA::new(
+            name("ns1.example.test."),
+            name("hostmaster.example.org."),
+            7,
+            3600,
+            900,
+            1209600,
+            60,
+        ));
+        let rrset = WireRrset::build(RecordType::SOA, 3600, [&soa], &apex).unwrap();
+        for q in ["example.test.", "a.b.c.example.test.", "a-very-long-label-here.example.test."] {
+            let m = decode(q, &rrset, Owner::Relative(&[]), &apex);
+            assert_eq!(m.answers[0].data, soa, "for question {q}");
+        }
+        // mname compressed (3ns1 + pointer = 6 bytes), rname outside the zone in full (24).
+        assert_eq!(rrset.bytes.len(), 3 + 2 + 10 + 6 + 24 + 20);
+
+        let mx = RData::MX(MX::new(10, name("mail.example.test.")));
+        let ns1 = RData::NS(NS(name("ns1.example.test.")));
+        let ns2 = RData::NS(NS(name("ns.other.test.")));
+        let rrset = WireRrset::build(RecordType::NS, 3600, [&ns1, &ns2], &apex).unwrap();
+        let m = decode("deep.er.example.test.", &rrset, Owner::Question, &apex);
+        assert_eq!(m.answers.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), [ns1, ns2]);
+        let rrset = WireRrset::build(RecordType::MX, 300, [&mx], &apex).unwrap();
+        assert_eq!(decode("example.test.", &rrset, Owner::Question, &apex).answers[0].data, mx);
+    }
+
+    #[test]
+    fn other_rdata_is_uncompressed() {
+        let apex = name("example.test.");
+        let a = RData::A(A::new(192, 0, 2, 1));
+        let b = RData::A(A::new(192, 0, 2, 2));
+        let rrset = WireRrset::build(RecordType::A, 300, [&a, &b], &apex).unwrap();
+        assert_eq!(rrset.count(), 2);
+        let m = decode("ns1.example.test.", &rrset, Owner::Question, &apex);
+        assert_eq!(m.answers.len(), 2);
+        assert_eq!(m.answers[1].data, b);
+    }
+}
