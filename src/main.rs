@@ -1,5 +1,6 @@
 //! The `herald` binary: parses the command line, starts logging, and calls the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,10 +49,21 @@ struct ServeArgs {
 #[derive(Debug, clap::Args)]
 struct PublishArgs {
     /// Base URL of the admin API.
-    #[arg(long, value_name = "URL", env = "HERALD_API", default_value = "http://127.0.0.1:8053")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HERALD_API",
+        default_value = "http://127.0.0.1:8053"
+    )]
     api: String,
     /// API token (the admin token, or one scoped to the node).
-    #[arg(long, value_name = "TOKEN", env = "HERALD_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HERALD_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     token: String,
     /// Zone of the node, such as example.test.
     #[arg(long, value_name = "ZONE")]
@@ -76,6 +88,10 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr must not take the server down: tracing would otherwise report the
+        // failed write with eprintln!, which panics.
+        .log_internal_errors(false)
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
@@ -103,17 +119,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("herald")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         run(config, shutdown).await.context("herald serve")
-    })
+    });
+    // Tasks of connections that outlived the grace period are abandoned, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };
@@ -121,8 +143,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     };
-    tracing::info!("{name} received, shutting down");
     shutdown.cancel();
+    tracing::info!("{name} received, shutting down");
 }
 
 fn publish(args: PublishArgs) -> anyhow::Result<()> {
@@ -131,7 +153,10 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&node)?);
     } else {
-        println!("{} commit={} seq={} serial={}", node.name, node.commit, node.seq, node.serial);
+        println!(
+            "{} commit={} seq={} serial={}",
+            node.name, node.commit, node.seq, node.serial
+        );
     }
     Ok(())
 }

@@ -84,10 +84,7 @@ pub struct Commit(String);
 
 impl Commit {
     pub fn parse(input: &str) -> Result<Self, RecordError> {
-        if let Some(c) = input
-            .chars()
-            .find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
-        {
+        if let Some(c) = input.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
             return Err(RecordError::CommitChar(c));
         }
         match input.len() {
@@ -200,9 +197,15 @@ mod tests {
         assert_eq!(NodeLabel::parse("web-01").unwrap().as_str(), "web-01");
         // A UUID and an IPv6 address written with dashes both fit.
         let uuid = "3F2504E0-4F89-11D3-9A0C-0305E82C3301";
-        assert_eq!(NodeLabel::parse(uuid).unwrap().as_str(), uuid.to_lowercase());
+        assert_eq!(
+            NodeLabel::parse(uuid).unwrap().as_str(),
+            uuid.to_lowercase()
+        );
         assert!(NodeLabel::parse("2001-db8-0-0-0-ff00-42-8329").is_ok());
-        assert_eq!(NodeLabel::parse(&"a".repeat(63)).unwrap().as_str().len(), 63);
+        assert_eq!(
+            NodeLabel::parse(&"a".repeat(63)).unwrap().as_str().len(),
+            63
+        );
     }
 
     #[test]
@@ -228,8 +231,14 @@ mod tests {
     fn commits_are_40_or_64_lowercase_hex() {
         assert_eq!(Commit::parse(SHA1).unwrap().as_str(), SHA1);
         assert_eq!(Commit::parse(SHA256).unwrap().as_str(), SHA256);
-        assert_eq!(Commit::parse(&SHA1[..39]), Err(RecordError::CommitLength(39)));
-        assert_eq!(Commit::parse(&SHA256[..63]), Err(RecordError::CommitLength(63)));
+        assert_eq!(
+            Commit::parse(&SHA1[..39]),
+            Err(RecordError::CommitLength(39))
+        );
+        assert_eq!(
+            Commit::parse(&SHA256[..63]),
+            Err(RecordError::CommitLength(63))
+        );
         assert_eq!(Commit::parse(""), Err(RecordError::CommitLength(0)));
         assert_eq!(
             Commit::parse(&SHA1.to_uppercase()),

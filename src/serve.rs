@@ -8,6 +8,7 @@
 //! was given, close the store.
 
 use std::fs::DirBuilder;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ use crate::api::{self, AppState};
 use crate::dns::{self, DnsError, DnsServer};
 use crate::store::{self, Store};
 use crate::zone::{self, ZoneError};
+
+/// How long in-flight API requests may take to finish once shutdown has begun.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything `herald serve` needs to know.
 #[derive(Debug, Clone)]
@@ -42,13 +46,13 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("admin token: {0}")]
+    #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("zones: {0}")]
+    #[error(transparent)]
     Zone(#[from] ZoneError),
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] store::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Dns(#[from] DnsError),
     #[error("cannot bind the api on {addr}: {source}")]
     ApiBind {
@@ -104,19 +108,33 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
 
     let health = dns.health();
     let state = AppState {
-        publisher,
+        publisher: publisher.clone(),
         reader: Arc::new(Mutex::new(reader)),
         zones: shared,
         auth: Arc::new(auth),
         dns_up: Arc::new(move || health.is_up()),
     };
-    let served = axum::serve(api_listener, api::app(state))
+    let api = axum::serve(api_listener, api::app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    // Stop DNS even when the API failed, then let the publisher drain: its last handle went
-    // with the router, so its thread ends after the changes it already has.
+        .into_future();
+    // In-flight requests get a grace period; a client that never finishes its request must
+    // not keep the server from stopping.
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = api => served,
+        () = deadline => {
+            tracing::warn!("api requests still open after {SHUTDOWN_GRACE:?}; closing them");
+            Ok(())
+        }
+    };
+    // Stop DNS even when the API failed, then let the publisher finish the changes it already
+    // has; a request still open after the grace period gets "shutting down".
     shutdown.cancel();
     dns.stop().await;
+    publisher.stop();
     let _ = tokio::task::spawn_blocking(move || publisher_thread.join()).await;
     served.map_err(ServeError::Api)?;
     tracing::info!("stopped");

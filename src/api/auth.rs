@@ -132,7 +132,8 @@ pub fn admin_token(
                 .mode(0o600)
                 .open(&path)
                 .map_err(io)?;
-            file.write_all(format!("{token}\n").as_bytes()).map_err(io)?;
+            file.write_all(format!("{token}\n").as_bytes())
+                .map_err(io)?;
             file.sync_all().map_err(io)?;
             Ok((token, TokenSource::Generated(path)))
         }
@@ -140,13 +141,17 @@ pub fn admin_token(
     }
 }
 
-/// A new token: 32 random bytes, URL-safe base64.
+/// Prefix of generated tokens: makes them recognisable (to people and secret scanners), and
+/// keeps them from starting with `-`, which command lines would take for an option.
+pub const TOKEN_PREFIX: &str = "herald_";
+
+/// A new token: the prefix and 32 random bytes in URL-safe base64.
 pub fn generate() -> Result<String, AuthError> {
     let mut bytes = [0u8; 32];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| AuthError::Random)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// Middleware: lets the request through only with `Authorization: Bearer <admin token>`.
@@ -179,7 +184,8 @@ mod tests {
         let (token, source) = admin_token(dir.path(), None).unwrap();
         let path = dir.path().join(ADMIN_TOKEN_FILE);
         assert_eq!(source, TokenSource::Generated(path.clone()));
-        assert_eq!(token.len(), 43);
+        assert_eq!(token.len(), 7 + 43);
+        assert!(token.starts_with("herald_"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let (again, source) = admin_token(dir.path(), None).unwrap();
@@ -190,9 +196,15 @@ mod tests {
     fn environment_wins_and_must_be_strong() {
         let dir = tempfile::tempdir().unwrap();
         let (t, s) = admin_token(dir.path(), Some("0123456789abcdef".into())).unwrap();
-        assert_eq!((t.as_str(), s), ("0123456789abcdef", TokenSource::Environment));
+        assert_eq!(
+            (t.as_str(), s),
+            ("0123456789abcdef", TokenSource::Environment)
+        );
         assert!(!dir.path().join(ADMIN_TOKEN_FILE).exists());
-        assert!(matches!(admin_token(dir.path(), Some("short".into())), Err(AuthError::WeakToken)));
+        assert!(matches!(
+            admin_token(dir.path(), Some("short".into())),
+            Err(AuthError::WeakToken)
+        ));
     }
 
     #[test]
@@ -207,7 +219,10 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(admin_token(dir.path(), None).is_ok());
         std::fs::write(&path, "\n").unwrap();
-        assert!(matches!(admin_token(dir.path(), None), Err(AuthError::BadFile { .. })));
+        assert!(matches!(
+            admin_token(dir.path(), None),
+            Err(AuthError::BadFile { .. })
+        ));
     }
 
     #[test]

@@ -72,9 +72,12 @@ impl IntoResponse for ApiError {
             tracing::error!(cause = %cause, "api request failed");
         }
         let status = self.status();
-        let mut response = (status, Json(ErrorBody {
-            error: self.to_string(),
-        }))
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3.

@@ -88,7 +88,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/zones/{zone}/nodes/{node}/history", get(nodes::history))
         .route("/v1/zones/{zone}/batch", post(nodes::batch))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(zones::healthz))
         .merge(authed)
@@ -107,9 +110,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let too_large =
+            || ApiError::TooLarge(format!("request body is larger than {MAX_BODY} bytes"));
+        // Refuse an announced oversize body before reading any of it.
+        let announced = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if announced.is_some_and(|n| n > MAX_BODY) {
+            return Err(too_large());
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(format!("request body is larger than {MAX_BODY} bytes"))
+                too_large()
             } else {
                 ApiError::Malformed(r.body_text())
             }

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::types::{BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode};
+use super::types::{
+    BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode,
+};
 use super::{AppState, JsonBody};
 use crate::record::{Commit, NodeLabel};
 use crate::store::{Change, IfMatch, NodeRow};
@@ -45,12 +47,15 @@ fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(text);
-    seq.parse().map(|s| Some(IfMatch::Seq(s))).map_err(|_| bad())
+    seq.parse()
+        .map(|s| Some(IfMatch::Seq(s)))
+        .map_err(|_| bad())
 }
 
 /// A node answer with its seq as ETag.
 fn node_response(status: StatusCode, zone: &str, row: NodeRow) -> Response {
-    let etag = HeaderValue::from_str(&format!("\"{}\"", row.seq)).expect("digits are a valid header");
+    let etag =
+        HeaderValue::from_str(&format!("\"{}\"", row.seq)).expect("digits are a valid header");
     let mut response = (status, Json(NodeJson::new(zone, row))).into_response();
     response.headers_mut().insert(header::ETAG, etag);
     response
@@ -69,14 +74,25 @@ pub async fn put(
     let commit = Commit::parse(&body.commit)?;
     let applied = state
         .publisher
-        .apply(&zone, Change::Put { node, commit, if_match })
+        .apply(
+            &zone,
+            Change::Put {
+                node,
+                commit,
+                if_match,
+            },
+        )
         .await?;
     let (row, created) = applied
         .set
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::Internal("publish returned no node".into()))?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(node_response(status, &zone, row))
 }
 
@@ -115,7 +131,9 @@ pub struct ListParams {
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         n @ 1..=MAX_LIMIT => Ok(n),
-        n => Err(ApiError::Invalid(format!("limit must be 1 to {MAX_LIMIT}, got {n}"))),
+        n => Err(ApiError::Invalid(format!(
+            "limit must be 1 to {MAX_LIMIT}, got {n}"
+        ))),
     }
 }
 
@@ -185,14 +203,18 @@ pub async fn batch(
     let zone = state.served_zone(&zone)?;
     let JsonBody(req) = body?;
     if req.set.is_empty() && req.delete.is_empty() {
-        return Err(ApiError::Invalid("the batch has nothing to set or delete".into()));
+        return Err(ApiError::Invalid(
+            "the batch has nothing to set or delete".into(),
+        ));
     }
     let mut seen = HashSet::new();
     let mut once = |label: NodeLabel| {
         if seen.insert(label.clone()) {
             Ok(label)
         } else {
-            Err(ApiError::Invalid(format!("node {label} appears more than once in the batch")))
+            Err(ApiError::Invalid(format!(
+                "node {label} appears more than once in the batch"
+            )))
         }
     };
     let mut set = Vec::with_capacity(req.set.len());
@@ -204,10 +226,14 @@ pub async fn batch(
     }
     let mut delete = Vec::with_capacity(req.delete.len());
     for (i, node) in req.delete.iter().enumerate() {
-        let node = NodeLabel::parse(node).map_err(|e| ApiError::Invalid(format!("delete[{i}]: {e}")))?;
+        let node =
+            NodeLabel::parse(node).map_err(|e| ApiError::Invalid(format!("delete[{i}]: {e}")))?;
         delete.push(once(node)?);
     }
-    let applied = state.publisher.apply(&zone, Change::Batch { set, delete }).await?;
+    let applied = state
+        .publisher
+        .apply(&zone, Change::Batch { set, delete })
+        .await?;
     Ok(Json(BatchResponse {
         serial: applied.serial,
         nodes: applied

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use hickory_proto::op::{Message, Query as HQuery};
 use hickory_proto::rr::{Name, RData, RecordType};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -64,8 +64,21 @@ struct Reply {
 }
 
 impl Harness {
-    async fn call(&self, method: Method, uri: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
-        self.call_raw(method, uri, body.map(|b| b.to_string()), Some(TOKEN), headers).await
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.call_raw(
+            method,
+            uri,
+            body.map(|b| b.to_string()),
+            Some(TOKEN),
+            headers,
+        )
+        .await
     }
 
     async fn call_raw(
@@ -83,7 +96,9 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
@@ -93,19 +108,32 @@ impl Harness {
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
         };
-        Reply { status, headers, json }
+        Reply {
+            status,
+            headers,
+            json,
+        }
     }
 
     async fn put(&self, node: &str, commit: &str) -> Reply {
         let uri = format!("/v1/zones/example.test/nodes/{node}");
-        self.call(Method::PUT, &uri, Some(json!({"commit": commit})), &[]).await
+        self.call(Method::PUT, &uri, Some(json!({"commit": commit})), &[])
+            .await
     }
 
     /// Everything observable about the zone: its JSON and every node.
     async fn state(&self) -> (Value, Value) {
-        let zone = self.call(Method::GET, "/v1/zones/example.test", None, &[]).await.json;
+        let zone = self
+            .call(Method::GET, "/v1/zones/example.test", None, &[])
+            .await
+            .json;
         let nodes = self
-            .call(Method::GET, "/v1/zones/example.test/nodes?limit=1000", None, &[])
+            .call(
+                Method::GET,
+                "/v1/zones/example.test/nodes?limit=1000",
+                None,
+                &[],
+            )
             .await
             .json;
         (zone, nodes)
@@ -114,9 +142,17 @@ impl Harness {
     /// The TXT string DNS serves for `name` right now, if any.
     fn dns_txt(&self, name: &str) -> Option<String> {
         let mut q = Message::query();
-        q.add_query(HQuery::query(Name::from_ascii(name).unwrap(), RecordType::TXT));
+        q.add_query(HQuery::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::TXT,
+        ));
         let mut out = Vec::new();
-        assert!(respond(&self.zones.load(), &q.to_vec().unwrap(), Transport::Udp, &mut out));
+        assert!(respond(
+            &self.zones.load(),
+            &q.to_vec().unwrap(),
+            Transport::Udp,
+            &mut out
+        ));
         let m = Message::from_vec(&out).unwrap();
         m.answers.first().map(|r| match &r.data {
             RData::TXT(t) => String::from_utf8(t.txt_data[0].to_vec()).unwrap(),
@@ -127,7 +163,9 @@ impl Harness {
 
 fn assert_error(reply: &Reply, status: StatusCode, needle: &str) {
     assert_eq!(reply.status, status, "{:?}", reply.json);
-    let msg = reply.json["error"].as_str().unwrap_or_else(|| panic!("no error body: {:?}", reply.json));
+    let msg = reply.json["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error body: {:?}", reply.json));
     assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
 }
 
@@ -146,19 +184,39 @@ async fn publish_read_and_see_it_in_dns() {
     assert_eq!(r.headers["etag"], "\"1\"");
     // Visible in DNS by the time the API answered.
     let txt = h.dns_txt("n1.example.test.").unwrap();
-    assert!(txt.starts_with(&format!("v=herald1 commit={A} seq=1 ts=")), "{txt}");
+    assert!(
+        txt.starts_with(&format!("v=herald1 commit={A} seq=1 ts=")),
+        "{txt}"
+    );
 
     let r = h.put("n1", B).await;
-    assert_eq!((r.status, r.json["seq"].clone(), r.json["serial"].clone()), (StatusCode::OK, json!(2), json!(102)));
-    assert!(h.dns_txt("n1.example.test.").unwrap().contains(&format!("commit={B} seq=2")));
+    assert_eq!(
+        (r.status, r.json["seq"].clone(), r.json["serial"].clone()),
+        (StatusCode::OK, json!(2), json!(102))
+    );
+    assert!(
+        h.dns_txt("n1.example.test.")
+            .unwrap()
+            .contains(&format!("commit={B} seq=2"))
+    );
 
-    let r = h.call(Method::GET, "/v1/zones/example.test./nodes/n1", None, &[]).await;
+    let r = h
+        .call(Method::GET, "/v1/zones/example.test./nodes/n1", None, &[])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!((r.json["commit"].as_str(), r.json["seq"].as_u64()), (Some(B), Some(2)));
+    assert_eq!(
+        (r.json["commit"].as_str(), r.json["seq"].as_u64()),
+        (Some(B), Some(2))
+    );
     assert_eq!(r.headers["etag"], "\"2\"");
 
-    let z = h.call(Method::GET, "/v1/zones/example.test", None, &[]).await;
-    assert_eq!(z.json, json!({"zone": "example.test", "serial": 102, "nodes": 1, "dnskey": [], "ds": []}));
+    let z = h
+        .call(Method::GET, "/v1/zones/example.test", None, &[])
+        .await;
+    assert_eq!(
+        z.json,
+        json!({"zone": "example.test", "serial": 102, "nodes": 1, "dnskey": [], "ds": []})
+    );
     let all = h.call(Method::GET, "/v1/zones", None, &[]).await;
     assert_eq!(all.json["zones"][0], z.json);
 }
@@ -168,24 +226,49 @@ async fn delete_and_history() {
     let h = harness();
     h.put("n1", A).await;
     h.put("n1", B).await;
-    let r = h.call(Method::DELETE, "/v1/zones/example.test/nodes/n1", None, &[]).await;
+    let r = h
+        .call(Method::DELETE, "/v1/zones/example.test/nodes/n1", None, &[])
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.json, Value::Null);
     assert_eq!(h.dns_txt("n1.example.test."), None);
     assert_error(
-        &h.call(Method::GET, "/v1/zones/example.test/nodes/n1", None, &[]).await,
+        &h.call(Method::GET, "/v1/zones/example.test/nodes/n1", None, &[])
+            .await,
         StatusCode::NOT_FOUND,
         "does not exist",
     );
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes/n1/history", None, &[]).await;
-    let seqs: Vec<u64> = r.json["history"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes/n1/history",
+            None,
+            &[],
+        )
+        .await;
+    let seqs: Vec<u64> = r.json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [2, 1]);
     assert_eq!(r.json["history"][0]["commit"], B);
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes/n1/history?limit=1", None, &[]).await;
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes/n1/history?limit=1",
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(r.json["history"].as_array().unwrap().len(), 1);
     // Re-publishing continues the seq.
     let r = h.put("n1", A).await;
-    assert_eq!((r.status, r.json["seq"].as_u64()), (StatusCode::CREATED, Some(3)));
+    assert_eq!(
+        (r.status, r.json["seq"].as_u64()),
+        (StatusCode::CREATED, Some(3))
+    );
 }
 
 #[tokio::test]
@@ -194,16 +277,53 @@ async fn listing_pages() {
     for n in ["d", "a", "c", "b", "e"] {
         h.put(n, A).await;
     }
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes?limit=2", None, &[]).await;
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes?limit=2",
+            None,
+            &[],
+        )
+        .await;
     let names = |v: &Value| -> Vec<String> {
-        v["nodes"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap().to_owned()).collect()
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap().to_owned())
+            .collect()
     };
-    assert_eq!((names(&r.json), r.json["next"].clone()), (vec!["a".into(), "b".into()], json!("b")));
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes?after=b&limit=2", None, &[]).await;
-    assert_eq!((names(&r.json), r.json["next"].clone()), (vec!["c".into(), "d".into()], json!("d")));
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes?after=d&limit=2", None, &[]).await;
-    assert_eq!((names(&r.json), r.json["next"].clone()), (vec!["e".into()], Value::Null));
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes", None, &[]).await;
+    assert_eq!(
+        (names(&r.json), r.json["next"].clone()),
+        (vec!["a".into(), "b".into()], json!("b"))
+    );
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes?after=b&limit=2",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (names(&r.json), r.json["next"].clone()),
+        (vec!["c".into(), "d".into()], json!("d"))
+    );
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes?after=d&limit=2",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (names(&r.json), r.json["next"].clone()),
+        (vec!["e".into()], Value::Null)
+    );
+    let r = h
+        .call(Method::GET, "/v1/zones/example.test/nodes", None, &[])
+        .await;
     assert_eq!(names(&r.json).len(), 5);
 }
 
@@ -212,7 +332,14 @@ async fn batch_is_all_or_nothing() {
     let h = harness();
     h.put("old", A).await;
     let body = json!({"set": [{"node": "x1", "commit": A}, {"node": "X2", "commit": B}], "delete": ["old"]});
-    let r = h.call(Method::POST, "/v1/zones/example.test/batch", Some(body), &[]).await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/zones/example.test/batch",
+            Some(body),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
     assert_eq!(r.json["serial"], 102);
     assert_eq!(r.json["deleted"], json!(["old"]));
@@ -222,19 +349,62 @@ async fn batch_is_all_or_nothing() {
 
     let before = h.state().await;
     let cases = [
-        (json!({"set": [{"node": "y", "commit": A}], "delete": ["missing"]}), StatusCode::NOT_FOUND, "missing does not exist"),
-        (json!({"set": [{"node": "y", "commit": A}, {"node": "Y", "commit": B}]}), StatusCode::UNPROCESSABLE_ENTITY, "more than once"),
-        (json!({"set": [{"node": "y", "commit": A}], "delete": ["y"]}), StatusCode::UNPROCESSABLE_ENTITY, "more than once"),
-        (json!({"set": [{"node": "y", "commit": A}, {"node": "z", "commit": "nothex"}]}), StatusCode::UNPROCESSABLE_ENTITY, "set[1]"),
-        (json!({"set": [{"node": "-bad", "commit": A}]}), StatusCode::UNPROCESSABLE_ENTITY, "set[0]"),
-        (json!({"delete": ["a.b"]}), StatusCode::UNPROCESSABLE_ENTITY, "delete[0]"),
-        (json!({"set": [{"node": "ns1", "commit": A}]}), StatusCode::CONFLICT, "zone file"),
-        (json!({}), StatusCode::UNPROCESSABLE_ENTITY, "nothing to set"),
-        (json!({"set": [{"node": "y"}]}), StatusCode::BAD_REQUEST, "commit"),
+        (
+            json!({"set": [{"node": "y", "commit": A}], "delete": ["missing"]}),
+            StatusCode::NOT_FOUND,
+            "missing does not exist",
+        ),
+        (
+            json!({"set": [{"node": "y", "commit": A}, {"node": "Y", "commit": B}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "more than once",
+        ),
+        (
+            json!({"set": [{"node": "y", "commit": A}], "delete": ["y"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "more than once",
+        ),
+        (
+            json!({"set": [{"node": "y", "commit": A}, {"node": "z", "commit": "nothex"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "set[1]",
+        ),
+        (
+            json!({"set": [{"node": "-bad", "commit": A}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "set[0]",
+        ),
+        (
+            json!({"delete": ["a.b"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "delete[0]",
+        ),
+        (
+            json!({"set": [{"node": "ns1", "commit": A}]}),
+            StatusCode::CONFLICT,
+            "zone file",
+        ),
+        (
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing to set",
+        ),
+        (
+            json!({"set": [{"node": "y"}]}),
+            StatusCode::BAD_REQUEST,
+            "commit",
+        ),
         (json!({"set": "y"}), StatusCode::BAD_REQUEST, "invalid JSON"),
     ];
     for (body, status, needle) in cases {
-        let r = h.call(Method::POST, "/v1/zones/example.test/batch", Some(body.clone()), &[]).await;
+        let r = h
+            .call(
+                Method::POST,
+                "/v1/zones/example.test/batch",
+                Some(body.clone()),
+                &[],
+            )
+            .await;
         assert_error(&r, status, needle);
         assert_eq!(h.state().await, before, "{body} changed something");
     }
@@ -250,32 +420,82 @@ async fn every_error_status_changes_nothing() {
     let commit = Some(json!({"commit": B}).to_string());
 
     // 400: malformed JSON, a missing field, a bad If-Match, a bad query string.
-    for (body, needle) in [("{", "invalid JSON"), ("{\"comit\": \"x\"}", "commit"), ("[]", "invalid JSON"), ("", "invalid JSON")] {
-        let r = h.call_raw(Method::PUT, &put("n1"), Some(body.into()), Some(TOKEN), &[]).await;
+    for (body, needle) in [
+        ("{", "invalid JSON"),
+        ("{\"comit\": \"x\"}", "commit"),
+        ("[]", "invalid JSON"),
+        ("", "invalid JSON"),
+    ] {
+        let r = h
+            .call_raw(Method::PUT, &put("n1"), Some(body.into()), Some(TOKEN), &[])
+            .await;
         assert_error(&r, StatusCode::BAD_REQUEST, needle);
     }
-    let r = h.call_raw(Method::PUT, &put("n1"), commit.clone(), Some(TOKEN), &[("if-match", "W/\"1\"")]).await;
+    let r = h
+        .call_raw(
+            Method::PUT,
+            &put("n1"),
+            commit.clone(),
+            Some(TOKEN),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "If-Match");
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes?limit=abc", None, &[]).await;
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes?limit=abc",
+            None,
+            &[],
+        )
+        .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "limit");
 
     // 401: no token, a wrong one, another scheme.
     for token in [None, Some("wrong-token-0123456789")] {
-        let r = h.call_raw(Method::PUT, &put("n1"), commit.clone(), token, &[]).await;
+        let r = h
+            .call_raw(Method::PUT, &put("n1"), commit.clone(), token, &[])
+            .await;
         assert_error(&r, StatusCode::UNAUTHORIZED, "token");
         assert_eq!(r.headers["www-authenticate"], "Bearer");
     }
-    let r = h.call_raw(Method::GET, "/v1/zones", None, None, &[("authorization", &format!("Basic {TOKEN}"))]).await;
+    let r = h
+        .call_raw(
+            Method::GET,
+            "/v1/zones",
+            None,
+            None,
+            &[("authorization", &format!("Basic {TOKEN}"))],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // 404: unknown zone, node, route.
-    let r = h.call(Method::PUT, "/v1/zones/other.test/nodes/n1", Some(json!({"commit": B})), &[]).await;
+    let r = h
+        .call(
+            Method::PUT,
+            "/v1/zones/other.test/nodes/n1",
+            Some(json!({"commit": B})),
+            &[],
+        )
+        .await;
     assert_error(&r, StatusCode::NOT_FOUND, "other.test is not served");
     let r = h.call(Method::DELETE, &put("ghost"), None, &[]).await;
     assert_error(&r, StatusCode::NOT_FOUND, "ghost does not exist");
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes/ghost/history", None, &[]).await;
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes/ghost/history",
+            None,
+            &[],
+        )
+        .await;
     assert_error(&r, StatusCode::NOT_FOUND, "no history");
-    assert_error(&h.call(Method::GET, "/v2/nothing", None, &[]).await, StatusCode::NOT_FOUND, "no such route");
+    assert_error(
+        &h.call(Method::GET, "/v2/nothing", None, &[]).await,
+        StatusCode::NOT_FOUND,
+        "no such route",
+    );
 
     // 405.
     let r = h.call(Method::POST, &put("n1"), None, &[]).await;
@@ -285,32 +505,76 @@ async fn every_error_status_changes_nothing() {
     assert_error(&h.put("ns1", A).await, StatusCode::CONFLICT, "zone file");
 
     // 412: If-Match on a different seq, or on a node that does not exist.
-    let r = h.call(Method::PUT, &put("n1"), Some(json!({"commit": B})), &[("if-match", "\"7\"")]).await;
+    let r = h
+        .call(
+            Method::PUT,
+            &put("n1"),
+            Some(json!({"commit": B})),
+            &[("if-match", "\"7\"")],
+        )
+        .await;
     assert_error(&r, StatusCode::PRECONDITION_FAILED, "current seq: 1");
-    let r = h.call(Method::PUT, &put("new"), Some(json!({"commit": B})), &[("if-match", "*")]).await;
+    let r = h
+        .call(
+            Method::PUT,
+            &put("new"),
+            Some(json!({"commit": B})),
+            &[("if-match", "*")],
+        )
+        .await;
     assert_error(&r, StatusCode::PRECONDITION_FAILED, "none");
-    let r = h.call(Method::DELETE, &put("n1"), None, &[("if-match", "\"2\"")]).await;
+    let r = h
+        .call(Method::DELETE, &put("n1"), None, &[("if-match", "\"2\"")])
+        .await;
     assert_error(&r, StatusCode::PRECONDITION_FAILED, "If-Match");
 
     // 413: a body over the limit.
     let huge = format!("{{\"commit\": \"{}\"}}", "a".repeat(MAX_BODY));
-    let r = h.call_raw(Method::PUT, &put("n1"), Some(huge), Some(TOKEN), &[]).await;
+    let r = h
+        .call_raw(Method::PUT, &put("n1"), Some(huge), Some(TOKEN), &[])
+        .await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "larger than");
 
     // 422: bad node names and commits.
     for node in ["-n", "n_1", &"a".repeat(64)] {
-        assert_error(&h.put(node, A).await, StatusCode::UNPROCESSABLE_ENTITY, "node name");
+        assert_error(
+            &h.put(node, A).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "node name",
+        );
     }
     for c in ["abc", &"ab".repeat(20).to_uppercase(), &format!("{A}0"), ""] {
-        assert_error(&h.put("n1", c).await, StatusCode::UNPROCESSABLE_ENTITY, "commit");
+        assert_error(
+            &h.put("n1", c).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "commit",
+        );
     }
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes?limit=0", None, &[]).await;
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes?limit=0",
+            None,
+            &[],
+        )
+        .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "limit");
-    let r = h.call(Method::GET, "/v1/zones/example.test/nodes?limit=1001", None, &[]).await;
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/zones/example.test/nodes?limit=1001",
+            None,
+            &[],
+        )
+        .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "limit");
 
     assert_eq!(h.state().await, before);
-    assert!(h.dns_txt("n1.example.test.").unwrap().contains(&format!("commit={A} seq=1")));
+    assert!(
+        h.dns_txt("n1.example.test.")
+            .unwrap()
+            .contains(&format!("commit={A} seq=1"))
+    );
     assert_eq!(h.dns_txt("new.example.test."), None);
 }
 
@@ -319,9 +583,21 @@ async fn if_match_allows_the_current_seq() {
     let h = harness();
     h.put("n1", A).await;
     let uri = "/v1/zones/example.test/nodes/n1";
-    let r = h.call(Method::PUT, uri, Some(json!({"commit": B})), &[("if-match", "\"1\"")]).await;
-    assert_eq!((r.status, r.json["seq"].as_u64()), (StatusCode::OK, Some(2)));
-    let r = h.call(Method::DELETE, uri, None, &[("if-match", "2")]).await;
+    let r = h
+        .call(
+            Method::PUT,
+            uri,
+            Some(json!({"commit": B})),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["seq"].as_u64()),
+        (StatusCode::OK, Some(2))
+    );
+    let r = h
+        .call(Method::DELETE, uri, None, &[("if-match", "2")])
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
 
@@ -329,7 +605,10 @@ async fn if_match_allows_the_current_seq() {
 async fn healthz_needs_no_token_and_reports_dns() {
     let h = harness();
     let r = h.call_raw(Method::GET, "/healthz", None, None, &[]).await;
-    assert_eq!((r.status, r.json.clone()), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
     h.dns_up.store(false, Ordering::Relaxed);
     let r = h.call_raw(Method::GET, "/healthz", None, None, &[]).await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "dns");

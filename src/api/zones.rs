@@ -27,7 +27,12 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
 
 /// `GET /v1/zones`: every served zone, by name.
 pub async fn list(State(state): State<AppState>) -> Result<Json<ZoneList>, ApiError> {
-    let mut names: Vec<String> = state.zones.load().iter().map(|z| z.name.to_string()).collect();
+    let mut names: Vec<String> = state
+        .zones
+        .load()
+        .iter()
+        .map(|z| z.name.to_string())
+        .collect();
     names.sort();
     let mut zones = Vec::with_capacity(names.len());
     for name in names {
@@ -57,4 +62,3 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::V
         .map_err(|_| ApiError::Unavailable("the store does not answer".into()))?;
     Ok(Json(json!({"status": "ok"})))
 }
-

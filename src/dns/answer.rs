@@ -60,7 +60,12 @@ pub fn respond(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<
             edns,
         } => {
             let opcode_bits = flags & 0x7800;
-            header(out, id, FLAG_QR | opcode_bits | (flags & COPIED_FLAGS), rcode);
+            header(
+                out,
+                id,
+                FLAG_QR | opcode_bits | (flags & COPIED_FLAGS),
+                rcode,
+            );
             if let Some(q) = question {
                 out.extend_from_slice(q);
                 set_count(out, 4, 1);
@@ -81,10 +86,9 @@ pub fn respond(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<
 fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8>) {
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
-        Transport::Udp => usize::from(
-            q.edns
-                .map_or(CLASSIC_UDP_PAYLOAD, |e| e.udp_size.clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)),
-        ),
+        Transport::Udp => usize::from(q.edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
+            e.udp_size.clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
+        })),
     };
     let flags = FLAG_QR | (q.flags & COPIED_FLAGS);
     header(out, q.id, flags, rcode::REFUSED);
@@ -138,7 +142,14 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
         }
     }
     set_count(out, 10, ar);
-    finish(out, q.edns, rcode::NOERROR, question_end, limit, Some(before_glue));
+    finish(
+        out,
+        q.edns,
+        rcode::NOERROR,
+        question_end,
+        limit,
+        Some(before_glue),
+    );
 }
 
 /// Sets the RCODE, appends the OPT record and enforces the size limit: drop the additional

@@ -184,7 +184,13 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, ()> {
         match len & 0xC0 {
             0x00 if len == 0 => return Ok(pos + 1),
             0x00 => pos += usize::from(len) + 1,
-            0xC0 => return if pos + 2 <= msg.len() { Ok(pos + 2) } else { Err(()) },
+            0xC0 => {
+                return if pos + 2 <= msg.len() {
+                    Ok(pos + 2)
+                } else {
+                    Err(())
+                };
+            }
             _ => return Err(()),
         }
     }
@@ -235,7 +241,9 @@ mod tests {
     #[test]
     fn reads_a_plain_query() {
         let m = query(&[], 0);
-        let Parsed::Query(q) = parse(&m) else { panic!() };
+        let Parsed::Query(q) = parse(&m) else {
+            panic!()
+        };
         assert_eq!((q.id, q.flags, q.qtype, q.qclass), (0x1234, 0x0100, 16, 1));
         assert_eq!(q.qname_len, 17);
         assert_eq!(q.question.len(), 21);
@@ -247,7 +255,9 @@ mod tests {
         // A cookie option, as dig sends.
         let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
         let m = query(&opt(4096, 0, true, &cookie), 1);
-        let Parsed::Query(q) = parse(&m) else { panic!() };
+        let Parsed::Query(q) = parse(&m) else {
+            panic!()
+        };
         assert_eq!(
             q.edns,
             Some(Edns {
@@ -293,16 +303,31 @@ mod tests {
 
         // OPT trouble: two of them, a non-root owner, options overrunning, truncated.
         let o = opt(1232, 0, false, &[]);
-        assert_eq!(rcode_of(parse(&query(&[o.clone(), o.clone()].concat(), 2))), rcode::FORMERR);
+        assert_eq!(
+            rcode_of(parse(&query(&[o.clone(), o.clone()].concat(), 2))),
+            rcode::FORMERR
+        );
         let mut named = vec![1, b'x'];
         named.extend_from_slice(&o);
         assert_eq!(rcode_of(parse(&query(&named, 1))), rcode::FORMERR);
-        assert_eq!(rcode_of(parse(&query(&opt(1232, 0, false, &[0, 10, 0, 9, 1]), 1))), rcode::FORMERR);
-        assert_eq!(rcode_of(parse(&query(&o[..o.len() - 1], 1))), rcode::FORMERR);
+        assert_eq!(
+            rcode_of(parse(&query(&opt(1232, 0, false, &[0, 10, 0, 9, 1]), 1))),
+            rcode::FORMERR
+        );
+        assert_eq!(
+            rcode_of(parse(&query(&o[..o.len() - 1], 1))),
+            rcode::FORMERR
+        );
         assert_eq!(rcode_of(parse(&query(&[], 1))), rcode::FORMERR);
 
         let badvers = query(&opt(1232, 1, true, &[]), 1);
-        let Parsed::Error { rcode, edns, question, .. } = parse(&badvers) else {
+        let Parsed::Error {
+            rcode,
+            edns,
+            question,
+            ..
+        } = parse(&badvers)
+        else {
             panic!()
         };
         assert_eq!(rcode, rcode::BADVERS);
@@ -316,7 +341,9 @@ mod tests {
         let mut extra = vec![0xC0, 12, 0, 250, 0, 255, 0, 0, 0, 0, 0, 2, 9, 9];
         extra.extend_from_slice(&opt(1400, 0, false, &[]));
         let m = query(&extra, 2);
-        let Parsed::Query(q) = parse(&m) else { panic!() };
+        let Parsed::Query(q) = parse(&m) else {
+            panic!()
+        };
         assert_eq!(q.edns.unwrap().udp_size, 1400);
     }
 }

@@ -47,7 +47,10 @@ pub struct DnsSockets {
 impl DnsSockets {
     /// The bound addresses, one per requested address, with real ports.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 }
 
@@ -61,7 +64,11 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<DnsSockets, DnsError> {
     for &addr in addrs {
         let mut attempts = 0;
         let (udp, tcp) = loop {
-            let bind_err = |proto, source| DnsError::Bind { proto, addr, source };
+            let bind_err = |proto, source| DnsError::Bind {
+                proto,
+                addr,
+                source,
+            };
             let udp = UdpSocket::bind(addr).map_err(|e| bind_err("udp", e))?;
             let bound = udp.local_addr().map_err(|e| bind_err("udp", e))?;
             match TcpListener::bind(bound) {
@@ -114,7 +121,10 @@ impl DnsServer {
         let mut threads = Vec::new();
         for socket in sockets.udp {
             let (zones, stop, health) = (zones.clone(), stop.clone(), health.clone());
-            let name = format!("herald-udp-{}", socket.local_addr().map(|a| a.port()).unwrap_or(0));
+            let name = format!(
+                "herald-udp-{}",
+                socket.local_addr().map(|a| a.port()).unwrap_or(0)
+            );
             health.running.fetch_add(1, Ordering::Relaxed);
             let thread = std::thread::Builder::new()
                 .name(name)
@@ -129,7 +139,11 @@ impl DnsServer {
         for listener in sockets.tcp {
             listener.set_nonblocking(true).map_err(DnsError::Thread)?;
             let listener = tokio::net::TcpListener::from_std(listener).map_err(DnsError::Thread)?;
-            tcp.push(tokio::spawn(tcp::serve(listener, zones.clone(), shutdown.clone())));
+            tcp.push(tokio::spawn(tcp::serve(
+                listener,
+                zones.clone(),
+                shutdown.clone(),
+            )));
         }
         Ok(Self {
             stop,

@@ -26,7 +26,14 @@ pub fn serve(socket: UdpSocket, zones: SharedZones, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive failed");
                 continue;

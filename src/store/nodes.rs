@@ -107,7 +107,15 @@ pub(super) fn apply(
             if let Err(r) = precondition(node.as_str(), current.as_ref(), *if_match) {
                 return Ok(Err(r));
             }
-            applied.set.push(publish(conn, zone, node.as_str(), commit.as_str(), now, serial, current.is_none())?);
+            applied.set.push(publish(
+                conn,
+                zone,
+                node.as_str(),
+                commit.as_str(),
+                now,
+                serial,
+                current.is_none(),
+            )?);
         }
         Change::Delete { node, if_match } => {
             let current = get(conn, zone, node.as_str())?;
@@ -130,7 +138,15 @@ pub(super) fn apply(
             }
             for (node, commit) in set {
                 let exists = get(conn, zone, node.as_str())?.is_some();
-                applied.set.push(publish(conn, zone, node.as_str(), commit.as_str(), now, serial, !exists)?);
+                applied.set.push(publish(
+                    conn,
+                    zone,
+                    node.as_str(),
+                    commit.as_str(),
+                    now,
+                    serial,
+                    !exists,
+                )?);
             }
         }
     }
@@ -141,7 +157,11 @@ pub(super) fn apply(
     Ok(Ok(applied))
 }
 
-fn precondition(node: &str, current: Option<&NodeRow>, if_match: Option<IfMatch>) -> Result<(), Refusal> {
+fn precondition(
+    node: &str,
+    current: Option<&NodeRow>,
+    if_match: Option<IfMatch>,
+) -> Result<(), Refusal> {
     let ok = match (if_match, current) {
         (None, _) => true,
         (Some(IfMatch::Any), found) => found.is_some(),

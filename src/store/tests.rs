@@ -95,7 +95,10 @@ fn refusals_change_nothing() {
         node: label("nope"),
         if_match: None,
     };
-    assert_eq!(one(&mut store, del, 2), Err(Refusal::NoSuchNode("nope".into())));
+    assert_eq!(
+        one(&mut store, del, 2),
+        Err(Refusal::NoSuchNode("nope".into()))
+    );
     assert_eq!(
         one(&mut store, put("n1", B, Some(IfMatch::Seq(7))), 2),
         Err(Refusal::SeqMismatch {
@@ -115,9 +118,17 @@ fn refusals_change_nothing() {
         set: vec![(label("n3"), commit(A)), (label("n1"), commit(B))],
         delete: vec![label("missing")],
     };
-    assert_eq!(one(&mut store, batch, 2), Err(Refusal::NoSuchNode("missing".into())));
-    let unknown = store.apply(&[("other.test", &put("n1", A, None))], 2).unwrap();
-    assert_eq!(unknown, vec![Err(Refusal::UnknownZone("other.test".into()))]);
+    assert_eq!(
+        one(&mut store, batch, 2),
+        Err(Refusal::NoSuchNode("missing".into()))
+    );
+    let unknown = store
+        .apply(&[("other.test", &put("n1", A, None))], 2)
+        .unwrap();
+    assert_eq!(
+        unknown,
+        vec![Err(Refusal::UnknownZone("other.test".into()))]
+    );
 
     assert_eq!(store.zone("example.test").unwrap(), before);
     assert_eq!(store.node("example.test", "n3").unwrap(), None);
@@ -146,7 +157,11 @@ fn a_group_commits_the_good_and_drops_the_refused() {
     let p2 = put("n2", B, None);
     let results = store
         .apply(
-            &[("example.test", &p1), ("example.test", &bad), ("example.test", &p2)],
+            &[
+                ("example.test", &p1),
+                ("example.test", &bad),
+                ("example.test", &p2),
+            ],
             5,
         )
         .unwrap();
@@ -218,7 +233,12 @@ fn zone_serial_never_goes_backwards() {
 }
 
 fn one_in(store: &mut Store, zone: &str, change: Change) {
-    store.apply(&[(zone, &change)], 1).unwrap().pop().unwrap().unwrap();
+    store
+        .apply(&[(zone, &change)], 1)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
 }
 
 #[test]
@@ -237,10 +257,13 @@ fn a_newer_schema_is_refused() {
     let path = Store::path_in(dir.path());
     drop(Store::open(&path).unwrap());
     let conn = Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
     drop(conn);
     match Store::open(&path) {
-        Err(Error::TooNew { found, known }) => assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
+        Err(Error::TooNew { found, known }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION))
+        }
         other => panic!("expected TooNew, got {:?}", other.err()),
     }
 }

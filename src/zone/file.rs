@@ -71,7 +71,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<StaticZone>, ZoneError> {
     if paths.is_empty() {
         return Err(ZoneError::NoZones(dir.to_owned()));
     }
-    let zones = paths.iter().map(|p| load_file(p)).collect::<Result<Vec<_>, _>>()?;
+    let zones = paths
+        .iter()
+        .map(|p| load_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(zones)
 }
 
@@ -108,7 +111,9 @@ pub fn load_file(path: &Path) -> Result<StaticZone, ZoneError> {
         let rtype = key.record_type;
         let shown = owner.to_ascii();
         if !apex.zone_of(&owner) {
-            return Err(invalid(format!("{shown} {rtype} is outside the zone {apex}")));
+            return Err(invalid(format!(
+                "{shown} {rtype} is outside the zone {apex}"
+            )));
         }
         if GENERATED.contains(&rtype) {
             return Err(invalid(format!(
@@ -116,7 +121,9 @@ pub fn load_file(path: &Path) -> Result<StaticZone, ZoneError> {
             )));
         }
         if owner.is_wildcard() {
-            return Err(invalid(format!("{shown}: wildcard names are not supported")));
+            return Err(invalid(format!(
+                "{shown}: wildcard names are not supported"
+            )));
         }
         match rtype {
             RecordType::DNAME => {
@@ -160,7 +167,10 @@ pub fn load_file(path: &Path) -> Result<StaticZone, ZoneError> {
             soa = Some((s.clone(), ttl));
             continue;
         }
-        rrsets.entry(owner).or_default().push(StaticRrset { rtype, ttl, rdatas });
+        rrsets
+            .entry(owner)
+            .or_default()
+            .push(StaticRrset { rtype, ttl, rdatas });
     }
 
     let (soa, soa_ttl) = soa.ok_or_else(|| invalid(format!("no SOA record at the apex {apex}")))?;
@@ -249,8 +259,16 @@ www  300 IN CNAME ns1
         assert_eq!((www[0].rtype, www[0].ttl), (RecordType::CNAME, 300));
         let names: Vec<String> = z.names().iter().map(|n| n.to_ascii()).collect();
         // b.example.test exists as an empty non-terminal.
-        for want in ["example.test.", "ns1.example.test.", "b.example.test.", "a.b.example.test."] {
-            assert!(names.contains(&want.to_owned()), "{want} missing from {names:?}");
+        for want in [
+            "example.test.",
+            "ns1.example.test.",
+            "b.example.test.",
+            "a.b.example.test.",
+        ] {
+            assert!(
+                names.contains(&want.to_owned()),
+                "{want} missing from {names:?}"
+            );
         }
         assert_eq!(names.len(), 5);
     }
@@ -278,7 +296,10 @@ www  300 IN CNAME ns1
             ("d IN DNAME other.test.\n", "DNAME"),
             // hickory's parser refuses DNSKEY itself; the file check covers the other DNSSEC types.
             ("@ IN DNSKEY 257 3 13 AAAA\n", "DNSKEY"),
-            ("www IN CNAME ns1\nwww IN A 127.0.0.2\n", "CNAME must be the only"),
+            (
+                "www IN CNAME ns1\nwww IN A 127.0.0.2\n",
+                "CNAME must be the only",
+            ),
             ("other.test. IN A 127.0.0.1\n", "outside the zone"),
             ("x IN A\n", "parse"),
         ];
@@ -295,7 +316,10 @@ www  300 IN CNAME ns1
                 err.contains(want) || (want == "parse" && err.contains("cannot parse")),
                 "{extra:?}: {err}"
             );
-            assert!(err.contains("example.test.zone"), "error names the file: {err}");
+            assert!(
+                err.contains("example.test.zone"),
+                "error names the file: {err}"
+            );
         }
     }
 

@@ -7,8 +7,8 @@
 //! So an API 2xx means both "durable" and "visible in DNS".
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,9 +16,9 @@ use arc_swap::ArcSwap;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use super::ZoneError;
 use super::file::StaticZone;
 use super::snapshot::{NameKey, ZoneSet, ZoneSnapshot, node_key, static_keys};
-use super::ZoneError;
 use crate::record::{Commit, NodeLabel, Payload};
 use crate::store::{self, Applied, Change, NodeRow, Refusal, Store};
 
@@ -54,11 +54,18 @@ struct Job {
     reply: oneshot::Sender<Result<Applied, PublishError>>,
 }
 
-/// A handle to send changes to the publisher thread. Cloning is cheap; the thread stops when the
-/// last handle is dropped, after finishing what it was given.
+enum Msg {
+    Change(Job),
+    /// Finish what came before, then stop; later changes get [`PublishError::Stopped`].
+    Stop,
+}
+
+/// A handle to send changes to the publisher thread. Cloning is cheap; the thread stops after
+/// [`Publisher::stop`] or when the last handle is dropped, in both cases after finishing what it
+/// was given.
 #[derive(Clone)]
 pub struct Publisher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
 }
 
 impl Publisher {
@@ -66,13 +73,18 @@ impl Publisher {
     pub async fn apply(&self, zone: &str, change: Change) -> Result<Applied, PublishError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job {
+            .send(Msg::Change(Job {
                 zone: zone.to_owned(),
                 change,
                 reply,
-            })
+            }))
             .map_err(|_| PublishError::Stopped)?;
         answer.await.map_err(|_| PublishError::Stopped)?
+    }
+
+    /// Asks the thread to stop once the changes already sent are done.
+    pub fn stop(&self) {
+        let _ = self.jobs.send(Msg::Stop);
     }
 }
 
@@ -160,13 +172,21 @@ fn run(
     mut store: Store,
     mut zones: HashMap<String, WorkingZone>,
     shared: SharedZones,
-    rx: mpsc::Receiver<Job>,
+    rx: mpsc::Receiver<Msg>,
 ) {
-    while let Ok(first) = rx.recv() {
+    let mut stopping = false;
+    while !stopping {
+        let Ok(Msg::Change(first)) = rx.recv() else {
+            break;
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(Msg::Change(job)) => group.push(job),
+                Ok(Msg::Stop) => {
+                    stopping = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -207,9 +227,7 @@ fn run(
         let mut touched: HashMap<String, u32> = HashMap::new();
         for (job, result) in accepted.into_iter().zip(results) {
             let result = result.map_err(PublishError::from).and_then(|applied| {
-                let zone = zones
-                    .get_mut(&job.zone)
-                    .expect("prechecked zone exists");
+                let zone = zones.get_mut(&job.zone).expect("prechecked zone exists");
                 apply_to_snapshot(&mut zone.snapshot, &applied)?;
                 touched.insert(job.zone.clone(), applied.serial);
                 Ok(applied)

@@ -209,7 +209,12 @@ pub struct ZoneSet {
 
 impl ZoneSet {
     pub fn new(mut zones: Vec<Arc<ZoneSnapshot>>) -> Self {
-        zones.sort_by(|a, b| b.apex_wire.len().cmp(&a.apex_wire.len()).then(a.name.cmp(&b.name)));
+        zones.sort_by(|a, b| {
+            b.apex_wire
+                .len()
+                .cmp(&a.apex_wire.len())
+                .then(a.name.cmp(&b.name))
+        });
         Self { zones }
     }
 
@@ -289,13 +294,20 @@ mod tests {
         let types: Vec<_> = apex.rrsets.iter().map(|e| e.rrset.rtype()).collect();
         assert_eq!(types, [RecordType::NS, RecordType::SOA]);
         // Only the in-zone NS target with an address is glue.
-        assert_eq!(&*apex.rrset(RecordType::NS).unwrap().glue, &[NameKey::from(&b"\x03ns1"[..])]);
+        assert_eq!(
+            &*apex.rrset(RecordType::NS).unwrap().glue,
+            &[NameKey::from(&b"\x03ns1"[..])]
+        );
         assert!(z.lookup(b"\x01b").unwrap().rrsets.is_empty());
         assert_eq!(z.lookup(b"\x01a\x01b").unwrap().rrsets.len(), 1);
         assert!(z.lookup(b"\x01c").is_none());
         assert_eq!(z.negative_soa.count(), 1);
         let keys = static_keys(&example());
-        assert!(keys.contains(&b"\x01b"[..]) && keys.contains(&b""[..]) && keys.contains(&b"\x03ns1"[..]));
+        assert!(
+            keys.contains(&b"\x01b"[..])
+                && keys.contains(&b""[..])
+                && keys.contains(&b"\x03ns1"[..])
+        );
     }
 
     #[test]

@@ -68,7 +68,10 @@ impl WireRrset {
             }
             tail[8..10].copy_from_slice(&(rdlen as u16).to_be_bytes());
             bytes.extend_from_slice(&(tail.len() as u16).to_be_bytes());
-            bytes.push(u8::try_from(fixups.len()).map_err(|_| ZoneError::Encode("too many names".into()))?);
+            bytes.push(
+                u8::try_from(fixups.len())
+                    .map_err(|_| ZoneError::Encode("too many names".into()))?,
+            );
             for f in &fixups {
                 bytes.extend_from_slice(&f.to_be_bytes());
             }
@@ -279,7 +282,11 @@ mod tests {
             60,
         ));
         let rrset = WireRrset::build(RecordType::SOA, 3600, [&soa], &apex).unwrap();
-        for q in ["example.test.", "a.b.c.example.test.", "a-very-long-label-here.example.test."] {
+        for q in [
+            "example.test.",
+            "a.b.c.example.test.",
+            "a-very-long-label-here.example.test.",
+        ] {
             let m = decode(q, &rrset, Owner::Relative(&[]), &apex);
             assert_eq!(m.answers[0].data, soa, "for question {q}");
         }
@@ -291,9 +298,15 @@ mod tests {
         let ns2 = RData::NS(NS(name("ns.other.test.")));
         let rrset = WireRrset::build(RecordType::NS, 3600, [&ns1, &ns2], &apex).unwrap();
         let m = decode("deep.er.example.test.", &rrset, Owner::Question, &apex);
-        assert_eq!(m.answers.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), [ns1, ns2]);
+        assert_eq!(
+            m.answers.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+            [ns1, ns2]
+        );
         let rrset = WireRrset::build(RecordType::MX, 300, [&mx], &apex).unwrap();
-        assert_eq!(decode("example.test.", &rrset, Owner::Question, &apex).answers[0].data, mx);
+        assert_eq!(
+            decode("example.test.", &rrset, Owner::Question, &apex).answers[0].data,
+            mx
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
+use hickory_proto::op::{
+    Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode,
+};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::*;
@@ -64,9 +66,17 @@ fn ask_raw(zones: &ZoneSet, msg: &[u8], transport: Transport) -> Option<Vec<u8>>
     respond(zones, msg, transport, &mut out).then_some(out)
 }
 
-fn ask(zones: &ZoneSet, name: &str, rtype: RecordType, edns: Option<(u16, bool)>) -> (Message, usize) {
+fn ask(
+    zones: &ZoneSet,
+    name: &str,
+    rtype: RecordType,
+    edns: Option<(u16, bool)>,
+) -> (Message, usize) {
     let wire = ask_raw(zones, &query(name, rtype, edns), Transport::Udp).expect("an answer");
-    (Message::from_vec(&wire).expect("hickory decodes it"), wire.len())
+    (
+        Message::from_vec(&wire).expect("hickory decodes it"),
+        wire.len(),
+    )
 }
 
 #[test]
@@ -85,9 +95,14 @@ fn node_txt() {
     let rr = &m.answers[0];
     assert_eq!(rr.name.to_ascii(), "N1.Example.Test.");
     assert_eq!((rr.ttl, rr.dns_class), (60, DNSClass::IN));
-    let RData::TXT(txt) = &rr.data else { panic!("{rr:?}") };
+    let RData::TXT(txt) = &rr.data else {
+        panic!("{rr:?}")
+    };
     let text = String::from_utf8(txt.txt_data[0].to_vec()).unwrap();
-    assert_eq!(text, format!("v=herald1 commit={} seq=3 ts=1764086400", "ab".repeat(20)));
+    assert_eq!(
+        text,
+        format!("v=herald1 commit={} seq=3 ts=1764086400", "ab".repeat(20))
+    );
     assert!(m.authorities.is_empty() && m.additionals.is_empty() && m.edns.is_none());
     // header 12 + question 21 + owner pointer 2 + fixed 10 + rdata 1 + 89
     assert_eq!(len, 12 + 21 + 2 + 10 + 1 + text.len());
@@ -97,8 +112,16 @@ fn node_txt() {
 fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
     let z = zones();
     for (name, rtype, rcode) in [
-        ("nope.example.test.", RecordType::TXT, ResponseCode::NXDomain),
-        ("x.n1.example.test.", RecordType::TXT, ResponseCode::NXDomain),
+        (
+            "nope.example.test.",
+            RecordType::TXT,
+            ResponseCode::NXDomain,
+        ),
+        (
+            "x.n1.example.test.",
+            RecordType::TXT,
+            ResponseCode::NXDomain,
+        ),
         ("n1.example.test.", RecordType::A, ResponseCode::NoError),
         ("b.example.test.", RecordType::TXT, ResponseCode::NoError), // empty non-terminal
         ("example.test.", RecordType::TXT, ResponseCode::NoError),
@@ -188,7 +211,10 @@ fn rfc8906_errors() {
     let z = zones();
     // BADVERS: extended RCODE 16, OPT version 0, question echoed.
     let mut m = Message::query();
-    m.add_query(HQuery::query(Name::from_ascii("n1.example.test.").unwrap(), RecordType::TXT));
+    m.add_query(HQuery::query(
+        Name::from_ascii("n1.example.test.").unwrap(),
+        RecordType::TXT,
+    ));
     let mut e = HEdns::new();
     e.set_version(1);
     m.set_edns(e);
@@ -201,7 +227,10 @@ fn rfc8906_errors() {
     // NOTIMP for another opcode, with the opcode echoed.
     let mut m = Message::query();
     m.metadata.op_code = OpCode::Status;
-    m.add_query(HQuery::query(Name::from_ascii("n1.example.test.").unwrap(), RecordType::TXT));
+    m.add_query(HQuery::query(
+        Name::from_ascii("n1.example.test.").unwrap(),
+        RecordType::TXT,
+    ));
     let r = Message::from_vec(&ask_raw(&z, &m.to_vec().unwrap(), Transport::Udp).unwrap()).unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
     assert_eq!(r.metadata.op_code, OpCode::Status);
@@ -211,7 +240,10 @@ fn rfc8906_errors() {
     broken.truncate(broken.len() - 2);
     let raw = ask_raw(&z, &broken, Transport::Udp).unwrap();
     let r = Message::from_vec(&raw).unwrap();
-    assert_eq!((r.metadata.id, r.metadata.response_code), (0xBEEF, ResponseCode::FormErr));
+    assert_eq!(
+        (r.metadata.id, r.metadata.response_code),
+        (0xBEEF, ResponseCode::FormErr)
+    );
     assert!(r.queries.is_empty());
 
     // No answer to a response or to garbage shorter than a header.

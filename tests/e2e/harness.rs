@@ -1,0 +1,280 @@
+//! Starts the real `herald` binary on port 0 and talks to it over real sockets.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::op::Message;
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use serde_json::Value;
+
+pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+pub const SHA1: &str = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f";
+pub const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// The example zone shipped in the repository.
+pub fn repo_zones() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones")
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub dns: SocketAddr,
+    pub api: String,
+    log: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+/// A reply of the API: status and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub json: Value,
+}
+
+impl Server {
+    /// Starts `herald serve` on free ports with the admin token from the environment.
+    pub fn start(data: &Path, zones: &Path) -> Self {
+        Self::start_with(data, zones, Some(TOKEN), &[])
+    }
+
+    pub fn start_with(data: &Path, zones: &Path, token: Option<&str>, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.args([
+            "serve",
+            "--dns",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data)
+        .arg("--zones")
+        .arg(zones)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        match token {
+            Some(t) => cmd.env("HERALD_ADMIN_TOKEN", t),
+            None => cmd.env_remove("HERALD_ADMIN_TOKEN"),
+        };
+        let mut child = cmd.spawn().expect("herald starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push_str(&format!("{line}\n"));
+                    for (kind, marker) in [
+                        ("dns", "listening for dns on "),
+                        ("api", "listening for api on "),
+                    ] {
+                        if let Some(at) = line.find(marker) {
+                            let addr = line[at + marker.len()..].trim().to_owned();
+                            let _ = tx.send((kind, addr));
+                        }
+                    }
+                }
+            });
+        }
+        let (mut dns, mut api) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while dns.is_none() || api.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(("dns", a)) => dns = Some(a.parse::<SocketAddr>().unwrap()),
+                Ok((_, a)) => api = Some(a),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("herald did not start:\n{}", log.lock().unwrap());
+                }
+            }
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            child: Some(child),
+            dns: dns.unwrap(),
+            api: format!("http://{}", api.unwrap()),
+            log,
+            agent,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (TERM, INT, KILL) and waits for the exit.
+    pub fn signal(mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} failed");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("herald ignored SIG{signal}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Any request to the API with the admin token.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        self.call_as(method, path, body, Some(TOKEN), &[])
+    }
+
+    pub fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = format!("{}{path}", self.api);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut res = self
+            .agent
+            .run(req.body(body).unwrap())
+            .expect("api reachable");
+        let status = res.status().as_u16();
+        let text = res.body_mut().read_to_string().unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json")
+        };
+        Reply { status, json }
+    }
+
+    pub fn put(&self, zone: &str, node: &str, commit: &str) -> Reply {
+        let body = serde_json::json!({ "commit": commit });
+        self.call(
+            "PUT",
+            &format!("/v1/zones/{zone}/nodes/{node}"),
+            Some(&body),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A DNS query through hickory's client, over UDP or TCP.
+pub fn query(server: SocketAddr, name: &str, rtype: RecordType, tcp: bool) -> Message {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let name = Name::from_ascii(name).unwrap();
+        let provider = TokioRuntimeProvider::default();
+        let response = if tcp {
+            let (stream, sender) =
+                TcpClientStream::new(server, None, Some(Duration::from_secs(5)), provider);
+            let (mut client, bg) =
+                Client::<TokioRuntimeProvider>::new(stream.await.unwrap(), sender);
+            tokio::spawn(bg);
+            client.query(name, DNSClass::IN, rtype).await
+        } else {
+            let stream = UdpClientStream::builder(server, provider).build();
+            let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
+            tokio::spawn(bg);
+            client.query(name, DNSClass::IN, rtype).await
+        };
+        response.expect("dns answer").into_message()
+    })
+}
+
+/// The TXT strings of the answer section.
+pub fn txt(message: &Message) -> Vec<String> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `dig` output for a query (bind9-dnsutils).
+pub fn dig(server: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "+norec",
+            "+time=2",
+            "+tries=1",
+        ])
+        .args(args)
+        .output()
+        .expect("dig runs (apt-get install bind9-dnsutils)");
+    assert!(
+        out.status.success(),
+        "dig failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A zones directory with the repository's example zone, for tests that change it.
+pub fn copy_zones(to: &Path) -> PathBuf {
+    let dir = to.join("zones");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(repo_zones()).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `herald` binary on port 0, driven over HTTP and DNS.
+//!
+//! One test binary (hickory's layout) so everything compiles once. Tests that need a Debian tool
+//! are `#[ignore = "needs <tool>"]`; `.ci/run` installs the tools and runs them too.
+
+mod api;
+mod dig;
+mod dns;
+mod durability;
+mod harness;
+mod lifecycle;
