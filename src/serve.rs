@@ -41,10 +41,10 @@ pub struct ServeConfig {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}: {cause}")]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -54,10 +54,10 @@ pub enum ServeError {
     Store(#[from] store::Error),
     #[error(transparent)]
     Dns(#[from] DnsError),
-    #[error("cannot bind the api on {addr}: {source}")]
+    #[error("cannot bind the api on {addr}: {cause}")]
     ApiBind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("api server: {0}")]
     Api(std::io::Error),
@@ -70,9 +70,9 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         .recursive(true)
         .mode(0o700)
         .create(data)
-        .map_err(|source| ServeError::DataDir {
+        .map_err(|cause| ServeError::DataDir {
             path: data.clone(),
-            source,
+            cause,
         })?;
 
     let (token, source) = auth::admin_token(data, config.admin_token.clone())?;
@@ -94,9 +94,9 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let sockets = dns::bind(&config.dns)?;
     let api_listener = tokio::net::TcpListener::bind(config.api)
         .await
-        .map_err(|source| ServeError::ApiBind {
+        .map_err(|cause| ServeError::ApiBind {
             addr: config.api,
-            source,
+            cause,
         })?;
     let api_addr = api_listener.local_addr().map_err(ServeError::Api)?;
     let dns_addrs = sockets.local_addrs();

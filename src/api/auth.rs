@@ -37,10 +37,10 @@ const MIN_TOKEN_LEN: usize = 16;
 pub enum AuthError {
     #[error("{ADMIN_TOKEN_ENV} is shorter than {MIN_TOKEN_LEN} characters")]
     WeakToken,
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
     Mode { path: PathBuf, mode: u32 },
@@ -104,9 +104,9 @@ pub fn admin_token(
         return Ok((token, TokenSource::Environment));
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
-    let io = |source| AuthError::Io {
+    let io = |cause| AuthError::Io {
         path: path.clone(),
-        source,
+        cause,
     };
     match File::open(&path) {
         Ok(mut file) => {

@@ -116,7 +116,7 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
         return finish(out, q.edns, rcode::NXDOMAIN, question_end, limit, None);
     };
     let found = if q.qtype == TYPE_ANY {
-        entry.rrsets.first()
+        entry.rrsets().next()
     } else {
         let qtype = RecordType::from(q.qtype);
         entry
@@ -128,15 +128,15 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
         set_count(out, 8, ns);
         return finish(out, q.edns, rcode::NOERROR, question_end, limit, None);
     };
-    let an = found.rrset.write(out, Owner::Question, apex_ptr);
+    let an = found.write(out, Owner::Question, apex_ptr);
     set_count(out, 6, an);
     let before_glue = out.len();
     let mut ar = 0;
-    for key in &found.glue {
+    for key in found.glue() {
         if let Some(target) = zone.lookup(key) {
             for t in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = target.rrset(t) {
-                    ar += set.rrset.write(out, Owner::Relative(key), apex_ptr);
+                    ar += set.write(out, Owner::Relative(key), apex_ptr);
                 }
             }
         }

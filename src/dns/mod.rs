@@ -28,11 +28,11 @@ use crate::zone::SharedZones;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DnsError {
-    #[error("cannot bind dns {proto} on {addr}: {source}")]
+    #[error("cannot bind dns {proto} on {addr}: {cause}")]
     Bind {
         proto: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot start a dns thread: {0}")]
     Thread(std::io::Error),
@@ -64,11 +64,7 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<DnsSockets, DnsError> {
     for &addr in addrs {
         let mut attempts = 0;
         let (udp, tcp) = loop {
-            let bind_err = |proto, source| DnsError::Bind {
-                proto,
-                addr,
-                source,
-            };
+            let bind_err = |proto, cause| DnsError::Bind { proto, addr, cause };
             let udp = UdpSocket::bind(addr).map_err(|e| bind_err("udp", e))?;
             let bound = udp.local_addr().map_err(|e| bind_err("udp", e))?;
             match TcpListener::bind(bound) {

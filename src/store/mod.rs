@@ -26,10 +26,10 @@ pub use schema::VERSION as SCHEMA_VERSION;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("cannot open the store {path}: {source}")]
+    #[error("cannot open the store {path}: {cause}")]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error(
         "the store has schema version {found}, newer than this Herald knows ({known}); \
@@ -131,9 +131,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let open_err = |source| Error::Open {
+        let open_err = |cause| Error::Open {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
@@ -157,9 +157,9 @@ impl Store {
 
     /// Opens a second connection to an existing store for reading only.
     pub fn open_reader(path: &Path) -> Result<Self, Error> {
-        let open_err = |source| Error::Open {
+        let open_err = |cause| Error::Open {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;

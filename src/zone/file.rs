@@ -56,9 +56,9 @@ const GENERATED: &[RecordType] = &[
 
 /// Loads every `*.zone` file of `dir`, sorted by name.
 pub fn load_dir(dir: &Path) -> Result<Vec<StaticZone>, ZoneError> {
-    let io = |source| ZoneError::Io {
+    let io = |cause| ZoneError::Io {
         path: dir.to_owned(),
-        source,
+        cause,
     };
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -92,9 +92,9 @@ pub fn load_file(path: &Path) -> Result<StaticZone, ZoneError> {
     let apex = Name::from_ascii(format!("{name}."))
         .map_err(|e| invalid(e.to_string()))?
         .to_lowercase();
-    let text = std::fs::read_to_string(path).map_err(|source| ZoneError::Io {
+    let text = std::fs::read_to_string(path).map_err(|cause| ZoneError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     let (_origin, sets) = Parser::new(text, Some(path.to_owned()), Some(apex.clone()))
         .parse()

@@ -3,13 +3,17 @@
 //!
 //! - [`file`] loads and checks `zones/<zone>.zone`;
 //! - [`wire`] prepares RRsets in wire format, once, when their data changes;
-//! - [`snapshot`] holds the prepared RRsets of every name in an immutable, structure-sharing map;
+//! - [`snapshot`] holds the prepared RRsets of every name of a zone at one serial;
+//! - [`entry`] packs everything at one name into one block, [`names`] indexes those blocks:
+//!   sharded, copy-on-write, one hash probe per lookup;
 //! - [`publish`] runs the write path: store, then snapshot, then the caller's answer.
 //!
 //! DNSSEC signing (issue 3) belongs here too: the signer runs in the publisher, at update time,
 //! never on the query path.
 
+pub mod entry;
 pub mod file;
+pub mod names;
 pub mod publish;
 pub mod snapshot;
 pub mod wire;
@@ -29,10 +33,10 @@ pub const DEFAULT_NODE_TTL: u32 = 60;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ZoneError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("no zone files (*.zone) in {0}")]
     NoZones(PathBuf),

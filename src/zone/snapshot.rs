@@ -2,12 +2,13 @@
 //!
 //! A [`ZoneSet`] is immutable once published; the publisher builds the next one and swaps it in
 //! atomically (`arc_swap`), so the query path reads without locks and never sees half an update.
-//! Each zone's names live in a persistent hash map (`imbl`): publishing one node copies a few
-//! small map nodes, not the whole zone, and unchanged entries are shared between snapshots.
+//! Each zone's names live in a sharded copy-on-write index ([`NameMap`]): publishing one node
+//! copies one small shard, not the whole zone, and unchanged shards are shared between
+//! snapshots.
 //!
-//! Every RRset is stored prepared ([`WireRrset`]). With DNSSEC (issue 3) an [`RrsetEntry`] gains
-//! its RRSIGs in the same prepared form, and a [`NameEntry`] its NSEC; the answer path then copies
-//! those as well, so the shape here does not change.
+//! Every RRset is stored prepared ([`WireRrset`]), and everything at one name in one block
+//! ([`NameEntry`]); with DNSSEC (issue 3) the RRSIGs and the NSEC go into the same block, and the
+//! answer path copies them the same way.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,36 +17,14 @@ use hickory_proto::rr::rdata::{SOA, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::ZoneError;
+use super::entry::{NameEntry, RrsetEntry};
 use super::file::StaticZone;
+use super::names::NameMap;
 use super::wire::{WireRrset, name_wire, relative_key};
 use crate::record::Payload;
 
 /// Lowercase wire-format labels of a name relative to its zone's apex (empty for the apex).
 pub type NameKey = Arc<[u8]>;
-
-/// One RRset of a name, prepared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RrsetEntry {
-    pub rrset: WireRrset,
-    /// Names whose A and AAAA RRsets go into the additional section with this RRset: the
-    /// in-zone targets of NS and MX records (RFC 1035 §3.3.9, §3.3.11).
-    pub glue: Box<[NameKey]>,
-}
-
-/// Everything at one name. A name with no RRsets is an empty non-terminal.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NameEntry {
-    /// Sorted by type.
-    pub rrsets: Box<[RrsetEntry]>,
-}
-
-impl NameEntry {
-    /// The RRset of `rtype`, if the name has one.
-    #[inline]
-    pub fn rrset(&self, rtype: RecordType) -> Option<&RrsetEntry> {
-        self.rrsets.iter().find(|e| e.rrset.rtype() == rtype)
-    }
-}
 
 /// One zone as served at one serial.
 #[derive(Debug, Clone)]
@@ -64,16 +43,15 @@ pub struct ZoneSnapshot {
     /// The SOA for the authority section of negative answers, with TTL min(SOA TTL, MINIMUM)
     /// (RFC 2308 §3).
     pub negative_soa: WireRrset,
-    names: imbl::HashMap<NameKey, Arc<NameEntry>>,
+    names: NameMap,
 }
 
 impl ZoneSnapshot {
     /// The zone file's records at `serial`, with no nodes yet.
     pub fn new(zone: &StaticZone, serial: u32, node_ttl: u32) -> Result<Self, ZoneError> {
         let apex = zone.apex.clone();
-        let mut names = imbl::HashMap::new();
+        let mut names = NameMap::new();
         for name in zone.names() {
-            let key: NameKey = relative_key(&name, &apex).into();
             let mut rrsets = Vec::new();
             for set in zone.rrsets.get(&name).into_iter().flatten() {
                 let rrset = WireRrset::build(set.rtype, set.ttl, &set.rdatas, &apex)?;
@@ -83,13 +61,7 @@ impl ZoneSnapshot {
                     .collect();
                 rrsets.push(RrsetEntry { rrset, glue });
             }
-            rrsets.sort_by_key(|e| u16::from(e.rrset.rtype()));
-            names.insert(
-                key,
-                Arc::new(NameEntry {
-                    rrsets: rrsets.into(),
-                }),
-            );
+            names.insert(NameEntry::new(&relative_key(&name, &apex), &rrsets)?);
         }
         let mut snapshot = Self {
             name: zone.name.as_str().into(),
@@ -114,25 +86,17 @@ impl ZoneSnapshot {
         let apex_soa = WireRrset::build(RecordType::SOA, self.soa_ttl, [&soa], &self.apex)?;
         let negative_ttl = self.soa_ttl.min(self.soa.minimum);
         self.negative_soa = WireRrset::build(RecordType::SOA, negative_ttl, [&soa], &self.apex)?;
-        let apex_key: NameKey = Arc::from(&[][..]);
-        let mut apex = self
-            .names
-            .get(&apex_key)
-            .map(|e| (**e).clone())
-            .unwrap_or_default();
-        let mut rrsets: Vec<RrsetEntry> = apex
-            .rrsets
-            .iter()
-            .filter(|e| e.rrset.rtype() != RecordType::SOA)
-            .cloned()
-            .collect();
-        rrsets.push(RrsetEntry {
-            rrset: apex_soa,
-            glue: Box::new([]),
-        });
-        rrsets.sort_by_key(|e| u16::from(e.rrset.rtype()));
-        apex.rrsets = rrsets.into();
-        self.names.insert(apex_key, Arc::new(apex));
+        let apex = match self.names.get(&[]) {
+            Some(entry) => entry.with_rrset(&apex_soa)?,
+            None => NameEntry::new(
+                &[],
+                &[RrsetEntry {
+                    rrset: apex_soa,
+                    glue: Vec::new(),
+                }],
+            )?,
+        };
+        self.names.insert(apex);
         self.serial = serial;
         Ok(())
     }
@@ -141,13 +105,14 @@ impl ZoneSnapshot {
     pub fn set_node(&mut self, label: &str, payload: &Payload) -> Result<(), ZoneError> {
         let txt = RData::TXT(TXT::new(vec![payload.render()]));
         let rrset = WireRrset::build(RecordType::TXT, self.node_ttl, [&txt], &self.apex)?;
-        let entry = NameEntry {
-            rrsets: Box::new([RrsetEntry {
+        let entry = NameEntry::new(
+            &node_key(label),
+            &[RrsetEntry {
                 rrset,
-                glue: Box::new([]),
-            }]),
-        };
-        self.names.insert(node_key(label), Arc::new(entry));
+                glue: Vec::new(),
+            }],
+        )?;
+        self.names.insert(entry);
         Ok(())
     }
 
@@ -159,7 +124,7 @@ impl ZoneSnapshot {
     /// The entry at `key` (see [`NameKey`]).
     #[inline]
     pub fn lookup(&self, key: &[u8]) -> Option<&NameEntry> {
-        self.names.get(key).map(|e| &**e)
+        self.names.get(key)
     }
 
     /// How many names the zone holds (static names, empty non-terminals and nodes).
@@ -291,15 +256,13 @@ mod tests {
     fn static_names_and_empty_non_terminals() {
         let z = ZoneSnapshot::new(&example(), 9, 60).unwrap();
         let apex = z.lookup(b"").unwrap();
-        let types: Vec<_> = apex.rrsets.iter().map(|e| e.rrset.rtype()).collect();
+        let types: Vec<_> = apex.rrsets().map(|e| e.rtype()).collect();
         assert_eq!(types, [RecordType::NS, RecordType::SOA]);
         // Only the in-zone NS target with an address is glue.
-        assert_eq!(
-            &*apex.rrset(RecordType::NS).unwrap().glue,
-            &[NameKey::from(&b"\x03ns1"[..])]
-        );
-        assert!(z.lookup(b"\x01b").unwrap().rrsets.is_empty());
-        assert_eq!(z.lookup(b"\x01a\x01b").unwrap().rrsets.len(), 1);
+        let glue: Vec<&[u8]> = apex.rrset(RecordType::NS).unwrap().glue().collect();
+        assert_eq!(glue, [&b"\x03ns1"[..]]);
+        assert!(z.lookup(b"\x01b").unwrap().is_empty());
+        assert_eq!(z.lookup(b"\x01a\x01b").unwrap().rrsets().count(), 1);
         assert!(z.lookup(b"\x01c").is_none());
         assert_eq!(z.negative_soa.count(), 1);
         let keys = static_keys(&example());

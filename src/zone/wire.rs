@@ -96,41 +96,48 @@ impl WireRrset {
         self.count
     }
 
-    /// Appends every record to `out` with `owner` as its owner name. `apex_ptr` is the compression
-    /// pointer (`0xC000 | offset`) to the apex inside the question. Returns the record count.
-    ///
-    /// This is on the query path: it copies and patches bytes and allocates nothing once `out`
-    /// has grown to a response's size.
+    /// Appends every record to `out` (see [`write_records`]) and returns the record count.
     #[inline]
     pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) -> u16 {
-        let apex_ptr = apex_ptr.to_be_bytes();
-        let mut rest = &self.bytes[..];
-        while rest.len() >= 3 {
-            let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            let nfix = usize::from(rest[2]);
-            let (fix, tail) = rest[3..].split_at(nfix * 2);
-            let (tail, next) = tail.split_at(tail_len);
-            match owner {
-                Owner::Question => out.extend_from_slice(&[0xC0, 0x0C]),
-                Owner::Relative(labels) => {
-                    out.extend_from_slice(labels);
-                    out.extend_from_slice(&apex_ptr);
-                }
-            }
-            let start = out.len();
-            out.extend_from_slice(tail);
-            for f in fix.chunks_exact(2) {
-                let at = start + usize::from(u16::from_be_bytes([f[0], f[1]]));
-                out[at..at + 2].copy_from_slice(&apex_ptr);
-            }
-            rest = next;
-        }
+        write_records(&self.bytes, out, owner, apex_ptr);
         self.count
     }
 
-    /// Bytes held, for memory accounting.
-    pub fn heap_size(&self) -> usize {
-        self.bytes.len()
+    /// The records in the block layout described in the module documentation.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Appends the records of `bytes` (the block layout above) to `out`, each with `owner` as its
+/// owner name. `apex_ptr` is the compression pointer (`0xC000 | offset`) to the apex inside the
+/// question.
+///
+/// This is on the query path: it copies and patches bytes and allocates nothing once `out` has
+/// grown to a response's size.
+#[inline]
+pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) {
+    let apex_ptr = apex_ptr.to_be_bytes();
+    let mut rest = bytes;
+    while rest.len() >= 3 {
+        let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let nfix = usize::from(rest[2]);
+        let (fix, tail) = rest[3..].split_at(nfix * 2);
+        let (tail, next) = tail.split_at(tail_len);
+        match owner {
+            Owner::Question => out.extend_from_slice(&[0xC0, 0x0C]),
+            Owner::Relative(labels) => {
+                out.extend_from_slice(labels);
+                out.extend_from_slice(&apex_ptr);
+            }
+        }
+        let start = out.len();
+        out.extend_from_slice(tail);
+        for f in fix.chunks_exact(2) {
+            let at = start + usize::from(u16::from_be_bytes([f[0], f[1]]));
+            out[at..at + 2].copy_from_slice(&apex_ptr);
+        }
+        rest = next;
     }
 }
 

@@ -1,0 +1,173 @@
+//! The name index of a zone snapshot: exact-match lookups for the query path, copy-on-write
+//! updates for the publisher.
+//!
+//! Written here because the two needs pull apart: the query path wants one flat hash table (one
+//! or two cache misses per lookup), the publisher wants to change one name without copying a
+//! million. A persistent HAMT (`imbl::HashMap`) gives the second but not the first: measured
+//! with 100,000 nodes it spent 15 % of the server's CPU in lookups (HAMT levels and key
+//! compares) and Herald answered 0.86× NSD's queries per second.
+//!
+//! So the index is 4096 shards, each a SIMD hash table (hashbrown) behind an `Arc`. A reader
+//! hashes the key once, picks a shard, and probes it. A writer copies the shard array (4096
+//! pointers) and then only the shard it changes, about 250 entries at a million names; every
+//! other shard stays shared with older snapshots. A batch touches each shard at most once.
+
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+use super::entry::NameEntry;
+
+const SHARD_BITS: u32 = 12;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+type Shard = HashTable<NameEntry>;
+
+/// Names of one zone, keyed by their [`NameKey`](super::snapshot::NameKey).
+#[derive(Clone)]
+pub struct NameMap {
+    shards: Arc<Vec<Arc<Shard>>>,
+    len: usize,
+    /// Seeded once per map; kept by every snapshot derived from it.
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for NameMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameMap").field("len", &self.len).finish()
+    }
+}
+
+impl Default for NameMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NameMap {
+    pub fn new() -> Self {
+        let empty = Arc::new(Shard::new());
+        Self {
+            shards: Arc::new(vec![empty; SHARDS]),
+            len: 0,
+            hasher: RandomState::default(),
+        }
+    }
+
+    /// The shard of a hash: bits 32–43, which hashbrown uses neither for the bucket index
+    /// (low bits) nor for its control bytes (top 7 bits), so entries still spread in a shard.
+    #[inline]
+    fn shard_of(hash: u64) -> usize {
+        ((hash >> 32) as usize) & (SHARDS - 1)
+    }
+
+    /// The entry at `key`.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&NameEntry> {
+        let hash = self.hasher.hash_one(key);
+        self.shards[Self::shard_of(hash)].find(hash, |e| e.key() == key)
+    }
+
+    /// Inserts `entry`, replacing the one with the same key.
+    pub fn insert(&mut self, entry: NameEntry) {
+        let hash = self.hasher.hash_one(entry.key());
+        let hasher = self.hasher.clone();
+        let rehash = move |e: &NameEntry| hasher.hash_one(e.key());
+        let shard = self.shard_mut(hash);
+        match shard.find_mut(hash, |e| e.key() == entry.key()) {
+            Some(slot) => *slot = entry,
+            None => {
+                shard.insert_unique(hash, entry, rehash);
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Removes the entry at `key`; returns whether there was one.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(key);
+        let shard = Self::shard_of(hash);
+        // Look before copying: removing an absent name must not unshare a shard.
+        if self.shards[shard].find(hash, |e| e.key() == key).is_none() {
+            return false;
+        }
+        let table = self.shard_mut(hash);
+        if let Ok(entry) = table.find_entry(hash, |e| e.key() == key) {
+            entry.remove();
+        }
+        self.len -= 1;
+        true
+    }
+
+    /// The number of names.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The shard of `hash`, unshared from older snapshots (copied if it is shared).
+    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
+        let shards = Arc::make_mut(&mut self.shards);
+        Arc::make_mut(&mut shards[Self::shard_of(hash)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &[u8]) -> NameEntry {
+        NameEntry::new(key, &[]).unwrap()
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut m = NameMap::new();
+        for i in 0..10_000u32 {
+            m.insert(entry(&i.to_be_bytes()));
+        }
+        assert_eq!(m.len(), 10_000);
+        assert!(m.get(&7u32.to_be_bytes()).is_some());
+        assert!(m.get(&10_001u32.to_be_bytes()).is_none());
+        // Replacing keeps the count.
+        m.insert(entry(&7u32.to_be_bytes()));
+        assert_eq!(m.len(), 10_000);
+        assert!(m.remove(&7u32.to_be_bytes()));
+        assert!(!m.remove(&7u32.to_be_bytes()));
+        assert!(m.get(&7u32.to_be_bytes()).is_none());
+        assert_eq!(m.len(), 9_999);
+    }
+
+    #[test]
+    fn copies_share_untouched_shards() {
+        let mut a = NameMap::new();
+        for i in 0..10_000u32 {
+            a.insert(entry(&i.to_be_bytes()));
+        }
+        let mut b = a.clone();
+        b.insert(entry(b"new"));
+        b.remove(&1u32.to_be_bytes());
+        assert!(a.get(b"new").is_none() && a.get(&1u32.to_be_bytes()).is_some());
+        assert!(b.get(b"new").is_some() && b.get(&1u32.to_be_bytes()).is_none());
+        let shared = a
+            .shards
+            .iter()
+            .zip(b.shards.iter())
+            .filter(|(x, y)| Arc::ptr_eq(x, y))
+            .count();
+        assert!(
+            shared >= SHARDS - 2,
+            "only the two changed shards are copied ({shared} shared)"
+        );
+        // Removing a name that is not there copies nothing.
+        let c = b.clone();
+        let mut d = c.clone();
+        assert!(!d.remove(b"absent"));
+        assert!(Arc::ptr_eq(&c.shards, &d.shards));
+    }
+}
