@@ -65,6 +65,7 @@ async fn connection(stream: TcpStream, zones: SharedZones) -> std::io::Result<()
     let mut reader = BufReader::new(reader);
     let mut msg = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4098);
     loop {
         let len = match tokio::time::timeout(IDLE_TIMEOUT, reader.read_u16()).await {
             Ok(Ok(len)) => usize::from(len),
@@ -78,7 +79,7 @@ async fn connection(stream: TcpStream, zones: SharedZones) -> std::io::Result<()
             // A response or garbage on a query connection: nothing sensible follows.
             return Ok(());
         }
-        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
         writer.write_all(&framed).await?;

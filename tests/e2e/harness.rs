@@ -20,6 +20,23 @@ pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
 pub const SHA1: &str = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f";
 pub const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
+/// `herald serve` on free ports with these directories; the caller adds the rest.
+pub fn serve_command(data: &Path, zones: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.args([
+        "serve",
+        "--dns",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--data",
+    ])
+    .arg(data)
+    .arg("--zones")
+    .arg(zones);
+    cmd
+}
+
 /// The example zone shipped in the repository.
 pub fn repo_zones() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("zones")

@@ -99,18 +99,7 @@ fn generated_admin_token_is_private_and_works() {
 }
 
 fn serve_fails(args: &[&str], data: &std::path::Path, zones: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "serve",
-            "--dns",
-            "127.0.0.1:0",
-            "--api",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(data)
-        .arg("--zones")
-        .arg(zones)
+    let out = serve_command(data, zones)
         .args(args)
         .env("HERALD_ADMIN_TOKEN", TOKEN)
         .output()
@@ -163,18 +152,7 @@ fn a_readable_token_file_is_refused() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "serve",
-            "--dns",
-            "127.0.0.1:0",
-            "--api",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .arg("--zones")
-        .arg(repo_zones())
+    let out = serve_command(dir.path(), &repo_zones())
         .env_remove("HERALD_ADMIN_TOKEN")
         .output()
         .unwrap();
@@ -277,18 +255,7 @@ fn a_stalled_api_client_does_not_block_shutdown() {
 #[test]
 fn a_closed_stderr_does_not_block_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "serve",
-            "--dns",
-            "127.0.0.1:0",
-            "--api",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .arg("--zones")
-        .arg(repo_zones())
+    let mut child = serve_command(dir.path(), &repo_zones())
         .env("HERALD_ADMIN_TOKEN", TOKEN)
         .stderr(std::process::Stdio::piped())
         .spawn()

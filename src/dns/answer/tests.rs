@@ -304,3 +304,48 @@ fn glue_is_dropped_before_the_answer_is_truncated() {
     assert!(!m.metadata.truncation);
     assert_eq!((m.answers.len(), m.additionals.len()), (12, 0));
 }
+
+/// Untrusted input: mutated and truncated queries never panic, and whatever is answered is a
+/// response with the query's ID that hickory can decode.
+#[test]
+fn mangled_queries_never_panic() {
+    let z = zones();
+    let seeds: Vec<Vec<u8>> = vec![
+        query("n1.example.test.", RecordType::TXT, Some((1232, true))),
+        query("big.example.test.", RecordType::TXT, None),
+        query("example.test.", RecordType::NS, Some((512, false))),
+        query("nope.example.test.", RecordType::A, None),
+    ];
+    // xorshift: deterministic, no dependency.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut out = Vec::new();
+    for i in 0..200_000 {
+        let mut msg = seeds[i % seeds.len()].clone();
+        for _ in 0..(next() % 4 + 1) {
+            let at = (next() as usize) % msg.len();
+            match next() % 3 {
+                0 => msg[at] = next() as u8,
+                1 => msg.truncate(at.max(1)),
+                _ => msg.insert(at, next() as u8),
+            }
+        }
+        for transport in [Transport::Udp, Transport::Tcp] {
+            if respond(&z, &msg, transport, &mut out) {
+                assert!(out.len() >= 12);
+                assert_eq!(out[..2], msg[..2], "the response keeps the query's ID");
+                assert!(out[2] & 0x80 != 0, "QR is set");
+                if transport == Transport::Udp {
+                    assert!(out.len() <= 1232);
+                }
+                Message::from_vec(&out)
+                    .unwrap_or_else(|e| panic!("undecodable answer to {msg:?}: {e}"));
+            }
+        }
+    }
+}
