@@ -12,7 +12,10 @@ use tracing_subscriber::EnvFilter;
 
 use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
+use herald::record::normalize_zone;
 use herald::serve::{ServeConfig, run};
+use herald::zone::keys::ZoneKey;
+use herald::zone::policy::{ZonePolicy, parse_flag};
 
 /// Herald: tells a fleet, through DNS TXT records, which commit each node should run.
 #[derive(Debug, Parser)]
@@ -28,6 +31,31 @@ enum Command {
     Serve(ServeArgs),
     /// Publish a commit for a node through the admin API.
     Publish(PublishArgs),
+    /// Show a zone's signing key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Print the zone's DNSKEY and DS records (the DS goes to the parent zone; either is a trust
+    /// anchor for `herald check` and unbound).
+    Show(KeyShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeyShowArgs {
+    /// Data directory of the server that created the key.
+    #[arg(long, value_name = "DIR", default_value = "./herald-data")]
+    data: PathBuf,
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// TTL written in the records.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    ttl: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +72,10 @@ struct ServeArgs {
     /// Address of the admin API. Port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8053")]
     api: SocketAddr,
+    /// Signing settings of one zone, repeatable:
+    /// ZONE:algorithm=13|15,denial=nsec|nsec3,validity=14d,inception-offset=1h,refresh=7d,node-ttl=60
+    #[arg(long = "dnssec", value_name = "ZONE:SETTINGS", value_parser = parse_flag)]
+    dnssec: Vec<(String, ZonePolicy)>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +113,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Publish(_) => "warn",
+        Command::Publish(_) | Command::Key { .. } => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,6 +128,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Publish(args) => publish(args),
+        Command::Key {
+            command: KeyCommand::Show(args),
+        } => key_show(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,6 +148,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dns: args.dns,
         api: args.api,
         admin_token: std::env::var(ADMIN_TOKEN_ENV).ok(),
+        policies: args.dnssec.into_iter().collect(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,5 +194,14 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
             node.name, node.commit, node.seq, node.serial
         );
     }
+    Ok(())
+}
+
+fn key_show(args: KeyShowArgs) -> anyhow::Result<()> {
+    let zone = normalize_zone(&args.zone)?;
+    let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}."))?;
+    let key = ZoneKey::load(&args.data, &zone, &apex)?;
+    println!("{}", key.dnskey_line(args.ttl));
+    println!("{}", key.ds_line(args.ttl));
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! runs the other way: stop taking API requests, stop DNS, let the publisher finish what it
 //! was given, close the store.
 
+use std::collections::HashMap;
 use std::fs::DirBuilder;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -21,6 +22,9 @@ use crate::api::auth::{self, Auth, AuthError, TokenSource};
 use crate::api::{self, AppState};
 use crate::dns::{self, DnsError, DnsServer};
 use crate::store::{self, Store};
+use crate::zone::policy::ZonePolicy;
+use crate::zone::publish::Setup;
+use crate::zone::sign::SystemClock;
 use crate::zone::{self, ZoneError};
 
 /// How long in-flight API requests may take to finish once shutdown has begun.
@@ -35,6 +39,8 @@ pub struct ServeConfig {
     pub api: SocketAddr,
     /// From `HERALD_ADMIN_TOKEN`; when `None` the token file in the data directory is used.
     pub admin_token: Option<String>,
+    /// Per-zone signing settings (`--dnssec`); other zones get the defaults.
+    pub policies: HashMap<String, ZonePolicy>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -88,8 +94,15 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let db = Store::path_in(data);
     let store = Store::open(&db)?;
     let reader = Store::open_reader(&db)?;
-    let (publisher, shared, publisher_thread) =
-        zone::publish::start(store, &zones, zone::DEFAULT_NODE_TTL)?;
+    let (publisher, shared, publisher_thread) = zone::publish::start(
+        store,
+        Setup {
+            zones: &zones,
+            policies: &config.policies,
+            data_dir: data,
+            clock: Arc::new(SystemClock),
+        },
+    )?;
 
     let sockets = dns::bind(&config.dns)?;
     let api_listener = tokio::net::TcpListener::bind(config.api)

@@ -38,8 +38,16 @@ fn harness() -> Harness {
     let db = Store::path_in(dir.path());
     let store = Store::open(&db).unwrap();
     let reader = Store::open_reader(&db).unwrap();
-    let (publisher, zones, _thread) =
-        crate::zone::publish::start(store, &load_dir(&zones_dir).unwrap(), 60).unwrap();
+    let (publisher, zones, _thread) = crate::zone::publish::start(
+        store,
+        crate::zone::publish::Setup {
+            zones: &load_dir(&zones_dir).unwrap(),
+            policies: &Default::default(),
+            data_dir: dir.path(),
+            clock: Arc::new(crate::zone::sign::SystemClock),
+        },
+    )
+    .unwrap();
     let dns_up = Arc::new(AtomicBool::new(true));
     let up = dns_up.clone();
     let state = AppState {
@@ -214,9 +222,30 @@ async fn publish_read_and_see_it_in_dns() {
         .call(Method::GET, "/v1/zones/example.test", None, &[])
         .await;
     assert_eq!(
-        z.json,
-        json!({"zone": "example.test", "serial": 102, "nodes": 1, "dnskey": [], "ds": []})
+        (
+            z.json["zone"].as_str(),
+            z.json["serial"].as_u64(),
+            z.json["nodes"].as_u64()
+        ),
+        (Some("example.test"), Some(102), Some(1))
     );
+    let dnskey = z.json["dnskey"][0].as_str().unwrap();
+    assert!(
+        dnskey.starts_with("example.test. 3600 IN DNSKEY 257 3 13 "),
+        "{dnskey}"
+    );
+    let ds = z.json["ds"][0].as_str().unwrap();
+    assert!(
+        ds.starts_with("example.test. 3600 IN DS ") && ds.contains(" 13 2 "),
+        "{ds}"
+    );
+    // The private key never appears in an answer.
+    let key_file = std::fs::read_to_string(h._dir.path().join("keys/example.test.key")).unwrap();
+    let secret = key_file
+        .lines()
+        .find_map(|l| l.strip_prefix("private-key: "))
+        .unwrap();
+    assert!(!z.json.to_string().contains(secret));
     let all = h.call(Method::GET, "/v1/zones", None, &[]).await;
     assert_eq!(all.json["zones"][0], z.json);
 }

@@ -105,9 +105,10 @@ pub struct ZoneJson {
     pub serial: u32,
     /// How many nodes the zone holds.
     pub nodes: u64,
-    /// The zone's DNSKEY records in presentation format; empty until the zone is signed.
+    /// The zone's DNSKEY records in presentation format
+    /// (`example.test. 3600 IN DNSKEY 257 3 13 …`).
     pub dnskey: Vec<String>,
-    /// The DS records for the parent zone in presentation format; empty until signed.
+    /// The DS records to give the parent zone, in presentation format.
     pub ds: Vec<String>,
 }
 

@@ -10,6 +10,10 @@ use super::error::ApiError;
 use super::types::{ZoneJson, ZoneList};
 
 async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError> {
+    let (dnskey, ds) = match state.zones.load().get(&zone) {
+        Some(z) => (z.dnskey.to_vec(), z.ds.to_vec()),
+        None => return Err(ApiError::NotFound(format!("zone {zone} is not served"))),
+    };
     let z = zone.clone();
     let row = state
         .read(move |s| s.zone(&z))
@@ -19,9 +23,8 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
         zone,
         serial: row.serial,
         nodes: row.node_count,
-        // Filled in once the zone is signed (issue 3).
-        dnskey: Vec::new(),
-        ds: Vec::new(),
+        dnskey,
+        ds,
     })
 }
 

@@ -9,6 +9,8 @@
 //! - a name with the asked type: the RRset in the answer section, glue for NS/MX in additional;
 //! - a name without it: NODATA, the SOA in authority; a missing name: NXDOMAIN, the SOA in
 //!   authority, with TTL min(SOA TTL, MINIMUM) (RFC 2308 §3);
+//! - with the DO bit (RFC 3225): every RRset with its RRSIGs, and negative answers with their
+//!   NSEC or NSEC3 proofs (RFC 4035 §3.1.3, RFC 5155 §7.2; see [`super::denial`]);
 //! - ANY: one RRset of the name (RFC 8482 §4.2);
 //! - a CNAME answers every type at its name; it is not chased, the resolver follows it;
 //! - names outside every zone, other classes and zone transfers (until issue 5): REFUSED;
@@ -18,8 +20,9 @@
 
 use hickory_proto::rr::RecordType;
 
+use super::denial;
 use super::message::{Edns, Parsed, Query, parse, rcode};
-use crate::zone::snapshot::ZoneSet;
+use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
 use crate::zone::wire::Owner;
 
 /// Largest UDP answer Herald sends: the DNS flag day 2020 value, which avoids IP fragmentation.
@@ -90,6 +93,7 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
             e.udp_size.clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
         })),
     };
+    let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let flags = FLAG_QR | (q.flags & COPIED_FLAGS);
     header(out, q.id, flags, rcode::REFUSED);
     out.extend_from_slice(q.question);
@@ -101,6 +105,7 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
     let qname = &mut lower[..q.qname_len];
     qname.copy_from_slice(&q.question[..q.qname_len]);
     qname.make_ascii_lowercase();
+    let qname = &*qname;
 
     let zone = match zones.find(qname) {
         Some(z) if q.qclass == CLASS_IN && q.qtype != TYPE_AXFR && q.qtype != TYPE_IXFR => z,
@@ -109,9 +114,13 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
     let cut = q.qname_len - zone.apex_wire.len();
     let apex_ptr = 0xC000 | (12 + cut) as u16;
     set_flags(out, flags | FLAG_AA);
+    let rel = &qname[..cut];
 
-    let Some(entry) = zone.lookup(&qname[..cut]) else {
-        let ns = zone.negative_soa.write(out, Owner::Relative(&[]), apex_ptr);
+    let Some(entry) = zone.lookup(rel) else {
+        let mut ns = negative_soa(zone, out, apex_ptr, dnssec);
+        if dnssec {
+            ns += denial::no_name(zone, qname, cut, out, apex_ptr);
+        }
         set_count(out, 8, ns);
         return finish(out, q.edns, rcode::NXDOMAIN, question_end, limit, None);
     };
@@ -124,11 +133,14 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
             .or_else(|| entry.rrset(RecordType::CNAME))
     };
     let Some(found) = found else {
-        let ns = zone.negative_soa.write(out, Owner::Relative(&[]), apex_ptr);
+        let mut ns = negative_soa(zone, out, apex_ptr, dnssec);
+        if dnssec {
+            ns += denial::no_type(zone, entry, qname, cut, out, apex_ptr);
+        }
         set_count(out, 8, ns);
         return finish(out, q.edns, rcode::NOERROR, question_end, limit, None);
     };
-    let an = found.write(out, Owner::Question, apex_ptr);
+    let an = found.write(out, Owner::Question, apex_ptr, dnssec);
     set_count(out, 6, an);
     let before_glue = out.len();
     let mut ar = 0;
@@ -136,7 +148,7 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
         if let Some(target) = zone.lookup(key) {
             for t in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = target.rrset(t) {
-                    ar += set.write(out, Owner::Relative(key), apex_ptr);
+                    ar += set.write(out, Owner::Relative(key), apex_ptr, dnssec);
                 }
             }
         }
@@ -150,6 +162,16 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8
         limit,
         Some(before_glue),
     );
+}
+
+/// The SOA of a negative answer (RFC 2308 §3), with its RRSIG when DNSSEC was asked for
+/// (RFC 4035 §3.1.3); returns the record count.
+fn negative_soa(zone: &ZoneSnapshot, out: &mut Vec<u8>, apex_ptr: u16, dnssec: bool) -> u16 {
+    let mut n = zone.negative_soa.write(out, Owner::Relative(&[]), apex_ptr);
+    if dnssec && let Some(sigs) = &zone.negative_soa_sigs {
+        n += sigs.write(out, Owner::Relative(&[]), apex_ptr);
+    }
+    n
 }
 
 /// Sets the RCODE, appends the OPT record and enforces the size limit: drop the additional

@@ -1,7 +1,8 @@
 //! The DNS server: sockets and the lean query path over prepared answers.
 //!
 //! - [`message`] reads queries by hand (header, question, OPT) without allocating;
-//! - [`answer`] builds responses by copying prepared RRsets out of the snapshot;
+//! - [`answer`] builds responses by copying prepared RRsets out of the snapshot, and [`denial`]
+//!   picks the NSEC/NSEC3 proofs of negative answers;
 //! - [`udp`] runs one blocking loop per UDP socket on its own thread;
 //! - [`tcp`] serves RFC 7766 TCP on tokio.
 //!
@@ -10,6 +11,7 @@
 //! Nothing here touches SQLite or signs: it only reads the [`SharedZones`] snapshot.
 
 pub mod answer;
+pub mod denial;
 pub mod message;
 pub mod tcp;
 pub mod udp;

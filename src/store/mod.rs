@@ -10,7 +10,9 @@
 
 mod nodes;
 mod schema;
+mod signatures;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use thiserror::Error;
 use crate::record::{Commit, NodeLabel};
 
 pub use schema::VERSION as SCHEMA_VERSION;
+pub use signatures::{SigWrite, StoredNode, StoredSig};
 
 /// A failure of the store itself (I/O, SQLite, an incompatible file). The caller cannot fix these
 /// by changing its request; see [`Refusal`] for the ones it can.
@@ -247,33 +250,48 @@ impl Store {
         Ok(())
     }
 
-    /// Applies a group of changes in one transaction with one fsync (group commit).
-    ///
-    /// Each change runs in its own savepoint: a refused change is rolled back alone and reported
-    /// in its slot. The outer error means the transaction as a whole failed and nothing of the
-    /// group was written.
+    /// Runs `f` in one write transaction (one fsync), committed when `f` returns `Ok` and
+    /// rolled back when it returns `Err`. The publisher groups API changes this way.
+    pub fn write<T, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let mut writer = Writer { tx };
+        let value = f(&mut writer)?;
+        writer.tx.commit().map_err(Error::from)?;
+        Ok(value)
+    }
+
+    /// Applies a group of changes in one transaction: see [`Writer::apply`].
     pub fn apply(
         &mut self,
         changes: &[(&str, &Change)],
         now: u64,
     ) -> Result<Vec<Result<Applied, Refusal>>, Error> {
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut results = Vec::with_capacity(changes.len());
-        for (zone, change) in changes {
-            let sp = tx.savepoint()?;
-            match nodes::apply(&sp, zone, change, now)? {
-                Ok(applied) => {
-                    sp.commit()?;
-                    results.push(Ok(applied));
-                }
-                // Dropping the savepoint rolls it back.
-                Err(refusal) => results.push(Err(refusal)),
-            }
-        }
-        tx.commit()?;
-        Ok(results)
+        self.write(|w| {
+            changes
+                .iter()
+                .map(|(zone, change)| w.apply(zone, change, now))
+                .collect()
+        })
+    }
+
+    /// The zone's stored signatures other than nodes', by (owner, type).
+    pub fn signatures(&self, zone: &str) -> Result<HashMap<(Vec<u8>, u16), StoredSig>, Error> {
+        signatures::load(&self.conn, zone)
+    }
+
+    /// Calls `f` for every node of `zone` with its stored signatures.
+    pub fn for_each_stored_node(
+        &self,
+        zone: &str,
+        f: impl FnMut(StoredNode) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        signatures::for_each_node(&self.conn, zone, f)
     }
 
     /// One node, or `None`.
@@ -308,6 +326,48 @@ impl Store {
     /// The path of the SQLite file inside a data directory.
     pub fn path_in(data_dir: &Path) -> PathBuf {
         data_dir.join("herald.sqlite3")
+    }
+}
+
+/// An open write transaction; see [`Store::write`].
+pub struct Writer<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl Writer<'_> {
+    /// Applies one change in its own savepoint: a refused change is rolled back alone and
+    /// reported; the error means the store failed.
+    pub fn apply(
+        &mut self,
+        zone: &str,
+        change: &Change,
+        now: u64,
+    ) -> Result<Result<Applied, Refusal>, Error> {
+        let sp = self.tx.savepoint()?;
+        let result = nodes::apply(&sp, zone, change, now)?;
+        if result.is_ok() {
+            sp.commit()?;
+        }
+        // Dropping an uncommitted savepoint rolls it back.
+        Ok(result)
+    }
+
+    /// Raises the zone's serial by one (signatures changed, data did not) and returns it.
+    pub fn bump_serial(&mut self, zone: &str) -> Result<u32, Error> {
+        let serial: u32 = self
+            .tx
+            .prepare_cached("SELECT serial FROM zone WHERE name = ?1")?
+            .query_row([zone], |r| r.get(0))?;
+        let serial = serial.wrapping_add(1);
+        self.tx
+            .prepare_cached("UPDATE zone SET serial = ?2 WHERE name = ?1")?
+            .execute(rusqlite::params![zone, serial])?;
+        Ok(serial)
+    }
+
+    /// Stores signatures of `zone`.
+    pub fn write_signatures(&mut self, zone: &str, writes: &[SigWrite]) -> Result<(), Error> {
+        signatures::write(&self.tx, zone, writes)
     }
 }
 

@@ -44,6 +44,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (zone, name, seq)
     ) WITHOUT ROWID;
     ",
+    // 2: DNSSEC signatures, kept so a restart reuses them instead of re-signing the zone.
+    "
+    -- A node's signatures live in its row: the RRSIG over its TXT RRset and the seq it signed,
+    -- and the RRSIG over its NSEC or NSEC3 record and the next name or hash it signed.
+    ALTER TABLE node ADD COLUMN txt_sig BLOB;
+    ALTER TABLE node ADD COLUMN txt_sig_seq INTEGER;
+    ALTER TABLE node ADD COLUMN denial_sig BLOB;
+    ALTER TABLE node ADD COLUMN denial_next BLOB;
+
+    -- Signatures over the zone file's RRsets, the apex records and their NSEC/NSEC3, keyed by
+    -- the owner relative to the apex (wire format) and the type covered; digest identifies
+    -- exactly what was signed.
+    CREATE TABLE signature (
+        zone   TEXT NOT NULL,
+        owner  BLOB NOT NULL,
+        type   INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        rrsig  BLOB NOT NULL,
+        PRIMARY KEY (zone, owner, type)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.

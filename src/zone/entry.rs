@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! key_len: u8 | key | block*
-//! block = rtype: u16 | count: u16 | records_len: u16 | glue_len: u16 | records | glue
+//! block = rtype: u16 | count: u16 | records_len: u16 | sig_count: u16 | sigs_len: u16
+//!         | glue_len: u16 | records | sigs | glue
 //! glue  = (len: u8 | key)*
 //! ```
 //!
-//! `records` is a [`WireRrset`]'s byte layout; blocks are sorted by type. With DNSSEC (issue 3)
-//! a block gains the RRset's RRSIGs in the same record layout, and the name its NSEC as one more
-//! block, so signed answers are copied from here the same way.
+//! `records` and `sigs` (the RRset's RRSIGs) are in a [`WireRrset`]'s byte layout; blocks are
+//! sorted by type. With NSEC denial the name's NSEC RRset is one more block, so an answer with
+//! DO=1 copies signatures and proofs from here the same way as the data.
 
 use std::sync::Arc;
 
@@ -22,12 +23,14 @@ use super::ZoneError;
 use super::snapshot::NameKey;
 use super::wire::{Owner, WireRrset, write_records};
 
-const BLOCK_HEADER: usize = 8;
+const BLOCK_HEADER: usize = 12;
 
-/// An RRset and its glue, to be put into a [`NameEntry`].
+/// An RRset, its signatures and its glue, to be put into a [`NameEntry`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrsetEntry {
     pub rrset: WireRrset,
+    /// The RRSIG RRset covering it.
+    pub sigs: Option<WireRrset>,
     /// Names whose A and AAAA RRsets go into the additional section with this RRset: the
     /// in-zone targets of NS and MX records (RFC 1035 §3.3.9, §3.3.11).
     pub glue: Vec<NameKey>,
@@ -49,33 +52,44 @@ impl NameEntry {
                 glue.push(g.len() as u8);
                 glue.extend_from_slice(g);
             }
-            push_block(
-                &mut out,
-                u16::from(e.rrset.rtype()),
-                e.rrset.count(),
-                e.rrset.bytes(),
-                &glue,
-            )?;
+            let block = Block::of(&e.rrset, e.sigs.as_ref(), &glue);
+            push_block(&mut out, &block)?;
         }
         Ok(Self(out.into()))
     }
 
-    /// A copy with `rrset` (no glue) replacing the RRset of its type, or added.
-    pub fn with_rrset(&self, rrset: &WireRrset) -> Result<Self, ZoneError> {
-        let rtype = u16::from(rrset.rtype());
+    /// A copy with `rrset` and its `sigs` replacing the RRset of its type (keeping that RRset's
+    /// glue), or added without glue.
+    pub fn with_rrset(
+        &self,
+        rrset: &WireRrset,
+        sigs: Option<&WireRrset>,
+    ) -> Result<Self, ZoneError> {
+        let glue = self.rrset(rrset.rtype()).map_or(&[][..], |r| r.block.glue);
+        let new = Block::of(rrset, sigs, glue);
         let mut out = start(self.key())?;
         let mut placed = false;
         for b in self.rrsets() {
-            if !placed && b.rtype >= rtype {
-                push_block(&mut out, rtype, rrset.count(), rrset.bytes(), &[])?;
+            if !placed && b.block.rtype >= new.rtype {
+                push_block(&mut out, &new)?;
                 placed = true;
             }
-            if b.rtype != rtype {
-                push_block(&mut out, b.rtype, b.count, b.records, b.glue)?;
+            if b.block.rtype != new.rtype {
+                push_block(&mut out, &b.block)?;
             }
         }
         if !placed {
-            push_block(&mut out, rtype, rrset.count(), rrset.bytes(), &[])?;
+            push_block(&mut out, &new)?;
+        }
+        Ok(Self(out.into()))
+    }
+
+    /// A copy without the RRset of `rtype`.
+    pub fn without(&self, rtype: RecordType) -> Result<Self, ZoneError> {
+        let rtype = u16::from(rtype);
+        let mut out = start(self.key())?;
+        for b in self.rrsets().filter(|b| b.block.rtype != rtype) {
+            push_block(&mut out, &b.block)?;
         }
         Ok(Self(out.into()))
     }
@@ -97,7 +111,7 @@ impl NameEntry {
     #[inline]
     pub fn rrset(&self, rtype: RecordType) -> Option<RrsetRef<'_>> {
         let rtype = u16::from(rtype);
-        self.rrsets().find(|r| r.rtype == rtype)
+        self.rrsets().find(|r| r.block.rtype == rtype)
     }
 
     /// Whether the name has no RRsets: an empty non-terminal.
@@ -114,48 +128,87 @@ fn start(key: &[u8]) -> Result<Vec<u8>, ZoneError> {
     Ok(out)
 }
 
-fn push_block(
-    out: &mut Vec<u8>,
+/// One block's fields, borrowed.
+#[derive(Debug, Clone, Copy)]
+struct Block<'a> {
     rtype: u16,
     count: u16,
-    records: &[u8],
-    glue: &[u8],
-) -> Result<(), ZoneError> {
-    let too_large = || ZoneError::Encode(format!("RRset of type {rtype} too large"));
-    let records_len = u16::try_from(records.len()).map_err(|_| too_large())?;
-    let glue_len = u16::try_from(glue.len()).map_err(|_| too_large())?;
-    for v in [rtype, count, records_len, glue_len] {
+    records: &'a [u8],
+    sig_count: u16,
+    sigs: &'a [u8],
+    glue: &'a [u8],
+}
+
+impl<'a> Block<'a> {
+    fn of(rrset: &'a WireRrset, sigs: Option<&'a WireRrset>, glue: &'a [u8]) -> Self {
+        Self {
+            rtype: u16::from(rrset.rtype()),
+            count: rrset.count(),
+            records: rrset.bytes(),
+            sig_count: sigs.map_or(0, WireRrset::count),
+            sigs: sigs.map_or(&[], WireRrset::bytes),
+            glue,
+        }
+    }
+}
+
+fn push_block(out: &mut Vec<u8>, b: &Block<'_>) -> Result<(), ZoneError> {
+    let too_large = || ZoneError::Encode(format!("RRset of type {} too large", b.rtype));
+    let len = |bytes: &[u8]| u16::try_from(bytes.len()).map_err(|_| too_large());
+    let fields = [
+        b.rtype,
+        b.count,
+        len(b.records)?,
+        b.sig_count,
+        len(b.sigs)?,
+        len(b.glue)?,
+    ];
+    for v in fields {
         out.extend_from_slice(&v.to_be_bytes());
     }
-    out.extend_from_slice(records);
-    out.extend_from_slice(glue);
+    out.extend_from_slice(b.records);
+    out.extend_from_slice(b.sigs);
+    out.extend_from_slice(b.glue);
     Ok(())
 }
 
 /// One RRset inside a [`NameEntry`].
 #[derive(Debug, Clone, Copy)]
 pub struct RrsetRef<'a> {
-    rtype: u16,
-    count: u16,
-    records: &'a [u8],
-    glue: &'a [u8],
+    block: Block<'a>,
 }
 
 impl<'a> RrsetRef<'a> {
     pub fn rtype(&self) -> RecordType {
-        RecordType::from(self.rtype)
+        RecordType::from(self.block.rtype)
     }
 
-    /// Appends the records to `out` (see [`write_records`]); returns how many.
+    /// Appends the records, and with `dnssec` their RRSIGs, to `out` (see [`write_records`]);
+    /// returns how many records were written.
     #[inline]
-    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) -> u16 {
-        write_records(self.records, out, owner, apex_ptr);
-        self.count
+    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16, dnssec: bool) -> u16 {
+        write_records(self.block.records, out, owner, apex_ptr);
+        if dnssec {
+            write_records(self.block.sigs, out, owner, apex_ptr);
+            self.block.count + self.block.sig_count
+        } else {
+            self.block.count
+        }
+    }
+
+    /// The records in [`WireRrset`] layout.
+    pub fn records(&self) -> &'a [u8] {
+        self.block.records
+    }
+
+    /// The RRSIG records in [`WireRrset`] layout; empty when unsigned.
+    pub fn sigs(&self) -> &'a [u8] {
+        self.block.sigs
     }
 
     /// The keys of the names whose addresses are glue for this RRset.
     pub fn glue(&self) -> impl Iterator<Item = &'a [u8]> {
-        let mut rest = self.glue;
+        let mut rest = self.block.glue;
         std::iter::from_fn(move || {
             let (&len, tail) = rest.split_first()?;
             let (key, next) = tail.split_at(usize::from(len));
@@ -178,15 +231,19 @@ impl<'a> Iterator for Rrsets<'a> {
             return None;
         }
         let field = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-        let (records_len, glue_len) = (usize::from(field(4)), usize::from(field(6)));
-        let (records, rest) = b[BLOCK_HEADER..].split_at(records_len);
-        let (glue, rest) = rest.split_at(glue_len);
+        let (records, rest) = b[BLOCK_HEADER..].split_at(usize::from(field(4)));
+        let (sigs, rest) = rest.split_at(usize::from(field(8)));
+        let (glue, rest) = rest.split_at(usize::from(field(10)));
         self.0 = rest;
         Some(RrsetRef {
-            rtype: field(0),
-            count: field(2),
-            records,
-            glue,
+            block: Block {
+                rtype: field(0),
+                count: field(2),
+                records,
+                sig_count: field(6),
+                sigs,
+                glue,
+            },
         })
     }
 }
@@ -211,6 +268,11 @@ mod tests {
         .unwrap()
     }
 
+    /// A stand-in RRSIG RRset: its content does not matter to the layout.
+    fn sig() -> WireRrset {
+        WireRrset::from_rdata(RecordType::RRSIG, 60, [&b"not a real signature"[..]]).unwrap()
+    }
+
     fn a() -> WireRrset {
         WireRrset::build(
             RecordType::A,
@@ -222,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_key_rrsets_and_glue() {
+    fn round_trips_key_rrsets_sigs_and_glue() {
         let glue: Vec<NameKey> = vec![
             NameKey::from(&b"\x03ns1"[..]),
             NameKey::from(&b"\x03ns2"[..]),
@@ -232,10 +294,12 @@ mod tests {
             &[
                 RrsetEntry {
                     rrset: txt("x"),
+                    sigs: Some(sig()),
                     glue: vec![],
                 },
                 RrsetEntry {
                     rrset: a(),
+                    sigs: None,
                     glue: glue.clone(),
                 },
             ],
@@ -249,40 +313,49 @@ mod tests {
             a_set.glue().collect::<Vec<_>>(),
             [&b"\x03ns1"[..], &b"\x03ns2"[..]]
         );
+        assert!(a_set.sigs().is_empty());
         assert!(e.rrset(RecordType::MX).is_none());
+
+        let t = e.rrset(RecordType::TXT).unwrap();
         let mut out = Vec::new();
-        assert_eq!(
-            e.rrset(RecordType::TXT)
-                .unwrap()
-                .write(&mut out, Owner::Question, 0xC00C),
-            1
-        );
+        assert_eq!(t.write(&mut out, Owner::Question, 0xC00C, false), 1);
         let mut direct = Vec::new();
         txt("x").write(&mut direct, Owner::Question, 0xC00C);
         assert_eq!(out, direct);
+        // With DNSSEC the RRSIG follows.
+        out.clear();
+        assert_eq!(t.write(&mut out, Owner::Question, 0xC00C, true), 2);
+        sig().write(&mut direct, Owner::Question, 0xC00C);
+        assert_eq!(out, direct);
+        assert_eq!(t.sigs(), sig().bytes());
     }
 
     #[test]
-    fn with_rrset_replaces_or_adds_in_type_order() {
+    fn with_rrset_replaces_or_adds_in_type_order_and_keeps_glue() {
         let e = NameEntry::new(
             b"",
             &[RrsetEntry {
                 rrset: a(),
+                sigs: None,
                 glue: vec![NameKey::from(&b"\x01g"[..])],
             }],
         )
         .unwrap();
-        let e2 = e.with_rrset(&txt("one")).unwrap();
-        let e3 = e2.with_rrset(&txt("two")).unwrap();
+        let e2 = e.with_rrset(&txt("one"), None).unwrap();
+        let e3 = e2.with_rrset(&txt("two"), Some(&sig())).unwrap();
         let types: Vec<_> = e3.rrsets().map(|r| r.rtype()).collect();
         assert_eq!(types, [RecordType::A, RecordType::TXT]);
         let mut out = Vec::new();
         e3.rrset(RecordType::TXT)
             .unwrap()
-            .write(&mut out, Owner::Question, 0xC00C);
+            .write(&mut out, Owner::Question, 0xC00C, false);
         assert!(out.ends_with(b"two"));
-        // The untouched RRset kept its glue.
-        assert_eq!(e3.rrset(RecordType::A).unwrap().glue().count(), 1);
+        // Re-signing the A RRset keeps its glue.
+        let e4 = e3.with_rrset(&a(), Some(&sig())).unwrap();
+        assert_eq!(e4.rrset(RecordType::A).unwrap().glue().count(), 1);
+        assert_eq!(e4.rrset(RecordType::A).unwrap().sigs(), sig().bytes());
+        let e5 = e4.without(RecordType::TXT).unwrap();
+        assert!(e5.rrset(RecordType::TXT).is_none());
         assert!(NameEntry::new(b"\x01b", &[]).unwrap().is_empty());
     }
 }

@@ -11,11 +11,19 @@
 //! DNSSEC signing (issue 3) belongs here too: the signer runs in the publisher, at update time,
 //! never on the query path.
 
+pub mod canon;
+pub mod chain;
 pub mod entry;
 pub mod file;
+pub mod keys;
 pub mod names;
+pub mod policy;
 pub mod publish;
+pub mod sign;
+pub mod signed;
 pub mod snapshot;
+#[cfg(test)]
+pub mod testing;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -48,4 +56,6 @@ pub enum ZoneError {
     Encode(String),
     #[error("store: {0}")]
     Store(String),
+    #[error("signing key: {0}")]
+    Key(#[from] keys::KeyError),
 }

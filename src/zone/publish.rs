@@ -1,16 +1,24 @@
-//! The write path: store first, then the snapshot, then the answer to the caller.
+//! The write path: store, sign, swap, answer.
 //!
-//! One thread owns the writing store connection and the working copy of every zone. API handlers
-//! send it [`Change`]s and wait. It takes every change that is waiting (group commit: one
-//! transaction and one fsync for all of them), commits them to SQLite, applies the committed ones
-//! to the zone snapshots, swaps the new [`ZoneSet`] in for the DNS path, and only then answers.
-//! So an API 2xx means both "durable" and "visible in DNS".
+//! One thread owns the writing store connection and the working copy ([`SignedZone`]) of every
+//! zone. API handlers send it [`Change`]s and wait. It takes every change that is waiting
+//! (group commit: one transaction and one fsync for all of them), and inside that transaction
+//! applies each change to the store, signs what it changed on a staged copy of the zone, stores
+//! the new signatures, and signs the chain links and the SOA once for the group. After the
+//! commit it swaps the new [`ZoneSet`] in for the DNS path, and only then answers. So an API 2xx
+//! means durable, signed and visible in DNS. If anything fails, the transaction rolls back and
+//! the staged copies are dropped: nothing is half-applied.
+//!
+//! Between groups (at least every [`REFRESH_EVERY`]) the same thread runs a refresh step per
+//! zone ([`SignedZone::refresh`]), so re-signing interleaves with publishes and never blocks
+//! queries, which read the last published snapshot.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use thiserror::Error;
@@ -18,12 +26,18 @@ use tokio::sync::oneshot;
 
 use super::ZoneError;
 use super::file::StaticZone;
-use super::snapshot::{NameKey, ZoneSet, ZoneSnapshot, node_key, static_keys};
-use crate::record::{Commit, NodeLabel, Payload};
-use crate::store::{self, Applied, Change, NodeRow, Refusal, Store};
+use super::keys::ZoneKey;
+use super::policy::ZonePolicy;
+use super::sign::{Clock, Signer};
+use super::signed::SignedZone;
+use super::snapshot::{ZoneSet, node_key};
+use crate::record::NodeLabel;
+use crate::store::{self, Applied, Change, Refusal, Store};
 
 /// At most this many API changes share one transaction.
 const MAX_GROUP: usize = 512;
+/// How often the refresh step runs.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a change was not applied.
 #[derive(Debug, Error)]
@@ -35,14 +49,20 @@ pub enum PublishError {
     StaticName(String),
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// The store failed; nothing of the change was written. Carries the message only, because
-    /// one failed transaction answers every change of its group.
+    /// The store or the signer failed; nothing of the group was written. Carries the message
+    /// only, because one failure answers every change of its group.
     #[error("store: {0}")]
     Store(String),
-    #[error("updating the DNS snapshot failed: {0}")]
+    #[error("signing or preparing the zone failed: {0}")]
     Snapshot(#[from] ZoneError),
     #[error("the publisher has stopped")]
     Stopped,
+}
+
+impl From<store::Error> for PublishError {
+    fn from(e: store::Error) -> Self {
+        Self::Store(e.to_string())
+    }
 }
 
 /// The DNS path's view: the current [`ZoneSet`], swapped atomically on every change.
@@ -69,7 +89,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Applies `change` to `zone` and returns once it is durable and served.
+    /// Applies `change` to `zone` and returns once it is durable, signed and served.
     pub async fn apply(&self, zone: &str, change: Change) -> Result<Applied, PublishError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -88,59 +108,69 @@ impl Publisher {
     }
 }
 
-/// A zone as the publisher holds it: the working snapshot and the names nodes may not take.
-struct WorkingZone {
-    snapshot: ZoneSnapshot,
-    static_keys: HashSet<NameKey>,
+/// What `herald serve` tells the publisher at start.
+pub struct Setup<'a> {
+    pub zones: &'a [StaticZone],
+    /// Settings by zone; zones not listed get [`ZonePolicy::default`].
+    pub policies: &'a HashMap<String, ZonePolicy>,
+    /// Where the signing keys live (`<data>/keys`).
+    pub data_dir: &'a Path,
+    pub clock: Arc<dyn Clock>,
 }
 
-/// Loads every zone from the store into snapshots, then starts the publisher thread.
-///
-/// Returns the handle for writers, the shared snapshot for the DNS path, and the thread to join
-/// at shutdown.
+/// Loads every zone from the store, signs what is not signed yet, then starts the publisher
+/// thread. Returns the handle for writers, the shared snapshot for the DNS path, and the
+/// thread to join at shutdown.
 pub fn start(
     mut store: Store,
-    zones: &[StaticZone],
-    node_ttl: u32,
+    setup: Setup<'_>,
 ) -> Result<(Publisher, SharedZones, JoinHandle<()>), ZoneError> {
+    for name in setup.policies.keys() {
+        if !setup.zones.iter().any(|z| &z.name == name) {
+            return Err(ZoneError::Store(format!(
+                "--dnssec names {name}, which no zone file serves"
+            )));
+        }
+    }
     let mut working = HashMap::new();
-    for zone in zones {
+    for zone in setup.zones {
+        let started = Instant::now();
+        let policy = setup.policies.get(&zone.name).cloned().unwrap_or_default();
+        let (key, created) =
+            ZoneKey::load_or_create(setup.data_dir, &zone.name, &zone.apex, policy.algorithm)?;
+        if created {
+            tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
+        }
+        let signer = Arc::new(Signer::new(Arc::new(key), policy));
+        let store_err = |e: store::Error| ZoneError::Store(e.to_string());
         let row = store
             .init_zone(&zone.name, zone.soa.serial, &zone.digest)
-            .map_err(|e| ZoneError::Store(e.to_string()))?;
-        let mut snapshot = ZoneSnapshot::new(zone, row.serial, node_ttl)?;
-        let keys = static_keys(zone);
-        let mut collisions = Vec::new();
+            .map_err(store_err)?;
+        let stored = store.signatures(&zone.name).map_err(store_err)?;
+        let mut builder =
+            SignedZone::builder(Arc::new(zone.clone()), signer, stored, setup.clock.now())?;
         store
-            .for_each_node(&zone.name, |row| {
-                if keys.contains(&node_key(&row.node)) {
-                    collisions.push(row.node);
-                    return Ok(());
-                }
-                let payload = payload(&row).map_err(|e| store::Error::Corrupt(e.to_string()))?;
-                snapshot
-                    .set_node(&row.node, &payload)
+            .for_each_stored_node(&zone.name, |n| {
+                builder
+                    .add_node(n)
                     .map_err(|e| store::Error::Corrupt(e.to_string()))
             })
-            .map_err(|e| ZoneError::Store(e.to_string()))?;
-        if !collisions.is_empty() {
-            return Err(ZoneError::Invalid {
-                path: zone.path.clone(),
-                msg: format!(
-                    "stored nodes {} have the names of records in the zone file; rename those \
-                     records, or start with the old file and delete the nodes first",
-                    collisions.join(", ")
-                ),
-            });
+            .map_err(store_err)?;
+        let (signed, writes) = builder.finish(row.serial)?;
+        if !writes.is_empty() {
+            store
+                .write(|w| w.write_signatures(&zone.name, &writes))
+                .map_err(store_err)?;
         }
-        tracing::info!(zone = %zone.name, serial = row.serial, nodes = row.node_count, "zone loaded");
-        working.insert(
-            zone.name.clone(),
-            WorkingZone {
-                snapshot,
-                static_keys: keys,
-            },
+        tracing::info!(
+            zone = %zone.name,
+            serial = row.serial,
+            nodes = row.node_count,
+            signed = writes.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "zone loaded"
         );
+        working.insert(zone.name.clone(), signed);
     }
     let set = ZoneSet::new(
         working
@@ -152,34 +182,57 @@ pub fn start(
     let (jobs, rx) = mpsc::channel();
     let thread = {
         let shared = shared.clone();
+        let clock = setup.clock.clone();
         std::thread::Builder::new()
             .name("herald-publish".into())
-            .spawn(move || run(store, working, shared, rx))
+            .spawn(move || {
+                Worker {
+                    store,
+                    zones: working,
+                    shared,
+                    clock,
+                }
+                .run(rx)
+            })
             .map_err(|e| ZoneError::Store(format!("cannot start the publisher thread: {e}")))?
     };
     Ok((Publisher { jobs }, shared, thread))
 }
 
-fn payload(row: &NodeRow) -> Result<Payload, crate::record::RecordError> {
-    Ok(Payload {
-        commit: Commit::parse(&row.commit)?,
-        seq: row.seq,
-        ts: row.ts,
-    })
+/// The publisher thread's state.
+struct Worker {
+    store: Store,
+    zones: HashMap<String, SignedZone>,
+    shared: SharedZones,
+    clock: Arc<dyn Clock>,
 }
 
-fn run(
-    mut store: Store,
-    mut zones: HashMap<String, WorkingZone>,
-    shared: SharedZones,
-    rx: mpsc::Receiver<Msg>,
-) {
-    let mut stopping = false;
-    while !stopping {
-        let Ok(Msg::Change(first)) = rx.recv() else {
-            break;
-        };
+impl Worker {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut last_refresh = Instant::now();
+        loop {
+            match rx.recv_timeout(REFRESH_EVERY) {
+                Ok(Msg::Change(first)) => {
+                    if self.group(first, &rx) {
+                        break;
+                    }
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if last_refresh.elapsed() >= REFRESH_EVERY {
+                self.refresh();
+                last_refresh = Instant::now();
+            }
+        }
+        tracing::debug!("publisher stopped");
+    }
+
+    /// Applies `first` and everything else waiting as one group. Returns true when a stop
+    /// request came in with the group.
+    fn group(&mut self, first: Job, rx: &mpsc::Receiver<Msg>) -> bool {
         let mut group = vec![first];
+        let mut stopping = false;
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(Msg::Change(job)) => group.push(job),
@@ -193,7 +246,7 @@ fn run(
         // Refuse what the store need not see: unknown zones and names of the zone file.
         let mut accepted = Vec::with_capacity(group.len());
         for job in group {
-            match precheck(&zones, &job) {
+            match self.precheck(&job) {
                 Ok(()) => accepted.push(job),
                 Err(e) => {
                     let _ = job.reply.send(Err(e));
@@ -201,83 +254,114 @@ fn run(
             }
         }
         if accepted.is_empty() {
-            continue;
+            return stopping;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let batch: Vec<(&str, &Change)> = accepted
-            .iter()
-            .map(|j| (j.zone.as_str(), &j.change))
-            .collect();
-        let results = match store.apply(&batch, now) {
-            Ok(results) => results,
+        let now = self.clock.now();
+        let mut staged: HashMap<String, SignedZone> = HashMap::new();
+        let zones = &self.zones;
+        let outcome = self.store.write(|w| -> Result<_, PublishError> {
+            let mut results = Vec::with_capacity(accepted.len());
+            let mut serials: HashMap<String, u32> = HashMap::new();
+            for job in &accepted {
+                let result = w.apply(&job.zone, &job.change, u64::from(now))?;
+                if let Ok(applied) = &result {
+                    let zone = staged
+                        .entry(job.zone.clone())
+                        .or_insert_with(|| zones[&job.zone].clone());
+                    let writes = zone.apply(applied, now)?;
+                    w.write_signatures(&job.zone, &writes)?;
+                    serials.insert(job.zone.clone(), applied.serial);
+                }
+                results.push(result);
+            }
+            // The chain links and the SOA, once per zone for the whole group.
+            for (name, zone) in staged.iter_mut() {
+                let writes = zone.finish(serials[name], now)?;
+                w.write_signatures(name, &writes)?;
+            }
+            Ok(results)
+        });
+        match outcome {
+            Ok(results) => {
+                let touched: Vec<String> = staged.keys().cloned().collect();
+                self.zones.extend(staged);
+                self.publish(&touched);
+                for (job, result) in accepted.into_iter().zip(results) {
+                    let _ = job.reply.send(result.map_err(PublishError::from));
+                }
+            }
             Err(e) => {
-                tracing::error!(error = %e, changes = accepted.len(), "store write failed; nothing was written");
+                tracing::error!(error = %e, changes = accepted.len(), "write failed; nothing was written");
                 let msg = e.to_string();
                 for job in accepted {
                     let _ = job.reply.send(Err(PublishError::Store(msg.clone())));
                 }
-                continue;
             }
+        }
+        stopping
+    }
+
+    fn precheck(&self, job: &Job) -> Result<(), PublishError> {
+        let zone = self
+            .zones
+            .get(&job.zone)
+            .ok_or_else(|| PublishError::UnknownZone(job.zone.clone()))?;
+        let clash = |node: &NodeLabel| zone.static_keys().contains(&node_key(node.as_str()));
+        let clashing = match &job.change {
+            Change::Put { node, .. } => clash(node).then_some(node),
+            Change::Delete { .. } => None,
+            Change::Batch { set, .. } => set.iter().map(|(n, _)| n).find(|n| clash(n)),
         };
-        // Committed: bring the snapshots up to date, swap once, then answer.
-        let mut replies = Vec::with_capacity(accepted.len());
-        // The last serial of every zone the group changed: its SOA is prepared once.
-        let mut touched: HashMap<String, u32> = HashMap::new();
-        for (job, result) in accepted.into_iter().zip(results) {
-            let result = result.map_err(PublishError::from).and_then(|applied| {
-                let zone = zones.get_mut(&job.zone).expect("prechecked zone exists");
-                apply_to_snapshot(&mut zone.snapshot, &applied)?;
-                touched.insert(job.zone.clone(), applied.serial);
-                Ok(applied)
-            });
-            if let Err(PublishError::Snapshot(e)) = &result {
-                tracing::error!(error = %e, zone = %job.zone, "committed change could not be prepared for DNS; a restart rebuilds it from the store");
-            }
-            replies.push((job.reply, result));
+        match clashing {
+            Some(node) => Err(PublishError::StaticName(node.to_string())),
+            None => Ok(()),
         }
-        if !touched.is_empty() {
-            let mut set = (**shared.load()).clone();
-            for (name, serial) in &touched {
-                let zone = zones.get_mut(name).expect("touched zone exists");
-                if let Err(e) = zone.snapshot.set_serial(*serial) {
-                    tracing::error!(error = %e, zone = %name, "preparing the SOA failed");
+    }
+
+    /// One refresh step for every zone; a zone whose signatures changed gets a new serial.
+    fn refresh(&mut self) {
+        let names: Vec<String> = self.zones.keys().cloned().collect();
+        let mut touched = Vec::new();
+        for name in names {
+            let now = self.clock.now();
+            let mut staged = self.zones[&name].clone();
+            let writes = match staged.refresh(now) {
+                Ok(None) => continue,
+                Ok(Some(writes)) => writes,
+                Err(e) => {
+                    tracing::error!(zone = %name, error = %e, "refresh failed");
+                    continue;
                 }
-                set = set.with(Arc::new(zone.snapshot.clone()));
+            };
+            let result = self.store.write(|w| -> Result<u32, PublishError> {
+                w.write_signatures(&name, &writes)?;
+                let serial = w.bump_serial(&name)?;
+                let more = staged.finish(serial, now)?;
+                w.write_signatures(&name, &more)?;
+                Ok(serial)
+            });
+            match result {
+                Ok(serial) => {
+                    tracing::info!(zone = %name, serial, resigned = writes.len(), "signatures refreshed");
+                    self.zones.insert(name.clone(), staged);
+                    touched.push(name);
+                }
+                Err(e) => tracing::error!(zone = %name, error = %e, "refresh failed; will retry"),
             }
-            shared.store(Arc::new(set));
         }
-        for (reply, result) in replies {
-            let _ = reply.send(result);
+        self.publish(&touched);
+    }
+
+    /// Swaps in a zone set with the `touched` zones' new snapshots.
+    fn publish(&self, touched: &[String]) {
+        if touched.is_empty() {
+            return;
         }
+        let unique: HashSet<&String> = touched.iter().collect();
+        let mut set = (**self.shared.load()).clone();
+        for name in unique {
+            set = set.with(Arc::new(self.zones[name].snapshot.clone()));
+        }
+        self.shared.store(Arc::new(set));
     }
-    tracing::debug!("publisher stopped");
-}
-
-fn precheck(zones: &HashMap<String, WorkingZone>, job: &Job) -> Result<(), PublishError> {
-    let zone = zones
-        .get(&job.zone)
-        .ok_or_else(|| PublishError::UnknownZone(job.zone.clone()))?;
-    let clash = |node: &NodeLabel| zone.static_keys.contains(&node_key(node.as_str()));
-    let clashing = match &job.change {
-        Change::Put { node, .. } => clash(node).then_some(node),
-        Change::Delete { .. } => None,
-        Change::Batch { set, .. } => set.iter().map(|(n, _)| n).find(|n| clash(n)),
-    };
-    match clashing {
-        Some(node) => Err(PublishError::StaticName(node.to_string())),
-        None => Ok(()),
-    }
-}
-
-fn apply_to_snapshot(snapshot: &mut ZoneSnapshot, applied: &Applied) -> Result<(), PublishError> {
-    for node in &applied.deleted {
-        snapshot.remove_node(node);
-    }
-    for (row, _) in &applied.set {
-        let payload = payload(row).map_err(|e| ZoneError::Encode(e.to_string()))?;
-        snapshot.set_node(&row.node, &payload)?;
-    }
-    Ok(())
 }

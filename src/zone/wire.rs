@@ -87,6 +87,36 @@ impl WireRrset {
         })
     }
 
+    /// Records whose RDATA is already in wire format and holds no compressible names, such as
+    /// RRSIGs read back from the store.
+    pub fn from_rdata<'r>(
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: impl IntoIterator<Item = &'r [u8]>,
+    ) -> Result<Self, ZoneError> {
+        let mut bytes = Vec::new();
+        let mut count: u16 = 0;
+        for rdata in rdatas {
+            let rdlen = u16::try_from(rdata.len())
+                .map_err(|_| ZoneError::Encode(format!("{rtype} record too large")))?;
+            bytes.extend_from_slice(&(10 + rdlen).to_be_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(&u16::from(rtype).to_be_bytes());
+            bytes.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+            bytes.extend_from_slice(&ttl.to_be_bytes());
+            bytes.extend_from_slice(&rdlen.to_be_bytes());
+            bytes.extend_from_slice(rdata);
+            count = count
+                .checked_add(1)
+                .ok_or_else(|| ZoneError::Encode(format!("{rtype} RRset too large")))?;
+        }
+        Ok(Self {
+            rtype,
+            count,
+            bytes: bytes.into_boxed_slice(),
+        })
+    }
+
     pub fn rtype(&self) -> RecordType {
         self.rtype
     }
@@ -107,6 +137,16 @@ impl WireRrset {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+}
+
+/// The RDATA of the first record of `bytes` (the block layout above), if it has no fixups:
+/// used to read an RRSIG's times or a TXT record back.
+pub fn first_rdata(bytes: &[u8]) -> Option<&[u8]> {
+    let tail_len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
+    let nfix = usize::from(*bytes.get(2)?);
+    let tail = bytes.get(3 + nfix * 2..3 + nfix * 2 + tail_len)?;
+    let rdlen = usize::from(u16::from_be_bytes([*tail.get(8)?, *tail.get(9)?]));
+    tail.get(10..10 + rdlen)
 }
 
 /// Appends the records of `bytes` (the block layout above) to `out`, each with `owner` as its

@@ -1,16 +1,17 @@
 //! The answer path, checked by decoding every response with hickory-proto.
 
-use std::sync::Arc;
-
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{
     Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode,
 };
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::*;
-use crate::record::{Commit, Payload};
-use crate::zone::file::load_file;
-use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
+use crate::zone::policy::{Denial, ZonePolicy};
+use crate::zone::snapshot::ZoneSet;
+use crate::zone::testing::{node, publish, signed_zone, verify_all, zone_set};
+
+const NOW: u32 = 1_800_000_000;
 
 const ZONE: &str = "$TTL 3600
 @     IN SOA ns1 hostmaster 42 3600 900 1209600 60
@@ -25,26 +26,21 @@ www   IN CNAME ns1
 a.b   IN TXT \"deep\"
 ";
 
-fn zones() -> ZoneSet {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("example.test.zone");
+/// The example zone, signed, with node n1 (seq 3) published at serial 43.
+fn zones_with(policy: ZonePolicy) -> (ZoneSet, hickory_proto::dnssec::rdata::DNSKEY) {
     let mut text = ZONE.to_owned();
     // A name with an RRset too big for 512 bytes, for truncation.
     for i in 0..30 {
         text.push_str(&format!("big IN TXT \"{i:02} {}\"\n", "x".repeat(40)));
     }
-    std::fs::write(&path, text).unwrap();
-    let mut z = ZoneSnapshot::new(&load_file(&path).unwrap(), 42, 60).unwrap();
-    z.set_node(
-        "n1",
-        &Payload {
-            commit: Commit::parse(&"ab".repeat(20)).unwrap(),
-            seq: 3,
-            ts: 1764086400,
-        },
-    )
-    .unwrap();
-    ZoneSet::new(vec![Arc::new(z)])
+    let (_dir, mut z, _) = signed_zone("example.test", &text, policy, NOW);
+    publish(&mut z, &[node("n1", &"ab".repeat(20), 3)], &[], 43, NOW);
+    let key = z.signer().key().dnskey.clone();
+    (zone_set(&z), key)
+}
+
+fn zones() -> ZoneSet {
+    zones_with(ZonePolicy::default()).0
 }
 
 fn query(name: &str, rtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
@@ -135,7 +131,7 @@ fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
         assert_eq!(soa.name, Name::from_ascii("example.test.").unwrap());
         assert_eq!(soa.ttl, 60, "min(3600, MINIMUM 60)");
         let RData::SOA(s) = &soa.data else { panic!() };
-        assert_eq!(s.serial, 42);
+        assert_eq!(s.serial, 43);
         assert_eq!(s.mname, Name::from_ascii("ns1.example.test.").unwrap());
         assert!(m.edns.is_some(), "{name}: OPT echoed");
     }
@@ -280,17 +276,14 @@ fn truncation_over_udp_full_answers_over_tcp() {
 
 #[test]
 fn glue_is_dropped_before_the_answer_is_truncated() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("many.test.zone");
     let mut text = "@ 3600 IN SOA ns1 h 1 3600 900 1209600 60\n".to_owned();
     for i in 0..12 {
         text.push_str(&format!(
             "@ 3600 IN NS ns{i}\nns{i} 3600 IN A 127.0.0.{i}\nns{i} 3600 IN AAAA ::{i}\n"
         ));
     }
-    std::fs::write(&path, text).unwrap();
-    let z = ZoneSnapshot::new(&load_file(&path).unwrap(), 1, 60).unwrap();
-    let z = ZoneSet::new(vec![Arc::new(z)]);
+    let (_dir, z, _) = signed_zone("many.test", &text, ZonePolicy::default(), NOW);
+    let z = zone_set(&z);
 
     // Over TCP: 12 NS records and 24 addresses.
     let q = query("many.test.", RecordType::NS, None);
@@ -347,5 +340,183 @@ fn mangled_queries_never_panic() {
                     .unwrap_or_else(|e| panic!("undecodable answer to {msg:?}: {e}"));
             }
         }
+    }
+}
+
+fn ask_do(zones: &ZoneSet, name: &str, rtype: RecordType) -> Message {
+    let wire = ask_raw(
+        zones,
+        &query(name, rtype, Some((1232, true))),
+        Transport::Udp,
+    )
+    .unwrap();
+    Message::from_vec(&wire).unwrap()
+}
+
+#[test]
+fn without_do_no_dnssec_records_appear() {
+    let z = zones();
+    for (name, rtype) in [
+        ("n1.example.test.", RecordType::TXT),
+        ("nope.example.test.", RecordType::TXT),
+        ("n1.example.test.", RecordType::A),
+    ] {
+        let (m, _) = ask(&z, name, rtype, Some((1232, false)));
+        assert!(
+            m.all_sections().all(|r| !r.record_type().is_dnssec()),
+            "{name}: {m:?}"
+        );
+    }
+}
+
+#[test]
+fn do_answers_carry_rrsigs_that_verify() {
+    for denial in [Denial::Nsec, Denial::Nsec3] {
+        let (z, key) = zones_with(ZonePolicy {
+            denial,
+            ..ZonePolicy::default()
+        });
+        for (name, rtype, rrsets) in [
+            ("n1.example.test.", RecordType::TXT, 1),
+            ("N1.EXAMPLE.test.", RecordType::TXT, 1),
+            ("example.test.", RecordType::SOA, 1),
+            ("example.test.", RecordType::DNSKEY, 1),
+            ("a.b.example.test.", RecordType::TXT, 1),
+            ("example.test.", RecordType::NS, 4), // NS, and the glue: ns1 A, ns1 AAAA, ns2 A
+        ] {
+            let m = ask_do(&z, name, rtype);
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(verify_all(&m, &key), rrsets, "{denial:?} {name} {rtype}");
+            assert!(m.edns.as_ref().unwrap().flags().dnssec_ok);
+        }
+    }
+}
+
+/// The NSEC records of an answer's authority section: (owner, next, types).
+fn nsecs(m: &Message) -> Vec<(String, String, Vec<RecordType>)> {
+    m.authorities
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC(n)) => Some((
+                r.name.to_ascii(),
+                n.next_domain_name().to_ascii(),
+                n.type_bit_maps().collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nsec_proofs() {
+    let (z, key) = zones_with(ZonePolicy::default());
+    // NXDOMAIN: the NSEC covering the name, and the one covering *.example.test (the apex's).
+    let m = ask_do(&z, "nope.example.test.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(verify_all(&m, &key), 3);
+    let got = nsecs(&m);
+    // n1 < nope < ns1 in canonical order.
+    assert!(
+        got.iter()
+            .any(|(o, n, _)| o == "n1.example.test." && n == "ns1.example.test."),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(o, n, _)| o == "example.test." && n == "a.b.example.test."),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 2);
+
+    // Below a node: n1 is the closest encloser; its NSEC covers both the name and *.n1.
+    let m = ask_do(&z, "x.n1.example.test.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let got = nsecs(&m);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "n1.example.test.");
+
+    // NODATA: the name's own NSEC, without the asked type.
+    let m = ask_do(&z, "n1.example.test.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(verify_all(&m, &key), 2);
+    let got = nsecs(&m);
+    assert_eq!(got[0].0, "n1.example.test.");
+    assert_eq!(
+        got[0].2,
+        [RecordType::TXT, RecordType::RRSIG, RecordType::NSEC]
+    );
+
+    // NODATA at an empty non-terminal: the NSEC that covers it.
+    let m = ask_do(&z, "b.example.test.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    let got = nsecs(&m);
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        ("example.test.", "a.b.example.test.")
+    );
+}
+
+#[test]
+fn nsec3_proofs() {
+    let (z, key) = zones_with(ZonePolicy {
+        denial: Denial::Nsec3,
+        ..ZonePolicy::default()
+    });
+    let count = |m: &Message| {
+        m.authorities
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NSEC3)
+            .count()
+    };
+    // NXDOMAIN: closest encloser (apex) match, next closer and wildcard covers: up to three.
+    let m = ask_do(&z, "nope.example.test.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let n = count(&m);
+    assert!((2..=3).contains(&n), "{n} NSEC3 records");
+    assert_eq!(verify_all(&m, &key), 1 + n);
+    // NODATA: the matching NSEC3; for an empty non-terminal too.
+    for name in ["n1.example.test.", "b.example.test."] {
+        let m = ask_do(&z, name, RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(count(&m), 1, "{name}");
+        verify_all(&m, &key);
+    }
+    let m = ask_do(&z, "example.test.", RecordType::NSEC3PARAM);
+    assert_eq!(m.answers[0].ttl, 0);
+    verify_all(&m, &key);
+}
+
+/// DESIGN.md: a signed node TXT answer fits in 512 bytes, so no resolver path needs TCP.
+#[test]
+fn signed_node_answers_fit_512_bytes() {
+    for algorithm in [
+        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+        hickory_proto::dnssec::Algorithm::ED25519,
+    ] {
+        let policy = ZonePolicy {
+            algorithm,
+            ..ZonePolicy::default()
+        };
+        let apex = "fleet-configuration.production.example.org";
+        let text = "@ IN SOA ns1 h 1 3600 900 1209600 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
+        let (_dir, mut z, _) = signed_zone(apex, &format!("$TTL 3600\n{text}"), policy, NOW);
+        let label = "f".repeat(63);
+        let mut row = node(&label, &"9".repeat(64), u64::MAX / 2);
+        row.ts = u64::from(u32::MAX);
+        publish(&mut z, &[row], &[], 2, NOW);
+        let key = z.signer().key().dnskey.clone();
+        let zs = zone_set(&z);
+        let name = format!("{label}.{apex}.");
+        let wire = ask_raw(
+            &zs,
+            &query(&name, RecordType::TXT, Some((512, true))),
+            Transport::Udp,
+        )
+        .unwrap();
+        let m = Message::from_vec(&wire).unwrap();
+        assert!(!m.metadata.truncation, "{algorithm:?}");
+        assert_eq!(verify_all(&m, &key), 1);
+        assert!(wire.len() <= 512, "{algorithm:?}: {} bytes", wire.len());
     }
 }

@@ -1,0 +1,175 @@
+//! Canonical DNS name order (RFC 4034 §6.1) for names relative to a zone apex, which the NSEC
+//! chain follows.
+//!
+//! Names are compared label by label from the rightmost one; labels compare as lowercase octet
+//! strings, a shorter label sorting before a longer one it prefixes; a name sorts before the
+//! names below it. Keys here are [`NameKey`]s (lowercase wire-format labels without the apex),
+//! so the apex, the empty key, sorts first.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+
+use super::snapshot::NameKey;
+
+/// A borrowed relative name with canonical order, so an ordered map of [`CanonKey`]s can be
+/// searched with a name built on the stack (no allocation on the query path).
+#[derive(Debug, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct RelName([u8]);
+
+impl RelName {
+    /// Views `key` (lowercase wire-format labels) as a [`RelName`].
+    pub fn new(key: &[u8]) -> &RelName {
+        // SAFETY: RelName is a repr(transparent) wrapper around [u8], so the two references
+        // have the same layout and the same lifetime.
+        unsafe { &*(key as *const [u8] as *const RelName) }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Ord for RelName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        canonical_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for RelName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// An owned relative name in canonical order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CanonKey(pub NameKey);
+
+impl Borrow<RelName> for CanonKey {
+    fn borrow(&self) -> &RelName {
+        RelName::new(&self.0)
+    }
+}
+
+impl Ord for CanonKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        canonical_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for CanonKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Start offsets of the labels of a relative wire-format name (at most 127 labels fit in 255
+/// octets). Returns the count.
+fn label_starts(name: &[u8], starts: &mut [u8; 128]) -> usize {
+    let (mut i, mut n) = (0usize, 0usize);
+    while i < name.len() && n < starts.len() {
+        starts[n] = i as u8;
+        n += 1;
+        i += usize::from(name[i]) + 1;
+    }
+    n
+}
+
+/// RFC 4034 §6.1 order of two relative names.
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    // Fast path: two single labels (every node name) compare as their octets.
+    let single = |n: &[u8]| n.first().is_some_and(|&l| usize::from(l) + 1 == n.len());
+    if single(a) && single(b) {
+        return a[1..].cmp(&b[1..]);
+    }
+    let (mut sa, mut sb) = ([0u8; 128], [0u8; 128]);
+    let (na, nb) = (label_starts(a, &mut sa), label_starts(b, &mut sb));
+    fn label(n: &[u8], at: u8) -> &[u8] {
+        let at = usize::from(at);
+        &n[at + 1..at + 1 + usize::from(n[at])]
+    }
+    for k in 1..=na.min(nb) {
+        match label(a, sa[na - k]).cmp(label(b, sb[nb - k])) {
+            Ordering::Equal => continue,
+            other => return other,
+        }
+    }
+    na.cmp(&nb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Vec<u8> {
+        if name.is_empty() {
+            return Vec::new();
+        }
+        let mut k = Vec::new();
+        for l in name.split('.') {
+            k.push(l.len() as u8);
+            k.extend_from_slice(l.as_bytes());
+        }
+        k
+    }
+
+    /// The example of RFC 4034 §6.1, relative to `example.`.
+    #[test]
+    fn rfc4034_example_order() {
+        // The RFC's \001.z and \200.z are written with raw octets.
+        let names: Vec<Vec<u8>> = vec![
+            key(""),
+            key("a"),
+            key("yljkjljk.a"),
+            key("z.a"),
+            key("zabc.a"),
+            key("z"),
+            [&[1u8, 1][..], &key("z")].concat(),
+            key("*.z"),
+            [&[1u8, 0xC8][..], &key("z")].concat(),
+        ];
+        for w in names.windows(2) {
+            assert_eq!(
+                canonical_cmp(&w[0], &w[1]),
+                Ordering::Less,
+                "{:?} < {:?}",
+                w[0],
+                w[1]
+            );
+            assert_eq!(canonical_cmp(&w[1], &w[0]), Ordering::Greater);
+        }
+        for n in &names {
+            assert_eq!(canonical_cmp(n, n), Ordering::Equal);
+        }
+    }
+
+    #[test]
+    fn single_labels_and_prefixes() {
+        assert_eq!(canonical_cmp(&key("n1"), &key("n10")), Ordering::Less);
+        assert_eq!(canonical_cmp(&key("n2"), &key("n10")), Ordering::Greater);
+        // A wildcard sorts before every node label made of a-z 0-9 -.
+        assert_eq!(canonical_cmp(&key("*"), &key("-a")), Ordering::Less);
+        assert_eq!(canonical_cmp(&key("*"), &key("0")), Ordering::Less);
+        // A name sorts before the names below it, and those before its next sibling.
+        assert_eq!(canonical_cmp(&key("n1"), &key("x.n1")), Ordering::Less);
+        assert_eq!(canonical_cmp(&key("x.n1"), &key("n2")), Ordering::Less);
+        assert_eq!(canonical_cmp(&key("x.n1"), &key("n10")), Ordering::Less);
+    }
+
+    #[test]
+    fn ordered_map_searches_with_a_borrowed_name() {
+        let mut set = imbl::OrdSet::new();
+        for n in ["", "a", "c", "x.c", "d"] {
+            set.insert(CanonKey(NameKey::from(key(n))));
+        }
+        let prev = |n: &str| {
+            let k = key(n);
+            set.get_prev(RelName::new(&k)).map(|c| c.0.to_vec())
+        };
+        assert_eq!(prev("b"), Some(key("a")));
+        assert_eq!(prev("c"), Some(key("c")));
+        assert_eq!(prev("y.c"), Some(key("x.c")));
+        assert_eq!(prev("zz"), Some(key("d")));
+    }
+}

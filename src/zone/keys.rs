@@ -1,0 +1,404 @@
+//! Zone signing keys: one combined signing key (CSK) per zone, in `<data>/keys/<zone>.key`.
+//!
+//! The key is created on first start with mode 0600 (its directory 0700) and loaded from there
+//! afterwards. A key file that others can read, or that cannot be parsed, stops the start with
+//! an error that names the file: Herald never signs with a key it cannot trust to be private,
+//! and never replaces a key silently (that would break every trust anchor).
+//!
+//! File format, one `key: value` per line, `;` comments:
+//!
+//! ```text
+//! ; Herald zone signing key (CSK) of example.test. Secret: keep mode 0600.
+//! zone: example.test.
+//! algorithm: 13
+//! created: 1764086400
+//! private-key: <base64 of the PKCS#8 document>
+//! ```
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey};
+use hickory_proto::dnssec::rdata::{DNSKEY, DS};
+use hickory_proto::dnssec::{Algorithm, DigestType, SigningKey, TBS};
+use hickory_proto::rr::Name;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use thiserror::Error;
+
+/// DNSKEY flags of a combined signing key: Zone Key and Secure Entry Point (RFC 4034 §2.1.1).
+const CSK_FLAGS: u16 = 257;
+
+/// Problems with a key file.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("{path}: {cause}")]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
+    Mode { path: PathBuf, mode: u32 },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error(
+        "{path} holds an algorithm {found} key but the zone is set to algorithm {wanted}; \
+         changing the algorithm needs a key rollover, which Herald does not do yet"
+    )]
+    Algorithm {
+        path: PathBuf,
+        found: u8,
+        wanted: u8,
+    },
+    #[error("no signing key for {zone} in {dir} (it is created by the first `herald serve`)")]
+    Missing { zone: String, dir: PathBuf },
+    #[error("signing failed: {0}")]
+    Crypto(String),
+}
+
+/// A zone's signing key with its public records.
+pub struct ZoneKey {
+    signer: Box<dyn SigningKey>,
+    pub algorithm: Algorithm,
+    pub dnskey: DNSKEY,
+    pub key_tag: u16,
+    /// The DS for the parent zone, SHA-256 (digest type 2).
+    pub ds: DS,
+    pub apex: Name,
+    pub path: PathBuf,
+}
+
+impl std::fmt::Debug for ZoneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private key.
+        f.debug_struct("ZoneKey")
+            .field("apex", &self.apex)
+            .field("algorithm", &self.algorithm)
+            .field("key_tag", &self.key_tag)
+            .finish()
+    }
+}
+
+/// Where the key of `zone` (API form) lives.
+pub fn key_path(data_dir: &Path, zone: &str) -> PathBuf {
+    data_dir.join("keys").join(format!("{zone}.key"))
+}
+
+impl ZoneKey {
+    /// Loads the zone's key, or creates it with `algorithm` when there is none. Returns the key
+    /// and whether it was created.
+    pub fn load_or_create(
+        data_dir: &Path,
+        zone: &str,
+        apex: &Name,
+        algorithm: Algorithm,
+    ) -> Result<(Self, bool), KeyError> {
+        let path = key_path(data_dir, zone);
+        match Self::load_file(&path, apex) {
+            Ok(key) if key.algorithm != algorithm => Err(KeyError::Algorithm {
+                path,
+                found: u8::from(key.algorithm),
+                wanted: u8::from(algorithm),
+            }),
+            Ok(key) => Ok((key, false)),
+            Err(KeyError::Io { cause, .. }) if cause.kind() == ErrorKind::NotFound => {
+                create(&path, apex, algorithm)?;
+                Ok((Self::load_file(&path, apex)?, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads an existing key, for `herald key show`.
+    pub fn load(data_dir: &Path, zone: &str, apex: &Name) -> Result<Self, KeyError> {
+        let path = key_path(data_dir, zone);
+        match Self::load_file(&path, apex) {
+            Err(KeyError::Io { cause, .. }) if cause.kind() == ErrorKind::NotFound => {
+                Err(KeyError::Missing {
+                    zone: zone.to_owned(),
+                    dir: data_dir.join("keys"),
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn load_file(path: &Path, apex: &Name) -> Result<Self, KeyError> {
+        let io = |cause| KeyError::Io {
+            path: path.to_owned(),
+            cause,
+        };
+        let format = |reason: String| KeyError::Format {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Mode {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|_| format("not a text file".into()))?;
+        let (mut zone, mut alg, mut secret) = (None, None, None);
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with(';') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once(':')
+                .ok_or_else(|| format(format!("line {line:?} is not key: value")))?;
+            match k.trim() {
+                "zone" => zone = Some(v.trim().to_owned()),
+                "algorithm" => alg = Some(v.trim().to_owned()),
+                "private-key" => secret = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+        let zone = zone.ok_or_else(|| format("no zone: line".into()))?;
+        let zone_name =
+            Name::from_ascii(&zone).map_err(|_| format(format!("zone {zone:?} is not a name")))?;
+        if !zone_name.eq_ignore_root(apex) {
+            return Err(format(format!("the key is for {zone}, not {apex}")));
+        }
+        let algorithm = match alg.as_deref() {
+            Some("13") => Algorithm::ECDSAP256SHA256,
+            Some("15") => Algorithm::ED25519,
+            Some(other) => return Err(format(format!("algorithm {other:?} is not 13 or 15"))),
+            None => return Err(format("no algorithm: line".into())),
+        };
+        let pkcs8 = STANDARD
+            .decode(secret.ok_or_else(|| format("no private-key: line".into()))?)
+            .map_err(|_| format("private-key is not base64".into()))?;
+        let signer: Box<dyn SigningKey> = if algorithm == Algorithm::ED25519 {
+            let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+                .map_err(|_| format("private-key is not an Ed25519 PKCS#8 key".into()))?;
+            Box::new(Ed25519SigningKey::from_ed25519(pair))
+        } else {
+            let pair = EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pkcs8,
+                &SystemRandom::new(),
+            )
+            .map_err(|_| format("private-key is not a P-256 PKCS#8 key".into()))?;
+            Box::new(EcdsaSigningKey::from_ecdsa(pair, algorithm))
+        };
+        let public = signer
+            .to_public_key()
+            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
+        let key_tag = dnskey
+            .calculate_key_tag()
+            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let digest = dnskey
+            .to_digest(apex, DigestType::SHA256)
+            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let ds = DS::new(
+            key_tag,
+            algorithm,
+            DigestType::SHA256,
+            digest.as_ref().to_vec(),
+        );
+        Ok(Self {
+            signer,
+            algorithm,
+            dnskey,
+            key_tag,
+            ds,
+            apex: apex.clone(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Signs to-be-signed data.
+    pub fn sign(&self, tbs: &TBS) -> Result<Vec<u8>, KeyError> {
+        self.signer
+            .sign(tbs)
+            .map_err(|e| KeyError::Crypto(e.to_string()))
+    }
+
+    /// `example.test. 3600 IN DNSKEY 257 3 13 <base64>`
+    pub fn dnskey_line(&self, ttl: u32) -> String {
+        format!("{} {ttl} IN DNSKEY {}", self.apex, self.dnskey)
+    }
+
+    /// `example.test. 3600 IN DS <tag> 13 2 <hex>`
+    pub fn ds_line(&self, ttl: u32) -> String {
+        format!("{} {ttl} IN DS {}", self.apex, self.ds)
+    }
+}
+
+/// Writes a new key: a temporary file created with mode 0600, synced, then renamed into place,
+/// so a crash leaves either no key or a whole one.
+fn create(path: &Path, apex: &Name, algorithm: Algorithm) -> Result<(), KeyError> {
+    let io = |cause| KeyError::Io {
+        path: path.to_owned(),
+        cause,
+    };
+    let dir = path.parent().expect("key paths have a directory");
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io)?;
+    let rng = SystemRandom::new();
+    let pkcs8 = if algorithm == Algorithm::ED25519 {
+        Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec())
+    } else {
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map(|d| d.as_ref().to_vec())
+    }
+    .map_err(|_| KeyError::Crypto("key generation failed".into()))?;
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text = format!(
+        "; Herald zone signing key (CSK) of {apex} Secret: keep mode 0600.\n\
+         zone: {apex}\nalgorithm: {}\ncreated: {created}\nprivate-key: {}\n",
+        u8::from(algorithm),
+        STANDARD.encode(pkcs8)
+    );
+    let tmp = path.with_extension("key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    tracing::info!(path = %path.display(), algorithm = u8::from(algorithm), "zone signing key created");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apex() -> Name {
+        Name::from_ascii("example.test.").unwrap()
+    }
+
+    #[test]
+    fn created_once_private_and_reloaded() {
+        for alg in [Algorithm::ECDSAP256SHA256, Algorithm::ED25519] {
+            let dir = tempfile::tempdir().unwrap();
+            let (key, created) =
+                ZoneKey::load_or_create(dir.path(), "example.test", &apex(), alg).unwrap();
+            assert!(created);
+            let path = key_path(dir.path(), "example.test");
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                std::fs::metadata(path.parent().unwrap())
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o700
+            );
+            let (again, created) =
+                ZoneKey::load_or_create(dir.path(), "example.test", &apex(), alg).unwrap();
+            assert!(!created);
+            assert_eq!(again.dnskey, key.dnskey);
+            assert_eq!(again.key_tag, key.key_tag);
+            let line = key.dnskey_line(3600);
+            assert!(
+                line.starts_with(&format!(
+                    "example.test. 3600 IN DNSKEY 257 3 {} ",
+                    u8::from(alg)
+                )),
+                "{line}"
+            );
+            let ds = key.ds_line(3600);
+            assert!(
+                ds.starts_with(&format!(
+                    "example.test. 3600 IN DS {} {} 2 ",
+                    key.key_tag,
+                    u8::from(alg)
+                )),
+                "{ds}"
+            );
+            assert!(!format!("{key:?}").contains("private"));
+        }
+    }
+
+    #[test]
+    fn refuses_readable_broken_or_mismatched_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        ZoneKey::load_or_create(
+            dir.path(),
+            "example.test",
+            &apex(),
+            Algorithm::ECDSAP256SHA256,
+        )
+        .unwrap();
+        let path = key_path(dir.path(), "example.test");
+        let good = std::fs::read_to_string(&path).unwrap();
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = ZoneKey::load(dir.path(), "example.test", &apex()).unwrap_err();
+        assert!(matches!(err, KeyError::Mode { mode: 0o640, .. }), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let err = ZoneKey::load_or_create(dir.path(), "example.test", &apex(), Algorithm::ED25519)
+            .unwrap_err();
+        assert!(err.to_string().contains("rollover"), "{err}");
+
+        for (broken, needle) in [
+            (
+                good.replace("private-key: ", "private-key: !!"),
+                "not base64",
+            ),
+            (
+                good.replace("algorithm: 13", "algorithm: 8"),
+                "not 13 or 15",
+            ),
+            (
+                good.replace("algorithm: 13", "algorithm: 15"),
+                "not an Ed25519",
+            ),
+            (
+                good.replace("zone: example.test.", "zone: other.test."),
+                "not example.test.",
+            ),
+            ("garbage\n".to_owned(), "not key: value"),
+            (String::new(), "no zone"),
+        ] {
+            std::fs::write(&path, broken).unwrap();
+            let err = ZoneKey::load_or_create(
+                dir.path(),
+                "example.test",
+                &apex(),
+                Algorithm::ECDSAP256SHA256,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(needle) && err.contains("example.test.key"),
+                "{err}"
+            );
+        }
+        let err = ZoneKey::load(
+            dir.path(),
+            "other.test",
+            &Name::from_ascii("other.test.").unwrap(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, KeyError::Missing { .. }), "{err}");
+    }
+}

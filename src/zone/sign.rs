@@ -1,0 +1,352 @@
+//! Making RRSIGs (RFC 4034 §3, RFC 4035 §2.2) with Herald's lifetimes.
+//!
+//! hickory-proto builds the to-be-signed data (canonical RR order and form) and the RRSIG RDATA;
+//! ring signs. Herald adds what hickory's own zone signer does not do:
+//! - inception back-dated by the policy's offset, so clients with a slow clock accept it;
+//! - expiration jittered over the last quarter of the validity, so records signed in one batch
+//!   come due for refresh spread over days rather than in one minute;
+//! - a digest of exactly what was signed (key, owner, type, TTL, RDATA), stored with the
+//!   signature, so a restart can reuse a stored signature without verifying it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hickory_proto::dnssec::TBS;
+use hickory_proto::dnssec::rdata::sig::SigInput;
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use ring::digest;
+
+use super::keys::{KeyError, ZoneKey};
+use super::policy::ZonePolicy;
+
+/// Seconds since the Unix epoch, as DNSSEC counts them (RFC 4034 §3.1.5, modulo 2^32).
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> u32;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u32 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32)
+    }
+}
+
+/// A clock that moves only when told to, for tests of refresh and expiry.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU32);
+
+impl ManualClock {
+    pub fn new(now: u32) -> Self {
+        Self(AtomicU32::new(now))
+    }
+
+    pub fn set(&self, now: u32) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, seconds: u32) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What identifies a signature's content: see the module documentation.
+pub type Digest = [u8; 16];
+
+/// A new signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The RRSIG RDATA in wire format.
+    pub rdata: Vec<u8>,
+    pub digest: Digest,
+}
+
+/// The RRSIG expiration stored in an RRSIG RDATA (RFC 4034 §3.1: after type, algorithm,
+/// labels and original TTL).
+pub fn rrsig_expiration(rdata: &[u8]) -> Option<u32> {
+    rdata
+        .get(8..12)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The inception likewise.
+pub fn rrsig_inception(rdata: &[u8]) -> Option<u32> {
+    rdata
+        .get(12..16)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Signs RRsets of one zone with its key and policy.
+pub struct Signer {
+    key: Arc<ZoneKey>,
+    policy: ZonePolicy,
+    /// xorshift state for the expiration jitter; not security relevant.
+    jitter: AtomicU64,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key", &self.key)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Signer {
+    pub fn new(key: Arc<ZoneKey>, policy: ZonePolicy) -> Self {
+        let mut seed = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed);
+        Self {
+            key,
+            policy,
+            jitter: AtomicU64::new(u64::from_le_bytes(seed) | 1),
+        }
+    }
+
+    pub fn key(&self) -> &ZoneKey {
+        &self.key
+    }
+
+    pub fn policy(&self) -> &ZonePolicy {
+        &self.policy
+    }
+
+    fn input(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        inception: u32,
+        expiration: u32,
+    ) -> SigInput {
+        SigInput {
+            type_covered: rtype,
+            algorithm: self.key.algorithm,
+            num_labels: owner.num_labels(),
+            original_ttl: ttl,
+            sig_expiration: SerialNumber::new(expiration),
+            sig_inception: SerialNumber::new(inception),
+            key_tag: self.key.key_tag,
+            signer_name: self.key.apex.clone(),
+        }
+    }
+
+    fn tbs(
+        &self,
+        input: &SigInput,
+        owner: &Name,
+        ttl: u32,
+        rdatas: &[RData],
+    ) -> Result<TBS, KeyError> {
+        let records: Vec<Record> = rdatas
+            .iter()
+            .map(|r| Record::from_rdata(owner.clone(), ttl, r.clone()))
+            .collect();
+        TBS::from_input(owner, DNSClass::IN, input, records.iter())
+            .map_err(|e| KeyError::Crypto(e.to_string()))
+    }
+
+    /// The digest of a signature over this RRset; equal digests mean a stored signature still
+    /// covers exactly this data with this key.
+    pub fn digest(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+    ) -> Result<Digest, KeyError> {
+        let tbs = self.tbs(&self.input(owner, rtype, ttl, 0, 0), owner, ttl, rdatas)?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&digest::digest(&digest::SHA256, tbs.as_ref()).as_ref()[..16]);
+        Ok(out)
+    }
+
+    /// Signs the RRset `owner`/`rtype` at `now`.
+    pub fn sign(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+        now: u32,
+    ) -> Result<Signature, KeyError> {
+        let inception = now.wrapping_sub(self.policy.inception_offset);
+        let expiration = now.wrapping_add(self.policy.validity - self.next_jitter());
+        let input = self.input(owner, rtype, ttl, inception, expiration);
+        let tbs = self.tbs(&input, owner, ttl, rdatas)?;
+        let sig = self.key.sign(&tbs)?;
+        let rrsig = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)));
+        let mut rdata = Vec::with_capacity(128);
+        rrsig
+            .emit(&mut BinEncoder::new(&mut rdata))
+            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        Ok(Signature {
+            rdata,
+            digest: self.digest(owner, rtype, ttl, rdatas)?,
+        })
+    }
+
+    /// Whether a signature expiring at `expiration` must be re-signed at `now`: less than the
+    /// policy's refresh time left, or already expired (RFC 1982 arithmetic, as RFC 4034 §3.1.5
+    /// asks).
+    pub fn due(&self, expiration: u32, now: u32) -> bool {
+        let left = expiration.wrapping_sub(now) as i32;
+        left < self.policy.refresh as i32
+    }
+
+    /// Up to a quarter of the validity, uniformly.
+    fn next_jitter(&self) -> u32 {
+        let mut x = self.jitter.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.store(x, Ordering::Relaxed);
+        (x % u64::from(self.policy.validity / 4 + 1)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::keys::ZoneKey;
+    use hickory_proto::dnssec::rdata::DNSKEY;
+    use hickory_proto::dnssec::{PublicKey, Verifier};
+    use hickory_proto::rr::rdata::TXT;
+    use hickory_proto::serialize::binary::BinDecoder;
+
+    fn signer(policy: ZonePolicy) -> (tempfile::TempDir, Signer) {
+        let dir = tempfile::tempdir().unwrap();
+        let apex = Name::from_ascii("example.test.").unwrap();
+        let (key, _) =
+            ZoneKey::load_or_create(dir.path(), "example.test", &apex, policy.algorithm).unwrap();
+        (dir, Signer::new(Arc::new(key), policy))
+    }
+
+    fn decode(rdata: &[u8]) -> RRSIG {
+        let mut d = BinDecoder::new(rdata);
+        let rec = RData::read(
+            &mut d,
+            RecordType::RRSIG,
+            hickory_proto::serialize::binary::Restrict::new(rdata.len() as u16),
+        )
+        .unwrap();
+        match rec {
+            RData::DNSSEC(DNSSECRData::RRSIG(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn signatures_verify_with_hickory_and_carry_the_lifetimes() {
+        for alg in [
+            hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+            hickory_proto::dnssec::Algorithm::ED25519,
+        ] {
+            let policy = ZonePolicy {
+                algorithm: alg,
+                ..ZonePolicy::default()
+            };
+            let (_dir, s) = signer(policy.clone());
+            let owner = Name::from_ascii("n1.example.test.").unwrap();
+            let txt = [RData::TXT(TXT::new(vec![
+                "v=herald1 commit=ab seq=1 ts=1".into(),
+            ]))];
+            let now = 1_800_000_000;
+            let sig = s.sign(&owner, RecordType::TXT, 60, &txt, now).unwrap();
+            let rrsig = decode(&sig.rdata);
+            let input = rrsig.input();
+            assert_eq!(input.sig_inception.get(), now - 3600);
+            let exp = input.sig_expiration.get();
+            assert!(
+                exp <= now + policy.validity && exp >= now + policy.validity * 3 / 4,
+                "{exp}"
+            );
+            assert_eq!(rrsig_expiration(&sig.rdata), Some(exp));
+            assert_eq!(rrsig_inception(&sig.rdata), Some(now - 3600));
+            assert_eq!(
+                (input.key_tag, input.num_labels, input.original_ttl),
+                (s.key().key_tag, 3, 60)
+            );
+
+            let dnskey: &DNSKEY = &s.key().dnskey;
+            let records: Vec<Record> = txt
+                .iter()
+                .map(|r| Record::from_rdata(owner.clone(), 60, r.clone()))
+                .collect();
+            dnskey
+                .verify_rrsig(&owner, DNSClass::IN, &rrsig, records.iter())
+                .expect("hickory verifies the signature");
+            // Tampered data does not verify.
+            let other = [RData::TXT(TXT::new(vec![
+                "v=herald1 commit=ab seq=2 ts=1".into(),
+            ]))];
+            let records: Vec<Record> = other
+                .iter()
+                .map(|r| Record::from_rdata(owner.clone(), 60, r.clone()))
+                .collect();
+            assert!(
+                dnskey
+                    .verify_rrsig(&owner, DNSClass::IN, &rrsig, records.iter())
+                    .is_err()
+            );
+            let _ = dnskey.public_key().public_bytes();
+        }
+    }
+
+    #[test]
+    fn digests_identify_content_and_jitter_spreads_expirations() {
+        let (_dir, s) = signer(ZonePolicy::default());
+        let owner = Name::from_ascii("n1.example.test.").unwrap();
+        let a = [RData::TXT(TXT::new(vec!["a".into()]))];
+        let b = [RData::TXT(TXT::new(vec!["b".into()]))];
+        let d = s.digest(&owner, RecordType::TXT, 60, &a).unwrap();
+        assert_eq!(d, s.digest(&owner, RecordType::TXT, 60, &a).unwrap());
+        assert_ne!(d, s.digest(&owner, RecordType::TXT, 60, &b).unwrap());
+        assert_ne!(d, s.digest(&owner, RecordType::TXT, 61, &a).unwrap());
+        assert_eq!(
+            s.sign(&owner, RecordType::TXT, 60, &a, 5).unwrap().digest,
+            d
+        );
+
+        let exps: std::collections::HashSet<u32> = (0..200)
+            .map(|_| {
+                rrsig_expiration(
+                    &s.sign(&owner, RecordType::TXT, 60, &a, 1_800_000_000)
+                        .unwrap()
+                        .rdata,
+                )
+                .unwrap()
+            })
+            .collect();
+        assert!(
+            exps.len() > 150,
+            "expirations are spread ({} distinct of 200)",
+            exps.len()
+        );
+    }
+
+    #[test]
+    fn due_uses_serial_arithmetic() {
+        let (_dir, s) = signer(ZonePolicy::default());
+        let now = 1_800_000_000u32;
+        assert!(!s.due(now + 8 * 86_400, now));
+        assert!(s.due(now + 6 * 86_400, now));
+        assert!(s.due(now - 10, now), "expired");
+        // Across the 2^32 wrap.
+        assert!(!s.due(5 + 8 * 86_400, u32::MAX - 5));
+    }
+}

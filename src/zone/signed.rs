@@ -1,0 +1,503 @@
+//! Keeping a zone signed, incrementally (RFC 4035 §2), as its data changes and as signatures age.
+//!
+//! [`SignedZone`] is the publisher's working copy of a zone: the [`ZoneSnapshot`] it serves plus
+//! what it needs to sign. Every operation signs only what changed:
+//! - publishing a node signs its TXT RRset; a name that appears or disappears marks its own
+//!   NSEC/NSEC3 and its predecessor's for re-signing;
+//! - [`SignedZone::finish`] signs the marked NSEC/NSEC3 records once each and the SOA once, so
+//!   a batch of a thousand nodes signs one SOA and each changed chain link once;
+//! - [`SignedZone::refresh`] sweeps a bounded number of names per call and re-signs what is due,
+//!   so refresh work is spread out and never stalls the publisher for long.
+//!
+//! Nothing is signed per query. Signatures are returned as [`SigWrite`]s for the caller to store
+//! in the same transaction as the change, so a restart reuses them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hickory_proto::dnssec::Nsec3HashAlgorithm;
+use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC3PARAM};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::ZoneError;
+use super::canon::{CanonKey, RelName};
+use super::chain::{
+    Chain, Hash, Nsec3Record, nsec_next, nsec_prev, nsec_rdata, nsec3_hash, nsec3_label,
+    nsec3_next, nsec3_prev, nsec3_rdata,
+};
+use super::entry::{NameEntry, RrsetEntry};
+use super::file::StaticZone;
+use super::names::NameMap;
+use super::policy::Denial;
+use super::sign::{Signer, rrsig_expiration};
+use super::snapshot::{NameKey, ZoneSnapshot, node_key, static_keys};
+use super::wire::{WireRrset, first_rdata, name_wire, relative_key};
+use crate::record::{Commit, Payload};
+use crate::store::{Applied, NodeRow, SigWrite, StoredNode, StoredSig};
+
+/// A stored signature with less than this left at start is made again before serving.
+const START_MARGIN: u32 = 86_400;
+/// Names the refresh sweep examines per call, and signatures it makes at most per call.
+const SWEEP_NAMES: usize = 5_000;
+const SWEEP_SIGNATURES: usize = 500;
+
+/// Where the refresh sweep continues.
+#[derive(Debug, Clone)]
+enum Cursor {
+    Start,
+    Nsec(NameKey),
+    Nsec3(Hash),
+}
+
+/// A zone, signed, as the publisher keeps it.
+#[derive(Debug, Clone)]
+pub struct SignedZone {
+    pub snapshot: ZoneSnapshot,
+    signer: Arc<Signer>,
+    zone: Arc<StaticZone>,
+    static_keys: Arc<HashSet<NameKey>>,
+    soa_ttl: u32,
+    /// TTL of negative-answer data: the SOA in authority, NSEC and NSEC3 (RFC 2308 §3,
+    /// RFC 9077).
+    negative_ttl: u32,
+    /// Names whose NSEC/NSEC3 must be signed again before the next snapshot goes out.
+    dirty: HashSet<NameKey>,
+    cursor: Cursor,
+}
+
+impl SignedZone {
+    /// The names that nodes may not take.
+    pub fn static_keys(&self) -> &HashSet<NameKey> {
+        &self.static_keys
+    }
+
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// Whether NSEC/NSEC3 records wait to be signed by [`SignedZone::finish`].
+    pub fn has_pending(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The fully qualified name of `key`.
+    fn name_of(&self, key: &[u8]) -> Result<Name, ZoneError> {
+        let mut labels: Vec<&[u8]> = Vec::new();
+        let mut i = 0;
+        while i < key.len() {
+            let len = usize::from(key[i]);
+            labels.push(&key[i + 1..i + 1 + len]);
+            i += len + 1;
+        }
+        labels.extend(self.snapshot.apex.iter());
+        let mut name = Name::from_labels(labels).map_err(|e| ZoneError::Encode(e.to_string()))?;
+        name.set_fqdn(true);
+        Ok(name)
+    }
+
+    fn hash_of(&self, key: &[u8]) -> Hash {
+        nsec3_hash(&[key, &self.snapshot.apex_wire].concat())
+    }
+
+    fn is_node(&self, key: &[u8]) -> bool {
+        !self.static_keys.contains(key)
+    }
+
+    /// Signs an RRset: its prepared records and RRSIGs, and the signature to store.
+    fn sign(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+        now: u32,
+    ) -> Result<(WireRrset, WireRrset, super::sign::Signature), ZoneError> {
+        let sig = self.signer.sign(owner, rtype, ttl, rdatas, now)?;
+        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
+        let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&sig.rdata[..]])?;
+        Ok((rrset, sigs, sig))
+    }
+
+    /// Signs a non-node RRset, or reuses `stored` when it covers exactly this data and is fresh.
+    fn sign_or_reuse(
+        &self,
+        key: &[u8],
+        (rtype, ttl, rdatas): (RecordType, u32, &[RData]),
+        stored: Option<&StoredSig>,
+        now: u32,
+        writes: &mut Vec<SigWrite>,
+    ) -> Result<(WireRrset, WireRrset), ZoneError> {
+        let owner = self.name_of(key)?;
+        if let Some(s) = stored {
+            let digest = self.signer.digest(&owner, rtype, ttl, rdatas)?;
+            if s.digest == digest && fresh(&s.rrsig, now) {
+                let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
+                let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&s.rrsig[..]])?;
+                return Ok((rrset, sigs));
+            }
+        }
+        let (rrset, sigs, sig) = self.sign(&owner, rtype, ttl, rdatas, now)?;
+        writes.push(SigWrite::Rrset {
+            owner: key.to_vec(),
+            rtype: rtype.into(),
+            digest: sig.digest,
+            rrsig: sig.rdata,
+        });
+        Ok((rrset, sigs))
+    }
+
+    /// Applies a committed change: signs published nodes' TXT RRsets, removes deleted nodes,
+    /// and marks the chain links that changed.
+    pub fn apply(&mut self, applied: &Applied, now: u32) -> Result<Vec<SigWrite>, ZoneError> {
+        for node in &applied.deleted {
+            self.remove_node(&node_key(node));
+        }
+        applied
+            .set
+            .iter()
+            .map(|(row, _)| self.put_node(row, now))
+            .collect()
+    }
+
+    fn put_node(&mut self, row: &NodeRow, now: u32) -> Result<SigWrite, ZoneError> {
+        let key = node_key(&row.node);
+        let (rrset, sigs, sig) = self.txt_signed(&key, row, now)?;
+        let entry = match self.snapshot.names.get(&key) {
+            Some(e) => e.with_rrset(&rrset, Some(&sigs))?,
+            None => {
+                self.chain_insert(&key);
+                NameEntry::new(
+                    &key,
+                    &[RrsetEntry {
+                        rrset,
+                        sigs: Some(sigs),
+                        glue: Vec::new(),
+                    }],
+                )?
+            }
+        };
+        self.snapshot.names.insert(entry);
+        Ok(SigWrite::NodeTxt {
+            node: row.node.clone(),
+            seq: row.seq,
+            rrsig: sig.rdata,
+        })
+    }
+
+    fn txt_signed(
+        &self,
+        key: &[u8],
+        row: &NodeRow,
+        now: u32,
+    ) -> Result<(WireRrset, WireRrset, super::sign::Signature), ZoneError> {
+        let txt = [txt_rdata(row)?];
+        self.sign(
+            &self.name_of(key)?,
+            RecordType::TXT,
+            self.signer.policy().node_ttl,
+            &txt,
+            now,
+        )
+    }
+
+    fn chain_insert(&mut self, key: &NameKey) {
+        let prev = match &mut self.snapshot.chain {
+            Chain::Nsec(order) => {
+                order.insert(CanonKey(key.clone()));
+                nsec_prev(order, key)
+            }
+            Chain::Nsec3(links) => {
+                let hash = nsec3_hash(&[key, &self.snapshot.apex_wire[..]].concat());
+                // A placeholder until finish() signs the real record; never served, because
+                // the snapshot is published only after finish().
+                links.insert(hash, Arc::new(placeholder(key)));
+                nsec3_prev(links, &hash)
+                    .and_then(|h| links.get(&h))
+                    .map(|r| r.name.clone())
+            }
+        };
+        self.dirty.insert(key.clone());
+        self.dirty.extend(prev);
+    }
+
+    fn remove_node(&mut self, key: &NameKey) {
+        if !self.snapshot.names.remove(key) {
+            return;
+        }
+        let prev = match &mut self.snapshot.chain {
+            Chain::Nsec(order) => {
+                order.remove::<RelName>(RelName::new(key));
+                nsec_prev(order, key)
+            }
+            Chain::Nsec3(links) => {
+                let hash = nsec3_hash(&[key, &self.snapshot.apex_wire[..]].concat());
+                links.remove(&hash);
+                nsec3_prev(links, &hash)
+                    .and_then(|h| links.get(&h))
+                    .map(|r| r.name.clone())
+            }
+        };
+        self.dirty.remove(key);
+        self.dirty.extend(prev);
+    }
+
+    /// Signs the marked NSEC/NSEC3 records and the SOA at `serial`. Call once per group of
+    /// changes, before publishing the snapshot.
+    pub fn finish(&mut self, serial: u32, now: u32) -> Result<Vec<SigWrite>, ZoneError> {
+        let mut writes = Vec::with_capacity(self.dirty.len() + 1);
+        for key in std::mem::take(&mut self.dirty) {
+            if self.snapshot.names.get(&key).is_some()
+                && let Some(write) = self.sign_denial(&key, Reuse::No, now)?
+            {
+                writes.push(write);
+            }
+        }
+        self.set_serial(serial, None, now, &mut writes)?;
+        Ok(writes)
+    }
+
+    /// The types at `key`, for its NSEC/NSEC3 bitmap.
+    fn types_at(&self, key: &[u8]) -> Vec<RecordType> {
+        self.snapshot
+            .names
+            .get(key)
+            .map(|e| {
+                e.rrsets()
+                    .map(|r| r.rtype())
+                    .filter(|t| *t != RecordType::NSEC)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Makes the NSEC or NSEC3 record of `key` from the chain as it is now, signs it unless
+    /// `reuse` still covers it, and puts it in place. Returns the signature to store, if new.
+    fn sign_denial(
+        &mut self,
+        key: &NameKey,
+        reuse: Reuse<'_>,
+        now: u32,
+    ) -> Result<Option<SigWrite>, ZoneError> {
+        let ttl = self.negative_ttl;
+        let types = self.types_at(key);
+        let (rdata, next, hash) = match &self.snapshot.chain {
+            Chain::Nsec(order) => {
+                let next = nsec_next(order, key);
+                let rdata =
+                    RData::DNSSEC(DNSSECRData::NSEC(nsec_rdata(self.name_of(&next)?, types)));
+                (rdata, next.to_vec(), None)
+            }
+            Chain::Nsec3(links) => {
+                let hash = self.hash_of(key);
+                let next = nsec3_next(links, &hash).unwrap_or(hash);
+                let rdata = RData::DNSSEC(DNSSECRData::NSEC3(nsec3_rdata(&next, &types)));
+                (rdata, next.to_vec(), Some(hash))
+            }
+        };
+        let rtype = rdata.record_type();
+        // An NSEC3 is owned by the hashed name.
+        let owner = match &hash {
+            Some(h) => self.name_of(&nsec3_label(h))?,
+            None => self.name_of(key)?,
+        };
+        let rdatas = std::slice::from_ref(&rdata);
+        let reused = match reuse {
+            Reuse::Next(n, sig) if n == next.as_slice() && fresh(sig, now) => Some(sig.to_vec()),
+            Reuse::Digest(s)
+                if fresh(&s.rrsig, now)
+                    && s.digest == self.signer.digest(&owner, rtype, ttl, rdatas)? =>
+            {
+                Some(s.rrsig.clone())
+            }
+            _ => None,
+        };
+        let (sig_rdata, write) = match reused {
+            Some(sig) => (sig, None),
+            None => {
+                let sig = self.signer.sign(&owner, rtype, ttl, rdatas, now)?;
+                let write = if self.is_node(key) {
+                    SigWrite::NodeDenial {
+                        node: node_label(key),
+                        next,
+                        rrsig: sig.rdata.clone(),
+                    }
+                } else {
+                    SigWrite::Rrset {
+                        owner: key.to_vec(),
+                        rtype: rtype.into(),
+                        digest: sig.digest,
+                        rrsig: sig.rdata.clone(),
+                    }
+                };
+                (sig.rdata, Some(write))
+            }
+        };
+        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
+        let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&sig_rdata[..]])?;
+        match hash {
+            None => {
+                let entry = self
+                    .snapshot
+                    .names
+                    .get(key)
+                    .ok_or_else(|| ZoneError::Encode("NSEC for a missing name".into()))?
+                    .with_rrset(&rrset, Some(&sigs))?;
+                self.snapshot.names.insert(entry);
+            }
+            Some(hash) => {
+                let record = Nsec3Record {
+                    name: key.clone(),
+                    label: nsec3_label(&hash),
+                    rrset,
+                    sigs: Some(sigs),
+                };
+                if let Chain::Nsec3(links) = &mut self.snapshot.chain {
+                    links.insert(hash, Arc::new(record));
+                }
+            }
+        }
+        Ok(write)
+    }
+
+    /// Moves the zone to `serial`: signs the SOA (or reuses `stored`), updates the apex entry
+    /// and the negative-answer SOA.
+    fn set_serial(
+        &mut self,
+        serial: u32,
+        stored: Option<&StoredSig>,
+        now: u32,
+        writes: &mut Vec<SigWrite>,
+    ) -> Result<(), ZoneError> {
+        let mut soa = self.zone.soa.clone();
+        soa.serial = serial;
+        let rdata = [RData::SOA(soa)];
+        let (rrset, sigs) = self.sign_or_reuse(
+            &[],
+            (RecordType::SOA, self.soa_ttl, &rdata),
+            stored,
+            now,
+            writes,
+        )?;
+        let apex = self
+            .snapshot
+            .names
+            .get(&[])
+            .ok_or_else(|| ZoneError::Encode("zone without apex".into()))?
+            .with_rrset(&rrset, Some(&sigs))?;
+        self.snapshot.names.insert(apex);
+        self.snapshot.negative_soa = WireRrset::build(
+            RecordType::SOA,
+            self.negative_ttl,
+            &rdata,
+            &self.snapshot.apex,
+        )?;
+        let sig_rdata = first_rdata(sigs.bytes()).unwrap_or_default();
+        self.snapshot.negative_soa_sigs = Some(WireRrset::from_rdata(
+            RecordType::RRSIG,
+            self.negative_ttl,
+            [sig_rdata],
+        )?);
+        self.snapshot.serial = serial;
+        Ok(())
+    }
+
+    /// The apex RRsets Herald makes itself: DNSKEY, and with NSEC3 the NSEC3PARAM (RFC 5155 §4,
+    /// RFC 9276: no salt, no extra iterations; TTL 0 as BIND and Knot use).
+    fn generated_apex_rrsets(&self) -> Vec<(RecordType, u32, Vec<RData>)> {
+        let mut sets = vec![(
+            RecordType::DNSKEY,
+            self.soa_ttl,
+            vec![RData::DNSSEC(DNSSECRData::DNSKEY(
+                self.signer.key().dnskey.clone(),
+            ))],
+        )];
+        if self.signer.policy().denial == Denial::Nsec3 {
+            let param = NSEC3PARAM::new(Nsec3HashAlgorithm::SHA1, false, 0, Vec::new());
+            sets.push((
+                RecordType::NSEC3PARAM,
+                0,
+                vec![RData::DNSSEC(DNSSECRData::NSEC3PARAM(param))],
+            ));
+        }
+        sets
+    }
+
+    /// Whether a stored RRSIG was made over `rtype` with this zone's key and `ttl`.
+    fn matches_key(&self, rrsig: &[u8], rtype: RecordType, ttl: u32) -> bool {
+        let key = self.signer.key();
+        rrsig.len() > 18
+            && u16::from_be_bytes([rrsig[0], rrsig[1]]) == u16::from(rtype)
+            && rrsig[2] == u8::from(key.algorithm)
+            && u32::from_be_bytes([rrsig[4], rrsig[5], rrsig[6], rrsig[7]]) == ttl
+            && u16::from_be_bytes([rrsig[16], rrsig[17]]) == key.key_tag
+    }
+
+    fn denial_type(&self) -> RecordType {
+        match self.snapshot.chain {
+            Chain::Nsec(_) => RecordType::NSEC,
+            Chain::Nsec3(_) => RecordType::NSEC3,
+        }
+    }
+}
+
+/// How a stored denial signature may be reused.
+enum Reuse<'a> {
+    No,
+    /// A node's: (next name or hash it was made for, RRSIG).
+    Next(&'a [u8], &'a [u8]),
+    /// A zone-file name's: reused when the digest matches.
+    Digest(&'a StoredSig),
+}
+
+/// Whether a stored RRSIG still has more than [`START_MARGIN`] left at `now`.
+fn fresh(rrsig: &[u8], now: u32) -> bool {
+    rrsig_expiration(rrsig).is_some_and(|exp| exp.wrapping_sub(now) as i32 > START_MARGIN as i32)
+}
+
+/// A chain link reserved by a name added in this group, until [`SignedZone::finish`] signs it.
+fn placeholder(key: &NameKey) -> Nsec3Record {
+    Nsec3Record {
+        name: key.clone(),
+        label: [0; 33],
+        rrset: WireRrset::from_rdata(RecordType::NSEC3, 0, std::iter::empty())
+            .expect("an empty RRset encodes"),
+        sigs: None,
+    }
+}
+
+fn node_label(key: &[u8]) -> String {
+    String::from_utf8_lossy(&key[1..]).into_owned()
+}
+
+fn txt_rdata(row: &NodeRow) -> Result<RData, ZoneError> {
+    let payload = Payload {
+        commit: Commit::parse(&row.commit).map_err(|e| ZoneError::Encode(e.to_string()))?,
+        seq: row.seq,
+        ts: row.ts,
+    };
+    Ok(RData::TXT(TXT::new(vec![payload.render()])))
+}
+
+fn glue_targets(rdatas: &[RData]) -> impl Iterator<Item = &Name> {
+    rdatas.iter().filter_map(|r| match r {
+        RData::NS(ns) => Some(&ns.0),
+        RData::MX(mx) => Some(&mx.exchange),
+        _ => None,
+    })
+}
+
+fn has_address(zone: &StaticZone, name: &Name) -> bool {
+    zone.rrsets.get(&name.to_lowercase()).is_some_and(|sets| {
+        sets.iter()
+            .any(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
+    })
+}
+
+mod build;
+mod refresh;
+
+pub use build::Builder;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! The refresh sweep: re-signing signatures before they expire, a bounded number per step.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::RecordType;
+
+use super::*;
+
+impl SignedZone {
+    /// One refresh step: re-signs what is due among the zone file's RRsets and the next
+    /// [`SWEEP_NAMES`] names of the chain. Returns `None` when nothing is due, else the
+    /// signatures to store; the caller then raises the serial and calls
+    /// [`SignedZone::finish`], which signs the marked chain links and the SOA.
+    pub fn refresh(&mut self, now: u32) -> Result<Option<Vec<SigWrite>>, ZoneError> {
+        let mut writes = Vec::new();
+        let mut soa_due = false;
+        // The zone file's names and the apex: few, checked every step.
+        let statics: Vec<NameKey> = self.static_keys.iter().cloned().collect();
+        for key in statics {
+            let Some(entry) = self.snapshot.names.get(&key).cloned() else {
+                continue;
+            };
+            for set in entry.rrsets() {
+                if !self.due(set.sigs(), now) {
+                    continue;
+                }
+                match set.rtype() {
+                    RecordType::SOA => soa_due = true,
+                    RecordType::NSEC => {
+                        self.dirty.insert(key.clone());
+                    }
+                    rtype => self.resign_static(&key, rtype, now, &mut writes)?,
+                }
+            }
+        }
+        if let Chain::Nsec3(links) = &self.snapshot.chain {
+            let due: Vec<NameKey> = links
+                .values()
+                .filter(|r| {
+                    !self.is_node(&r.name)
+                        && self.due(r.sigs.as_ref().map_or(&[][..], |s| s.bytes()), now)
+                })
+                .map(|r| r.name.clone())
+                .collect();
+            self.dirty.extend(due);
+        }
+        self.sweep_nodes(now, &mut writes)?;
+        if writes.is_empty() && self.dirty.is_empty() && !soa_due {
+            return Ok(None);
+        }
+        Ok(Some(writes))
+    }
+
+    fn due(&self, sigs: &[u8], now: u32) -> bool {
+        first_rdata(sigs)
+            .and_then(rrsig_expiration)
+            .is_some_and(|exp| self.signer.due(exp, now))
+    }
+
+    /// Re-signs a zone-file (or Herald-made apex) RRset from its source data.
+    fn resign_static(
+        &mut self,
+        key: &NameKey,
+        rtype: RecordType,
+        now: u32,
+        writes: &mut Vec<SigWrite>,
+    ) -> Result<(), ZoneError> {
+        let name = self.name_of(key)?;
+        let generated = if key.is_empty() {
+            self.generated_apex_rrsets()
+        } else {
+            Vec::new()
+        };
+        let (ttl, rdatas) = match generated.into_iter().find(|(t, _, _)| *t == rtype) {
+            Some((_, ttl, rdatas)) => (ttl, rdatas),
+            None => {
+                let set = self
+                    .zone
+                    .rrsets
+                    .get(&name)
+                    .and_then(|sets| sets.iter().find(|s| s.rtype == rtype))
+                    .ok_or_else(|| ZoneError::Encode(format!("no {rtype} at {name} to re-sign")))?;
+                (set.ttl, set.rdatas.clone())
+            }
+        };
+        let (rrset, sigs) = self.sign_or_reuse(key, (rtype, ttl, &rdatas), None, now, writes)?;
+        let entry = self
+            .snapshot
+            .names
+            .get(key)
+            .ok_or_else(|| ZoneError::Encode(format!("no entry at {name}")))?
+            .with_rrset(&rrset, Some(&sigs))?;
+        self.snapshot.names.insert(entry);
+        Ok(())
+    }
+
+    /// Examines up to [`SWEEP_NAMES`] names after the cursor; re-signs due node TXT RRsets and
+    /// marks due NSEC/NSEC3 records, at most [`SWEEP_SIGNATURES`] in all.
+    fn sweep_nodes(&mut self, now: u32, writes: &mut Vec<SigWrite>) -> Result<(), ZoneError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut todo_txt: Vec<NameKey> = Vec::new();
+        let mut todo_denial: Vec<NameKey> = Vec::new();
+        let mut last = Cursor::Start;
+        let mut seen = 0;
+        let full = |seen: usize, a: &Vec<NameKey>, b: &Vec<NameKey>| {
+            seen >= SWEEP_NAMES || a.len() + b.len() >= SWEEP_SIGNATURES
+        };
+        match &self.snapshot.chain {
+            Chain::Nsec(order) => {
+                let iter: Box<dyn Iterator<Item = &CanonKey>> = match &self.cursor {
+                    Cursor::Nsec(k) => {
+                        Box::new(order.range::<_, RelName>((Excluded(RelName::new(k)), Unbounded)))
+                    }
+                    _ => Box::new(order.iter()),
+                };
+                for k in iter {
+                    seen += 1;
+                    last = Cursor::Nsec(k.0.clone());
+                    if self.is_node(&k.0)
+                        && let Some(entry) = self.snapshot.names.get(&k.0)
+                    {
+                        if entry
+                            .rrset(RecordType::TXT)
+                            .is_some_and(|r| self.due(r.sigs(), now))
+                        {
+                            todo_txt.push(k.0.clone());
+                        }
+                        if entry
+                            .rrset(RecordType::NSEC)
+                            .is_some_and(|r| self.due(r.sigs(), now))
+                        {
+                            todo_denial.push(k.0.clone());
+                        }
+                    }
+                    if full(seen, &todo_txt, &todo_denial) {
+                        break;
+                    }
+                }
+            }
+            Chain::Nsec3(links) => {
+                let iter: Box<dyn Iterator<Item = (&Hash, &Arc<Nsec3Record>)>> = match &self.cursor
+                {
+                    Cursor::Nsec3(h) => Box::new(links.range((Excluded(*h), Unbounded))),
+                    _ => Box::new(links.iter()),
+                };
+                for (h, rec) in iter {
+                    seen += 1;
+                    last = Cursor::Nsec3(*h);
+                    if self.is_node(&rec.name) {
+                        if self.due(rec.sigs.as_ref().map_or(&[][..], |s| s.bytes()), now) {
+                            todo_denial.push(rec.name.clone());
+                        }
+                        if let Some(entry) = self.snapshot.names.get(&rec.name)
+                            && entry
+                                .rrset(RecordType::TXT)
+                                .is_some_and(|r| self.due(r.sigs(), now))
+                        {
+                            todo_txt.push(rec.name.clone());
+                        }
+                    }
+                    if full(seen, &todo_txt, &todo_denial) {
+                        break;
+                    }
+                }
+            }
+        }
+        // A step that stopped before its budget reached the end: start over next time.
+        self.cursor = if full(seen, &todo_txt, &todo_denial) {
+            last
+        } else {
+            Cursor::Start
+        };
+        for key in todo_txt {
+            let row = self.node_row_from_entry(&key)?;
+            writes.push(self.put_node(&row, now)?);
+        }
+        self.dirty.extend(todo_denial);
+        Ok(())
+    }
+
+    /// Reads a node's current payload back from its prepared TXT record, to re-sign it.
+    fn node_row_from_entry(&self, key: &[u8]) -> Result<NodeRow, ZoneError> {
+        let bad = || ZoneError::Encode("unreadable node TXT record".into());
+        let entry = self.snapshot.names.get(key).ok_or_else(bad)?;
+        let rdata =
+            first_rdata(entry.rrset(RecordType::TXT).ok_or_else(bad)?.records()).ok_or_else(bad)?;
+        let (&len, text) = rdata.split_first().ok_or_else(bad)?;
+        let text = std::str::from_utf8(text.get(..usize::from(len)).ok_or_else(bad)?)
+            .map_err(|_| bad())?;
+        let payload = Payload::parse(text).map_err(|_| bad())?;
+        Ok(NodeRow {
+            node: node_label(key),
+            commit: payload.commit.to_string(),
+            seq: payload.seq,
+            ts: payload.ts,
+            serial: self.snapshot.serial,
+        })
+    }
+}

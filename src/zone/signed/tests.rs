@@ -1,0 +1,441 @@
+//! Incremental signing, stored-signature reuse and refresh, on an explicit clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+
+use super::*;
+use crate::dns::answer::{Transport, respond};
+use crate::store::StoredNode;
+use crate::zone::policy::ZonePolicy;
+use crate::zone::sign::rrsig_inception;
+use crate::zone::testing::{node, publish, signer_for, static_zone, verify_all, zone_set};
+
+const T0: u32 = 1_800_000_000;
+const DAY: u32 = 86_400;
+const ZONE: &str = "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 60\n  IN NS ns1\nns1 IN A 127.0.0.1\na.b IN TXT \"x\"\n";
+
+/// What the store would hold: the signatures written so far, applied like SQLite does.
+#[derive(Default)]
+struct FakeStore {
+    sigs: HashMap<(Vec<u8>, u16), StoredSig>,
+    nodes: BTreeMap<String, StoredNode>,
+}
+
+impl FakeStore {
+    fn put_node(&mut self, row: &NodeRow) {
+        let n = self
+            .nodes
+            .entry(row.node.clone())
+            .or_insert_with(|| StoredNode {
+                row: row.clone(),
+                txt_sig: None,
+                txt_sig_seq: None,
+                denial_sig: None,
+                denial_next: None,
+            });
+        n.row = row.clone();
+    }
+
+    fn apply(&mut self, writes: &[SigWrite]) {
+        for w in writes {
+            match w {
+                SigWrite::NodeTxt { node, seq, rrsig } => {
+                    if let Some(n) = self.nodes.get_mut(node) {
+                        n.txt_sig = Some(rrsig.clone());
+                        n.txt_sig_seq = Some(*seq);
+                    }
+                }
+                SigWrite::NodeDenial { node, next, rrsig } => {
+                    if let Some(n) = self.nodes.get_mut(node) {
+                        n.denial_sig = Some(rrsig.clone());
+                        n.denial_next = Some(next.clone());
+                    }
+                }
+                SigWrite::Rrset {
+                    owner,
+                    rtype,
+                    digest,
+                    rrsig,
+                } => {
+                    self.sigs.insert(
+                        (owner.clone(), *rtype),
+                        StoredSig {
+                            digest: digest.to_vec(),
+                            rrsig: rrsig.clone(),
+                        },
+                    );
+                }
+                SigWrite::RemoveRrset { owner, rtype } => {
+                    self.sigs.remove(&(owner.clone(), *rtype));
+                }
+            }
+        }
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    zone: StaticZone,
+    policy: ZonePolicy,
+    store: FakeStore,
+}
+
+impl Fixture {
+    fn new(policy: ZonePolicy) -> Self {
+        let (dir, zone) = static_zone("example.test", ZONE);
+        Self {
+            dir,
+            zone,
+            policy,
+            store: FakeStore::default(),
+        }
+    }
+
+    /// Starts the zone from what the store holds, as `herald serve` does.
+    fn build(&mut self, serial: u32, now: u32) -> (SignedZone, Vec<SigWrite>) {
+        let signer = signer_for(self.dir.path(), &self.zone, self.policy.clone());
+        let mut b = SignedZone::builder(
+            Arc::new(self.zone.clone()),
+            signer,
+            self.store.sigs.clone(),
+            now,
+        )
+        .unwrap();
+        for n in self.store.nodes.values() {
+            b.add_node(n.clone()).unwrap();
+        }
+        let (z, writes) = b.finish(serial).unwrap();
+        self.store.apply(&writes);
+        (z, writes)
+    }
+
+    fn publish(
+        &mut self,
+        zone: &mut SignedZone,
+        rows: &[NodeRow],
+        deleted: &[&str],
+        serial: u32,
+        now: u32,
+    ) -> Vec<SigWrite> {
+        for r in rows {
+            self.store.put_node(r);
+        }
+        for d in deleted {
+            self.store.nodes.remove(*d);
+        }
+        let writes = publish(zone, rows, deleted, serial, now);
+        self.store.apply(&writes);
+        writes
+    }
+}
+
+fn commit(i: u64) -> String {
+    format!("{i:040x}")
+}
+
+fn count(writes: &[SigWrite], pred: impl Fn(&SigWrite) -> bool) -> usize {
+    writes.iter().filter(|w| pred(w)).count()
+}
+
+fn is_soa(w: &SigWrite) -> bool {
+    matches!(w, SigWrite::Rrset { rtype: 6, .. })
+}
+
+fn ask(zone: &SignedZone, name: &str, rtype: RecordType) -> Message {
+    let mut q = Message::query();
+    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    let mut e = hickory_proto::op::Edns::new();
+    e.set_dnssec_ok(true);
+    e.set_max_payload(1232);
+    q.set_edns(e);
+    let mut out = Vec::new();
+    assert!(respond(
+        &zone_set(zone),
+        &q.to_vec().unwrap(),
+        Transport::Tcp,
+        &mut out
+    ));
+    Message::from_vec(&out).unwrap()
+}
+
+/// Follows the NSEC chain from the apex through answers to NSEC queries; returns the names in
+/// chain order.
+fn walk_nsec(zone: &SignedZone) -> Vec<String> {
+    let mut names = vec!["example.test.".to_owned()];
+    loop {
+        let m = ask(zone, names.last().unwrap(), RecordType::NSEC);
+        let next = m
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n.next_domain_name().to_ascii()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no NSEC at {}", names.last().unwrap()));
+        if next == "example.test." {
+            return names;
+        }
+        assert!(!names.contains(&next), "the chain loops at {next}");
+        names.push(next);
+    }
+}
+
+/// Checks that every NSEC3 record's next hash is the following owner hash, wrapping around.
+fn check_nsec3_ring(zone: &SignedZone) -> usize {
+    let Chain::Nsec3(links) = &zone.snapshot.chain else {
+        panic!("not NSEC3")
+    };
+    let hashes: Vec<Hash> = links.keys().copied().collect();
+    for (i, (hash, rec)) in links.iter().enumerate() {
+        let rdata = first_rdata(rec.rrset.bytes()).expect("a real record, not a placeholder");
+        let mut d = BinDecoder::new(rdata);
+        let RData::DNSSEC(DNSSECRData::NSEC3(n)) =
+            RData::read(&mut d, RecordType::NSEC3, Restrict::new(rdata.len() as u16)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            n.next_hashed_owner_name(),
+            &hashes[(i + 1) % hashes.len()][..]
+        );
+        assert_eq!(rec.label, nsec3_label(hash));
+        assert!(rec.sigs.is_some());
+    }
+    hashes.len()
+}
+
+#[test]
+fn one_publish_signs_only_what_changed() {
+    let mut f = Fixture::new(ZonePolicy::default());
+    let (mut z, _) = f.build(1, T0);
+    // A new node: its TXT, its NSEC, its predecessor's NSEC, the SOA.
+    let w = f.publish(&mut z, &[node("n5", &commit(1), 1)], &[], 2, T0);
+    assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeTxt { .. })), 1);
+    assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeDenial { .. })), 1);
+    assert_eq!(count(&w, is_soa), 1);
+    assert_eq!(w.len(), 4, "{w:?}");
+    // A new commit for it: the TXT and the SOA.
+    let w = f.publish(&mut z, &[node("n5", &commit(2), 2)], &[], 3, T0);
+    assert_eq!(w.len(), 2, "{w:?}");
+    // A name after it: its own NSEC and n5's.
+    let w = f.publish(&mut z, &[node("n6", &commit(1), 1)], &[], 4, T0);
+    assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeDenial { .. })), 2);
+    // Deleting n6: n5's NSEC and the SOA.
+    let w = f.publish(&mut z, &[], &["n6"], 5, T0);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(
+        walk_nsec(&z),
+        [
+            "example.test.",
+            "a.b.example.test.",
+            "n5.example.test.",
+            "ns1.example.test."
+        ]
+    );
+}
+
+#[test]
+fn a_batch_signs_the_soa_once_and_each_link_once() {
+    for policy in [
+        ZonePolicy::default(),
+        ZonePolicy {
+            denial: Denial::Nsec3,
+            ..ZonePolicy::default()
+        },
+    ] {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, _) = f.build(1, T0);
+        let rows: Vec<NodeRow> = (0..100)
+            .map(|i| node(&format!("n{i}"), &commit(i), 1))
+            .collect();
+        let w = f.publish(&mut z, &rows, &[], 2, T0);
+        assert_eq!(count(&w, is_soa), 1);
+        assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeTxt { .. })), 100);
+        let denials = count(&w, |w| matches!(w, SigWrite::NodeDenial { .. }));
+        assert_eq!(denials, 100, "each new node's record once");
+        // Up to four zone-file names (apex, ns1, a.b, and with NSEC3 the empty non-terminal b)
+        // get new successors.
+        assert!(
+            w.len() <= 100 + 100 + 4 + 1,
+            "{:?}: {} signatures",
+            policy.denial,
+            w.len()
+        );
+        match policy.denial {
+            Denial::Nsec => assert_eq!(walk_nsec(&z).len(), 103),
+            // 100 nodes, apex, ns1, a.b and the empty non-terminal b.
+            Denial::Nsec3 => assert_eq!(check_nsec3_ring(&z), 104),
+        }
+    }
+}
+
+#[test]
+fn the_chain_stays_closed_through_adds_and_deletes() {
+    for policy in [
+        ZonePolicy::default(),
+        ZonePolicy {
+            denial: Denial::Nsec3,
+            ..ZonePolicy::default()
+        },
+    ] {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, _) = f.build(1, T0);
+        let mut serial = 1;
+        let mut live = std::collections::BTreeSet::new();
+        let mut x: u64 = 12345;
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let name = format!("h{}", x % 40);
+            serial += 1;
+            if live.contains(&name) && x.is_multiple_of(3) {
+                f.publish(&mut z, &[], &[&name], serial, T0);
+                live.remove(&name);
+            } else {
+                f.publish(
+                    &mut z,
+                    &[node(&name, &commit(x % 1000), serial as u64)],
+                    &[],
+                    serial,
+                    T0,
+                );
+                live.insert(name);
+            }
+        }
+        match policy.denial {
+            Denial::Nsec => assert_eq!(walk_nsec(&z).len(), 3 + live.len()),
+            Denial::Nsec3 => assert_eq!(check_nsec3_ring(&z), 4 + live.len()),
+        }
+        let key = z.signer().key().dnskey.clone();
+        for name in &live {
+            verify_all(
+                &ask(&z, &format!("{name}.example.test."), RecordType::TXT),
+                &key,
+            );
+        }
+        let m = ask(&z, "gone.example.test.", RecordType::TXT);
+        assert!(verify_all(&m, &key) >= 2);
+    }
+}
+
+#[test]
+fn a_restart_reuses_stored_signatures() {
+    for policy in [
+        ZonePolicy::default(),
+        ZonePolicy {
+            denial: Denial::Nsec3,
+            ..ZonePolicy::default()
+        },
+    ] {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, first) = f.build(1, T0);
+        assert!(!first.is_empty());
+        let rows: Vec<NodeRow> = (0..50)
+            .map(|i| node(&format!("n{i}"), &commit(i), 1))
+            .collect();
+        f.publish(&mut z, &rows, &[], 2, T0);
+        let before = z.snapshot.clone();
+
+        // Same data, a day later: nothing to sign, the same answers.
+        let (again, writes) = f.build(2, T0 + DAY);
+        assert!(
+            writes.is_empty(),
+            "{:?}: re-signed {} RRsets: {:?}",
+            policy.denial,
+            writes.len(),
+            writes.first()
+        );
+        for name in ["n7.example.test.", "example.test.", "nope.example.test."] {
+            let a = ask(&again, name, RecordType::TXT);
+            let b = ask(&z, name, RecordType::TXT);
+            assert_eq!(a.answers, b.answers, "{name}");
+            assert_eq!(a.authorities, b.authorities, "{name}");
+        }
+        assert_eq!(again.snapshot.serial, before.serial);
+    }
+}
+
+#[test]
+fn expired_signatures_are_made_again_at_start() {
+    let mut f = Fixture::new(ZonePolicy::default());
+    let (mut z, _) = f.build(1, T0);
+    let rows: Vec<NodeRow> = (0..10)
+        .map(|i| node(&format!("n{i}"), &commit(i), 1))
+        .collect();
+    f.publish(&mut z, &rows, &[], 2, T0);
+    // Down for 20 days: every signature has expired (validity 14 days).
+    let later = T0 + 20 * DAY;
+    let (z, writes) = f.build(2, later);
+    // 10 TXT + 10 NSEC for nodes; SOA, NS, DNSKEY, ns1 A, a.b TXT and 3 NSEC for the rest.
+    assert_eq!(writes.len(), 28, "{writes:?}");
+    let m = ask(&z, "n3.example.test.", RecordType::TXT);
+    for r in &m.answers {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+            assert_eq!(sig.input().sig_inception.get(), later - 3600);
+        }
+    }
+}
+
+#[test]
+fn refresh_spreads_resigning_and_keeps_the_zone_valid() {
+    for policy in [
+        ZonePolicy::default(),
+        ZonePolicy {
+            denial: Denial::Nsec3,
+            ..ZonePolicy::default()
+        },
+    ] {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, _) = f.build(1, T0);
+        let rows: Vec<NodeRow> = (0..800)
+            .map(|i| node(&format!("n{i}"), &commit(i), 1))
+            .collect();
+        f.publish(&mut z, &rows, &[], 2, T0);
+        // Fresh signatures: nothing to do.
+        assert!(z.refresh(T0 + 3600).unwrap().is_none());
+
+        // Eight days on, everything is inside the refresh window (validity 14 d, refresh 7 d,
+        // expirations jittered down to 10.5 d): steps re-sign at most 500 signatures each.
+        let now = T0 + 8 * DAY;
+        let mut serial = 2;
+        let mut steps = 0;
+        while let Some(writes) = z.refresh(now).unwrap() {
+            steps += 1;
+            assert!(steps < 20, "refresh does not converge");
+            serial += 1;
+            let mut all = writes;
+            assert!(all.len() <= 500 + 10);
+            all.extend(z.finish(serial, now).unwrap());
+            f.store.apply(&all);
+        }
+        assert!(
+            steps >= 3,
+            "{:?}: work was spread over {steps} steps",
+            policy.denial
+        );
+        let key = z.signer().key().dnskey.clone();
+        for name in [
+            "n1.example.test.",
+            "n799.example.test.",
+            "ns1.example.test.",
+            "example.test.",
+        ] {
+            let m = ask(&z, name, RecordType::TXT);
+            verify_all(&m, &key);
+            for r in m.answers.iter().chain(&m.authorities) {
+                if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+                    assert_eq!(sig.input().sig_inception.get(), now - 3600, "{name}: {r}");
+                }
+            }
+        }
+        let sig = ask(&z, "nope.example.test.", RecordType::TXT);
+        verify_all(&sig, &key);
+        let _ = rrsig_inception;
+    }
+}
