@@ -187,21 +187,31 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let client = AdminClient::new(&args.api, &args.token);
     let node = client.publish(&args.zone, &args.node, &args.commit)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&node)?);
+        print_out(&serde_json::to_string_pretty(&node)?)
     } else {
-        println!(
+        print_out(&format!(
             "{} commit={} seq={} serial={}",
             node.name, node.commit, node.seq, node.serial
-        );
+        ))
     }
-    Ok(())
+}
+
+/// Prints a line to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn key_show(args: KeyShowArgs) -> anyhow::Result<()> {
     let zone = normalize_zone(&args.zone)?;
     let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}."))?;
     let key = ZoneKey::load(&args.data, &zone, &apex)?;
-    println!("{}", key.dnskey_line(args.ttl));
-    println!("{}", key.ds_line(args.ttl));
-    Ok(())
+    print_out(&format!(
+        "{}\n{}",
+        key.dnskey_line(args.ttl),
+        key.ds_line(args.ttl)
+    ))
 }

@@ -5,7 +5,7 @@
 //! hashes the names the proof is about (one SHA-1 each, as every NSEC3 server must), using
 //! buffers on the stack.
 
-use crate::zone::chain::{Hash, Nsec3Record, nsec3_hash};
+use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};
 use crate::zone::entry::NameEntry;
 use crate::zone::snapshot::{ZoneSnapshot, label_boundary};
 use crate::zone::wire::Owner;
@@ -22,7 +22,7 @@ pub fn no_type(
     out: &mut Vec<u8>,
     apex_ptr: u16,
 ) -> u16 {
-    if zone.wildcard_apex_hash.is_some() {
+    if matches!(zone.chain, Chain::Nsec3(_)) {
         return zone
             .chain
             .nsec3_matching(&nsec3_hash(qname))

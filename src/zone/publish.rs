@@ -257,6 +257,9 @@ impl Worker {
             return stopping;
         }
         let now = self.clock.now();
+        let started = Instant::now();
+        // Time spent preparing and signing, apart from SQLite and the fsync.
+        let mut signing = Duration::ZERO;
         let mut staged: HashMap<String, SignedZone> = HashMap::new();
         let zones = &self.zones;
         let outcome = self.store.write(|w| -> Result<_, PublishError> {
@@ -268,7 +271,9 @@ impl Worker {
                     let zone = staged
                         .entry(job.zone.clone())
                         .or_insert_with(|| zones[&job.zone].clone());
+                    let t = Instant::now();
                     let writes = zone.apply(applied, now)?;
+                    signing += t.elapsed();
                     w.write_signatures(&job.zone, &writes)?;
                     serials.insert(job.zone.clone(), applied.serial);
                 }
@@ -276,11 +281,19 @@ impl Worker {
             }
             // The chain links and the SOA, once per zone for the whole group.
             for (name, zone) in staged.iter_mut() {
+                let t = Instant::now();
                 let writes = zone.finish(serials[name], now)?;
+                signing += t.elapsed();
                 w.write_signatures(name, &writes)?;
             }
             Ok(results)
         });
+        tracing::debug!(
+            changes = accepted.len(),
+            sign_us = signing.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "group committed"
+        );
         match outcome {
             Ok(results) => {
                 let touched: Vec<String> = staged.keys().cloned().collect();

@@ -89,6 +89,12 @@ pub fn rrsig_inception(rdata: &[u8]) -> Option<u32> {
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+fn digest_of(tbs: &[u8]) -> Digest {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest::digest(&digest::SHA256, tbs).as_ref()[..16]);
+    out
+}
+
 /// Signs RRsets of one zone with its key and policy.
 pub struct Signer {
     key: Arc<ZoneKey>,
@@ -170,9 +176,7 @@ impl Signer {
         rdatas: &[RData],
     ) -> Result<Digest, KeyError> {
         let tbs = self.tbs(&self.input(owner, rtype, ttl, 0, 0), owner, ttl, rdatas)?;
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&digest::digest(&digest::SHA256, tbs.as_ref()).as_ref()[..16]);
-        Ok(out)
+        Ok(digest_of(tbs.as_ref()))
     }
 
     /// Signs the RRset `owner`/`rtype` at `now`.
@@ -189,15 +193,17 @@ impl Signer {
         let input = self.input(owner, rtype, ttl, inception, expiration);
         let tbs = self.tbs(&input, owner, ttl, rdatas)?;
         let sig = self.key.sign(&tbs)?;
+        // The digest is over the same data with the two times zeroed (RRSIG RDATA offsets 8 to
+        // 16, RFC 4034 §3.1), which is what `digest` computes, without building it again.
+        let mut timeless = tbs.as_ref().to_vec();
+        timeless[8..16].fill(0);
+        let digest = digest_of(&timeless);
         let rrsig = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)));
         let mut rdata = Vec::with_capacity(128);
         rrsig
             .emit(&mut BinEncoder::new(&mut rdata))
             .map_err(|e| KeyError::Crypto(e.to_string()))?;
-        Ok(Signature {
-            rdata,
-            digest: self.digest(owner, rtype, ttl, rdatas)?,
-        })
+        Ok(Signature { rdata, digest })
     }
 
     /// Whether a signature expiring at `expiration` must be re-signed at `now`: less than the

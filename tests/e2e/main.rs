@@ -6,6 +6,7 @@
 mod api;
 mod dig;
 mod dns;
+mod dnssec;
 mod durability;
 mod harness;
 mod lifecycle;
