@@ -378,3 +378,6 @@ impl Worker {
         self.shared.store(Arc::new(set));
     }
 }
+
+#[cfg(test)]
+mod tests;
