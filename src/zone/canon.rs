@@ -159,13 +159,13 @@ mod tests {
 
     #[test]
     fn ordered_map_searches_with_a_borrowed_name() {
-        let mut set = imbl::OrdSet::new();
+        let mut set = crate::zone::sorted::SortedMap::new();
         for n in ["", "a", "c", "x.c", "d"] {
-            set.insert(CanonKey(NameKey::from(key(n))));
+            set.insert(CanonKey(NameKey::from(key(n))), ());
         }
         let prev = |n: &str| {
             let k = key(n);
-            set.get_prev(RelName::new(&k)).map(|c| c.0.to_vec())
+            set.get_prev(RelName::new(&k)).map(|(c, _)| c.0.to_vec())
         };
         assert_eq!(prev("b"), Some(key("a")));
         assert_eq!(prev("c"), Some(key("c")));

@@ -1,9 +1,9 @@
 //! Authenticated denial of existence: the NSEC chain (RFC 4034 §4, RFC 4035 §2.3) or the NSEC3
 //! chain (RFC 5155) of a zone, as the snapshot holds it.
 //!
-//! Both are persistent ordered maps, so adding a node changes a few B-tree nodes and shares the
-//! rest with the previous snapshot, and the query path finds the record covering a name that
-//! does not exist with one ordered lookup and no allocation:
+//! Both are persistent sorted maps ([`SortedMap`]), so adding a node copies a chunk and shares
+//! the rest with the previous snapshot, and the query path finds the record covering a name
+//! that does not exist with two binary searches and no allocation:
 //! - NSEC: the set of names that own data, in canonical order; each name's NSEC RRset lives in
 //!   its [`NameEntry`](super::entry::NameEntry), so a lookup gives the predecessor's key and
 //!   the entry gives its NSEC;
@@ -20,6 +20,7 @@ use ring::digest;
 
 use super::canon::{CanonKey, RelName};
 use super::snapshot::NameKey;
+use super::sorted::SortedMap;
 use super::wire::WireRrset;
 
 /// An NSEC3 hash (SHA-1).
@@ -39,8 +40,8 @@ pub struct Nsec3Record {
 /// The chain of a zone.
 #[derive(Debug, Clone)]
 pub enum Chain {
-    Nsec(imbl::OrdSet<CanonKey>),
-    Nsec3(imbl::OrdMap<Hash, Arc<Nsec3Record>>),
+    Nsec(SortedMap<CanonKey, ()>),
+    Nsec3(SortedMap<Hash, Arc<Nsec3Record>>),
 }
 
 impl Chain {
@@ -49,7 +50,7 @@ impl Chain {
     #[inline]
     pub fn nsec_covering(&self, rel: &[u8]) -> Option<&[u8]> {
         match self {
-            Chain::Nsec(order) => order.get_prev(RelName::new(rel)).map(|k| &*k.0),
+            Chain::Nsec(order) => order.get_prev(RelName::new(rel)).map(|(k, _)| &*k.0),
             Chain::Nsec3(_) => None,
         }
     }
@@ -69,9 +70,8 @@ impl Chain {
     pub fn nsec3_covering(&self, hash: &Hash) -> Option<&Nsec3Record> {
         match self {
             Chain::Nsec3(links) => links
-                .range(..*hash)
-                .next_back()
-                .or_else(|| links.get_max().map(|(h, r)| (h, r)))
+                .get_before(hash)
+                .or_else(|| links.last())
                 .map(|(_, r)| &**r),
             Chain::Nsec(_) => None,
         }
@@ -80,41 +80,34 @@ impl Chain {
 
 /// NSEC: the name after `key` in canonical order, wrapping to the apex after the last
 /// (RFC 4034 §4.1.1).
-pub fn nsec_next(order: &imbl::OrdSet<CanonKey>, key: &[u8]) -> NameKey {
-    use std::ops::Bound::{Excluded, Unbounded};
+pub fn nsec_next(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> NameKey {
     order
-        .range::<_, RelName>((Excluded(RelName::new(key)), Unbounded))
-        .next()
-        .map(|k| k.0.clone())
+        .get_after(RelName::new(key))
+        .map(|(k, _)| k.0.clone())
         .unwrap_or_else(|| NameKey::from(&[][..]))
 }
 
 /// NSEC: the name before `key`, wrapping to the last name.
-pub fn nsec_prev(order: &imbl::OrdSet<CanonKey>, key: &[u8]) -> Option<NameKey> {
-    use std::ops::Bound::{Excluded, Unbounded};
+pub fn nsec_prev(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> Option<NameKey> {
     order
-        .range::<_, RelName>((Unbounded, Excluded(RelName::new(key))))
-        .next_back()
-        .or_else(|| order.get_max())
-        .map(|k| k.0.clone())
+        .get_before(RelName::new(key))
+        .or_else(|| order.last())
+        .map(|(k, _)| k.0.clone())
 }
 
 /// NSEC3: the hash after `hash`, wrapping to the first.
-pub fn nsec3_next(links: &imbl::OrdMap<Hash, Arc<Nsec3Record>>, hash: &Hash) -> Option<Hash> {
-    use std::ops::Bound::{Excluded, Unbounded};
+pub fn nsec3_next(links: &SortedMap<Hash, Arc<Nsec3Record>>, hash: &Hash) -> Option<Hash> {
     links
-        .range((Excluded(*hash), Unbounded))
-        .next()
-        .or_else(|| links.get_min().map(|(h, r)| (h, r)))
+        .get_after(hash)
+        .or_else(|| links.first())
         .map(|(h, _)| *h)
 }
 
 /// NSEC3: the hash before `hash`, wrapping to the last.
-pub fn nsec3_prev(links: &imbl::OrdMap<Hash, Arc<Nsec3Record>>, hash: &Hash) -> Option<Hash> {
+pub fn nsec3_prev(links: &SortedMap<Hash, Arc<Nsec3Record>>, hash: &Hash) -> Option<Hash> {
     links
-        .range(..*hash)
-        .next_back()
-        .or_else(|| links.get_max().map(|(h, r)| (h, r)))
+        .get_before(hash)
+        .or_else(|| links.last())
         .map(|(h, _)| *h)
 }
 
@@ -218,7 +211,7 @@ mod tests {
                 sigs: None,
             })
         };
-        let mut links = imbl::OrdMap::new();
+        let mut links = SortedMap::new();
         for n in [10u8, 20, 30] {
             links.insert([n; 20], rec(n));
         }
@@ -240,9 +233,9 @@ mod tests {
 
     #[test]
     fn nsec_neighbours_wrap_to_the_apex() {
-        let mut order = imbl::OrdSet::new();
+        let mut order = SortedMap::new();
         for k in [&b""[..], b"\x01a", b"\x01c"] {
-            order.insert(CanonKey(NameKey::from(k)));
+            order.insert(CanonKey(NameKey::from(k)), ());
         }
         let chain = Chain::Nsec(order.clone());
         assert_eq!(chain.nsec_covering(b"\x01b"), Some(&b"\x01a"[..]));

@@ -22,6 +22,7 @@ pub mod publish;
 pub mod sign;
 pub mod signed;
 pub mod snapshot;
+pub mod sorted;
 #[cfg(test)]
 pub mod testing;
 pub mod wire;

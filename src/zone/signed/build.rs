@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{RData, RecordType};
 
 use super::*;
+use crate::zone::sorted::SortedMap;
 
 /// Collects a zone's nodes at start; see [`SignedZone::builder`].
 pub struct Builder {
@@ -33,8 +34,8 @@ impl SignedZone {
         let soa_ttl = zone.soa_ttl;
         let negative_ttl = soa_ttl.min(zone.soa.minimum);
         let chain = match signer.policy().denial {
-            Denial::Nsec => Chain::Nsec(imbl::OrdSet::new()),
-            Denial::Nsec3 => Chain::Nsec3(imbl::OrdMap::new()),
+            Denial::Nsec => Chain::Nsec(SortedMap::new()),
+            Denial::Nsec3 => Chain::Nsec3(SortedMap::new()),
         };
         let wildcard_apex_hash = (signer.policy().denial == Denial::Nsec3)
             .then(|| nsec3_hash(&[&[1u8, b'*'][..], &name_wire(&apex)].concat()));
@@ -200,7 +201,7 @@ impl Builder {
         match &mut z.snapshot.chain {
             Chain::Nsec(order) => {
                 for k in &keys {
-                    order.insert(CanonKey(k.clone()));
+                    order.insert(CanonKey(k.clone()), ());
                 }
             }
             Chain::Nsec3(links) => {

@@ -1,7 +1,5 @@
 //! The refresh sweep: re-signing signatures before they expire, a bounded number per step.
 
-use std::sync::Arc;
-
 use hickory_proto::rr::RecordType;
 
 use super::*;
@@ -35,7 +33,8 @@ impl SignedZone {
         }
         if let Chain::Nsec3(links) = &self.snapshot.chain {
             let due: Vec<NameKey> = links
-                .values()
+                .iter()
+                .map(|(_, r)| r)
                 .filter(|r| {
                     !self.is_node(&r.name)
                         && self.due(r.sigs.as_ref().map_or(&[][..], |s| s.bytes()), now)
@@ -97,7 +96,6 @@ impl SignedZone {
     /// Examines up to [`SWEEP_NAMES`] names after the cursor; re-signs due node TXT RRsets and
     /// marks due NSEC/NSEC3 records, at most [`SWEEP_SIGNATURES`] in all.
     fn sweep_nodes(&mut self, now: u32, writes: &mut Vec<SigWrite>) -> Result<(), ZoneError> {
-        use std::ops::Bound::{Excluded, Unbounded};
         let mut todo_txt: Vec<NameKey> = Vec::new();
         let mut todo_denial: Vec<NameKey> = Vec::new();
         let mut last = Cursor::Start;
@@ -107,12 +105,11 @@ impl SignedZone {
         };
         match &self.snapshot.chain {
             Chain::Nsec(order) => {
-                let iter: Box<dyn Iterator<Item = &CanonKey>> = match &self.cursor {
-                    Cursor::Nsec(k) => {
-                        Box::new(order.range::<_, RelName>((Excluded(RelName::new(k)), Unbounded)))
-                    }
-                    _ => Box::new(order.iter()),
+                let after = match &self.cursor {
+                    Cursor::Nsec(k) => Some(RelName::new(k)),
+                    _ => None,
                 };
+                let iter = order.iter_after(after).map(|(k, _)| k);
                 for k in iter {
                     seen += 1;
                     last = Cursor::Nsec(k.0.clone());
@@ -138,12 +135,11 @@ impl SignedZone {
                 }
             }
             Chain::Nsec3(links) => {
-                let iter: Box<dyn Iterator<Item = (&Hash, &Arc<Nsec3Record>)>> = match &self.cursor
-                {
-                    Cursor::Nsec3(h) => Box::new(links.range((Excluded(*h), Unbounded))),
-                    _ => Box::new(links.iter()),
+                let after = match &self.cursor {
+                    Cursor::Nsec3(h) => Some(h),
+                    _ => None,
                 };
-                for (h, rec) in iter {
+                for (h, rec) in links.iter_after(after) {
                     seen += 1;
                     last = Cursor::Nsec3(*h);
                     if self.is_node(&rec.name) {

@@ -134,6 +134,17 @@ impl Fixture {
     }
 }
 
+/// NSEC and NSEC3 zones with otherwise default settings.
+fn both_denials() -> [ZonePolicy; 2] {
+    [
+        ZonePolicy::default(),
+        ZonePolicy {
+            denial: Denial::Nsec3,
+            ..ZonePolicy::default()
+        },
+    ]
+}
+
 fn commit(i: u64) -> String {
     format!("{i:040x}")
 }
@@ -190,7 +201,7 @@ fn check_nsec3_ring(zone: &SignedZone) -> usize {
     let Chain::Nsec3(links) = &zone.snapshot.chain else {
         panic!("not NSEC3")
     };
-    let hashes: Vec<Hash> = links.keys().copied().collect();
+    let hashes: Vec<Hash> = links.iter().map(|(h, _)| *h).collect();
     for (i, (hash, rec)) in links.iter().enumerate() {
         let rdata = first_rdata(rec.rrset.bytes()).expect("a real record, not a placeholder");
         let mut d = BinDecoder::new(rdata);
@@ -241,13 +252,7 @@ fn one_publish_signs_only_what_changed() {
 
 #[test]
 fn a_batch_signs_the_soa_once_and_each_link_once() {
-    for policy in [
-        ZonePolicy::default(),
-        ZonePolicy {
-            denial: Denial::Nsec3,
-            ..ZonePolicy::default()
-        },
-    ] {
+    for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
         let rows: Vec<NodeRow> = (0..100)
@@ -276,13 +281,7 @@ fn a_batch_signs_the_soa_once_and_each_link_once() {
 
 #[test]
 fn the_chain_stays_closed_through_adds_and_deletes() {
-    for policy in [
-        ZonePolicy::default(),
-        ZonePolicy {
-            denial: Denial::Nsec3,
-            ..ZonePolicy::default()
-        },
-    ] {
+    for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
         let mut serial = 1;
@@ -326,13 +325,7 @@ fn the_chain_stays_closed_through_adds_and_deletes() {
 
 #[test]
 fn a_restart_reuses_stored_signatures() {
-    for policy in [
-        ZonePolicy::default(),
-        ZonePolicy {
-            denial: Denial::Nsec3,
-            ..ZonePolicy::default()
-        },
-    ] {
+    for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, first) = f.build(1, T0);
         assert!(!first.is_empty());
@@ -384,13 +377,7 @@ fn expired_signatures_are_made_again_at_start() {
 
 #[test]
 fn refresh_spreads_resigning_and_keeps_the_zone_valid() {
-    for policy in [
-        ZonePolicy::default(),
-        ZonePolicy {
-            denial: Denial::Nsec3,
-            ..ZonePolicy::default()
-        },
-    ] {
+    for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
         let rows: Vec<NodeRow> = (0..800)
