@@ -16,11 +16,13 @@
 //!   applies committed changes to it;
 //! - [`dns`]: sockets and the lean query path (UDP loop, TCP framing) over prepared answers;
 //! - [`api`]: the axum admin API, its auth and errors, and the `herald publish` client;
+//! - [`client`]: the node side: query, validate against the trust anchor, state, watch loop;
 //! - [`serve`]: wiring for `herald serve`: start-up, sockets, shutdown.
 //!
 //! `src/main.rs` only parses the command line and calls into these.
 
 pub mod api;
+pub mod client;
 pub mod dns;
 pub mod record;
 pub mod serve;

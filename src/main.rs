@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,10 +13,12 @@ use tracing_subscriber::EnvFilter;
 
 use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
-use herald::record::normalize_zone;
+use herald::client::watch::{WatchConfig, watch as run_watch};
+use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
+use herald::record::{NodeLabel, normalize_zone};
 use herald::serve::{ServeConfig, run};
 use herald::zone::keys::ZoneKey;
-use herald::zone::policy::{ZonePolicy, parse_flag};
+use herald::zone::policy::{ZonePolicy, duration, parse_flag};
 
 /// Herald: tells a fleet, through DNS TXT records, which commit each node should run.
 #[derive(Debug, Parser)]
@@ -31,11 +34,71 @@ enum Command {
     Serve(ServeArgs),
     /// Publish a commit for a node through the admin API.
     Publish(PublishArgs),
+    /// Check a node's record once, validating it against a trust anchor.
+    Check(CheckCmd),
+    /// Check every interval and run a command when the node's seq rises.
+    Watch(WatchCmd),
     /// Show a zone's signing key.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
     },
+}
+
+/// What `check` and `watch` share.
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Authoritative server, ADDR or ADDR:PORT (port 53 by default); repeat for several, tried
+    /// in order.
+    #[arg(long = "server", value_name = "ADDR")]
+    servers: Vec<String>,
+    /// Recursive resolver to ask instead (RD and CD set; the answer is still validated here);
+    /// repeatable, tried after the servers.
+    #[arg(long = "resolver", value_name = "ADDR")]
+    resolvers: Vec<String>,
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// This node's name in the zone.
+    #[arg(long, value_name = "NODE")]
+    node: String,
+    /// DNSKEY or DS records of the zone (what `herald key show` prints).
+    #[arg(long = "trust-anchor", value_name = "FILE")]
+    trust_anchor: PathBuf,
+    /// State file with the seq already applied; a lower seq is a replay.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Answers signed longer ago than this are stale (the server stopped refreshing).
+    #[arg(long, value_name = "DURATION", default_value = "8d", value_parser = parse_duration)]
+    max_age: Duration,
+    /// How long to wait for each server.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckCmd {
+    #[command(flatten)]
+    check: CheckArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct WatchCmd {
+    #[command(flatten)]
+    check: CheckArgs,
+    /// Command run with `sh -c` when the seq rises, with HERALD_ZONE, HERALD_NODE,
+    /// HERALD_COMMIT and HERALD_SEQ set; the new seq is recorded only when it exits 0.
+    #[arg(long, value_name = "CMD")]
+    exec: String,
+    /// Time between checks (±10 % jitter).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Check once, run the hook if needed, and exit.
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,7 +176,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Publish(_) | Command::Key { .. } => "warn",
+        Command::Publish(_) | Command::Key { .. } | Command::Check(_) => "warn",
+        Command::Watch(_) => "info",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -126,17 +190,19 @@ fn main() -> ExitCode {
         .log_internal_errors(false)
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Publish(args) => publish(args),
+        Command::Serve(args) => serve(args).map(|()| 0),
+        Command::Publish(args) => publish(args).map(|()| 0),
         Command::Key {
             command: KeyCommand::Show(args),
-        } => key_show(args),
+        } => key_show(args).map(|()| 0),
+        Command::Check(args) => check(args),
+        Command::Watch(args) => watch(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(e.downcast_ref::<Usage>().map_or(1, |_| USAGE))
         }
     }
 }
@@ -214,4 +280,116 @@ fn key_show(args: KeyShowArgs) -> anyhow::Result<()> {
         key.dnskey_line(args.ttl),
         key.ds_line(args.ttl)
     ))
+}
+
+/// Exit code of a usage error (DESIGN.md): the same as clap's.
+const USAGE: u8 = 2;
+
+/// An error in how the command was called: exits with [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration(text).map(|s| Duration::from_secs(u64::from(s)))
+}
+
+/// `ADDR` or `ADDR:PORT`; IPv6 as `::1` or `[::1]:53`.
+fn parse_target(text: &str, recursive: bool) -> Result<Target, Usage> {
+    let addr = text
+        .parse::<std::net::SocketAddr>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| Usage(format!("{text:?} is not an address (ADDR or ADDR:PORT)")))?;
+    Ok(Target { addr, recursive })
+}
+
+/// The checker and the zone/node names from the shared arguments.
+fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, String)> {
+    let zone = normalize_zone(&args.zone).map_err(|e| Usage(e.to_string()))?;
+    let node = NodeLabel::parse(&args.node).map_err(|e| Usage(e.to_string()))?;
+    let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}."))?;
+    let mut targets = Vec::new();
+    for s in &args.servers {
+        targets.push(parse_target(s, false)?);
+    }
+    for s in &args.resolvers {
+        targets.push(parse_target(s, true)?);
+    }
+    if targets.is_empty() {
+        return Err(Usage("give at least one --server or --resolver".into()).into());
+    }
+    let anchors =
+        TrustAnchors::load(&args.trust_anchor, &apex).map_err(|e| Usage(e.to_string()))?;
+    let config = CheckConfig {
+        targets,
+        zone: apex,
+        node: node.clone(),
+        anchors,
+        timeout: args.timeout,
+        max_age: args.max_age,
+        skew: Duration::from_secs(300),
+    };
+    Ok((Checker::new(config), zone, node.to_string()))
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
+fn check(args: CheckCmd) -> anyhow::Result<u8> {
+    let (checker, zone, node) = checker(&args.check)?;
+    let applied = match &args.check.state {
+        Some(path) => state::load(path, &zone, &node).map_err(|e| Usage(e.to_string()))?,
+        None => None,
+    };
+    let report = checker.check(applied.map(|s| s.seq), unix_now());
+    if args.json {
+        print_out(&serde_json::to_string_pretty(&report)?)?;
+    } else {
+        match &report.outcome {
+            Outcome::Found { commit, seq, .. } => {
+                print_out(&format!("{} commit={commit} seq={seq}", report.name))?
+            }
+            Outcome::NoRecord => {
+                print_out(&format!("{} no record (authenticated denial)", report.name))?
+            }
+            other => {
+                for a in &report.attempts {
+                    eprintln!("{}: {:?}", a.server, a.outcome);
+                }
+                eprintln!("error: {}: {other:?}", report.name);
+            }
+        }
+    }
+    Ok(report.exit_code())
+}
+
+fn watch(args: WatchCmd) -> anyhow::Result<u8> {
+    let (checker, zone, node) = checker(&args.check)?;
+    let state = args
+        .check
+        .state
+        .clone()
+        .ok_or_else(|| Usage("herald watch needs --state FILE".into()))?;
+    // Refuse an unreadable or foreign state file before the first round.
+    state::load(&state, &zone, &node).map_err(|e| Usage(e.to_string()))?;
+    let config = WatchConfig {
+        checker: std::sync::Arc::new(checker),
+        zone,
+        node,
+        state,
+        exec: args.exec,
+        interval: args.interval,
+        once: args.once,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(run_watch(config))?)
 }

@@ -123,7 +123,7 @@ pub fn parse_flag(value: &str) -> Result<(String, ZonePolicy), PolicyError> {
 }
 
 /// `90`, `90s`, `30m`, `12h`, `14d` or `2w`, in seconds.
-fn duration(text: &str) -> Result<u32, String> {
+pub fn duration(text: &str) -> Result<u32, String> {
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),

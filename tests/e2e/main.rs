@@ -4,6 +4,7 @@
 //! are `#[ignore = "needs <tool>"]`; `.ci/run` installs the tools and runs them too.
 
 mod api;
+mod client;
 mod dig;
 mod dns;
 mod dnssec;

@@ -1,0 +1,60 @@
+//! The node side: ask for this node's record, validate it locally, and act on a new seq.
+//!
+//! A check is one UDP query (`<node>.<zone> TXT` with the DO bit) and one answer, over TCP only
+//! when the answer is truncated. It goes to a list of targets in order: authoritative servers
+//! (primaries, secondaries, anycast addresses) or recursive resolvers. Whoever answers, the
+//! answer is validated here, against a pinned trust anchor, never taken on a resolver's word:
+//!
+//! - the RRSIG over the TXT RRset, with the anchor's DNSKEY (with DS anchors, the zone's DNSKEY
+//!   RRset is fetched once and checked against the DS);
+//! - inception and expiration against the local clock, with a skew allowance;
+//! - NSEC or NSEC3 proof for "no such record";
+//! - the seq against the one already applied (a lower one is a replay);
+//! - the signature's age against `max_age` (an old one means the server stopped refreshing).
+//!
+//! Any failure moves on to the next target, and a failure is never taken for "no update".
+//!
+//! - [`anchor`] reads trust anchors; [`transport`] does one exchange; [`validate`] and
+//!   [`denial`] check an answer; [`check`] tries the targets; [`state`] keeps the applied seq;
+//!   [`watch`] is the loop behind `herald watch`.
+//!
+//! # Example
+//!
+//! Embedding a check in another program:
+//!
+//! ```no_run
+//! use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors};
+//! use herald::record::NodeLabel;
+//! use hickory_proto::rr::Name;
+//!
+//! let zone = Name::from_ascii("example.test.")?;
+//! let config = CheckConfig {
+//!     targets: vec![Target { addr: "127.0.0.1:5353".parse()?, recursive: false }],
+//!     anchors: TrustAnchors::load("anchor.key".as_ref(), &zone)?,
+//!     zone,
+//!     node: NodeLabel::parse("n1")?,
+//!     timeout: Duration::from_secs(2),
+//!     max_age: Duration::from_secs(8 * 86_400),
+//!     skew: Duration::from_secs(300),
+//! };
+//! let checker = Checker::new(config);
+//! let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as u32;
+//! match checker.check(None, now).outcome {
+//!     Outcome::Found { commit, seq, .. } => println!("run {commit} (seq {seq})"),
+//!     Outcome::NoRecord => println!("nothing published for this node"),
+//!     other => eprintln!("no trustworthy answer: {other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod anchor;
+pub mod check;
+pub mod denial;
+pub mod state;
+pub mod transport;
+pub mod validate;
+pub mod watch;
+
+pub use anchor::TrustAnchors;
+pub use check::{Attempt, CheckConfig, Checker, Outcome, Report, Target};

@@ -1,0 +1,559 @@
+//! `herald check` and `herald watch` against the real server, with a UDP proxy in between
+//! where the test needs an attacker: one byte flipped in transit, an old answer replayed.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Pass,
+    /// Changes one character of the commit in the TXT record.
+    Flip,
+    /// Passes answers and keeps a copy of the last one.
+    Record,
+    /// Answers every query with the recorded answer (its ID patched), asking no one.
+    Replay,
+}
+
+/// A UDP man in the middle in front of one server.
+struct Proxy {
+    addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn new(upstream: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mode = Arc::new(Mutex::new(Mode::Pass));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (mode.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut recorded: Option<Vec<u8>> = None;
+            let mut buf = [0u8; 65535];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, client)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let query = buf[..n].to_vec();
+                let mode = *m.lock().unwrap();
+                let answer = if mode == Mode::Replay {
+                    recorded.clone().map(|mut a| {
+                        a[..2].copy_from_slice(&query[..2]);
+                        a
+                    })
+                } else {
+                    let up = UdpSocket::bind("127.0.0.1:0").unwrap();
+                    up.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    up.send_to(&query, upstream).unwrap();
+                    let mut reply = [0u8; 65535];
+                    up.recv(&mut reply).ok().map(|k| reply[..k].to_vec())
+                };
+                let Some(mut answer) = answer else { continue };
+                match mode {
+                    Mode::Flip => {
+                        let at = answer
+                            .windows(7)
+                            .position(|w| w == b"commit=")
+                            .expect("a TXT answer")
+                            + 7;
+                        answer[at] = if answer[at] == b'0' { b'1' } else { b'0' };
+                    }
+                    Mode::Record => recorded = Some(answer.clone()),
+                    Mode::Pass | Mode::Replay => {}
+                }
+                let _ = socket.send_to(&answer, client);
+            }
+        });
+        Self { addr, mode, stop }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A running server with its trust anchor written to a file.
+struct Setup {
+    dir: tempfile::TempDir,
+    server: Server,
+    anchor: PathBuf,
+}
+
+fn setup(extra: &[&str]) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &repo_zones(), Some(TOKEN), extra);
+    let anchor = dir.path().join("anchor.key");
+    write_anchor(&data, &anchor);
+    Setup {
+        dir,
+        server,
+        anchor,
+    }
+}
+
+fn write_anchor(data: &Path, to: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["key", "show", "--zone", "example.test", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(to, out.stdout).unwrap();
+}
+
+fn herald(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn check(servers: &[SocketAddr], anchor: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["check".to_owned()];
+    for s in servers {
+        args.extend(["--server".to_owned(), s.to_string()]);
+    }
+    args.extend(
+        [
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--timeout",
+            "1s",
+            "--trust-anchor",
+        ]
+        .map(String::from),
+    );
+    args.push(anchor.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_reports_the_commit_and_the_denial() {
+    let s = setup(&[]);
+    s.server.put("example.test", "n1", SHA1);
+    let out = check(&[s.server.dns], &s.anchor, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("n1.example.test. commit={SHA1} seq=1")
+    );
+
+    let out = check(&[s.server.dns], &s.anchor, &["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["outcome"].as_str(), json["seq"].as_u64()),
+        (Some("found"), Some(1))
+    );
+    assert_eq!(json["attempts"][0]["tcp"], false);
+    // One query and one answer.
+    assert!(json["attempts"][0]["bytes_sent"].as_u64().unwrap() < 100);
+    assert!(json["attempts"][0]["bytes_received"].as_u64().unwrap() < 512);
+
+    assert_eq!(
+        s.server
+            .call("DELETE", "/v1/zones/example.test/nodes/n1", None)
+            .status,
+        204
+    );
+    let out = check(&[s.server.dns], &s.anchor, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("no record"));
+}
+
+#[test]
+fn nsec3_zones_and_ds_anchors() {
+    let s = setup(&["--dnssec", "example.test:denial=nsec3"]);
+    s.server.put("example.test", "n1", SHA256);
+    let ds_only = s.dir.path().join("ds.key");
+    let text = std::fs::read_to_string(&s.anchor).unwrap();
+    std::fs::write(&ds_only, text.lines().find(|l| l.contains(" DS ")).unwrap()).unwrap();
+    for anchor in [&s.anchor, &ds_only] {
+        let out = check(&[s.server.dns], anchor, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stdout(&out).contains(SHA256));
+    }
+    assert_eq!(
+        s.server
+            .call("DELETE", "/v1/zones/example.test/nodes/n1", None)
+            .status,
+        204
+    );
+    let out = check(&[s.server.dns], &ds_only, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn a_wrong_trust_anchor_exits_4() {
+    let s = setup(&[]);
+    s.server.put("example.test", "n1", SHA1);
+    let other = tempfile::tempdir().unwrap();
+    drop(Server::start(other.path(), &repo_zones()));
+    let wrong = other.path().join("anchor.key");
+    write_anchor(other.path(), &wrong);
+    let out = check(&[s.server.dns], &wrong, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unknown key"), "{}", stderr(&out));
+}
+
+#[test]
+fn one_flipped_byte_in_transit_exits_4() {
+    let s = setup(&[]);
+    s.server.put("example.test", "n1", SHA1);
+    let proxy = Proxy::new(s.server.dns);
+    assert_eq!(check(&[proxy.addr], &s.anchor, &[]).status.code(), Some(0));
+    proxy.set(Mode::Flip);
+    let out = check(&[proxy.addr], &s.anchor, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("bad signature"), "{}", stderr(&out));
+    // A good second server saves the check.
+    let out = check(&[proxy.addr, s.server.dns], &s.anchor, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+fn watch_once(s: &Setup, server: SocketAddr, exec: &str) -> Output {
+    let state = s.dir.path().join("state.json");
+    herald(&[
+        "watch",
+        "--once",
+        "--server",
+        &server.to_string(),
+        "--zone",
+        "example.test",
+        "--node",
+        "n1",
+        "--timeout",
+        "1s",
+        "--trust-anchor",
+        &s.anchor.display().to_string(),
+        "--state",
+        &state.display().to_string(),
+        "--exec",
+        exec,
+    ])
+}
+
+fn hook_log(s: &Setup) -> (PathBuf, String) {
+    let log = s.dir.path().join("hook.log");
+    let exec = format!(
+        "echo \"$HERALD_ZONE $HERALD_NODE $HERALD_SEQ $HERALD_COMMIT\" >> {}",
+        log.display()
+    );
+    (log, exec)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_replayed_old_answer_exits_4_and_runs_no_hook() {
+    let s = setup(&[]);
+    let (log, exec) = hook_log(&s);
+    s.server.put("example.test", "n1", SHA1);
+    let proxy = Proxy::new(s.server.dns);
+    proxy.set(Mode::Record);
+    assert_eq!(check(&[proxy.addr], &s.anchor, &[]).status.code(), Some(0));
+    // A newer commit, applied.
+    s.server.put("example.test", "n1", SHA256);
+    let out = watch_once(&s, s.server.dns, &exec);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(lines(&log), [format!("example.test n1 2 {SHA256}")]);
+    // The attacker replays the old, validly signed answer with seq 1.
+    proxy.set(Mode::Replay);
+    let out = watch_once(&s, proxy.addr, &exec);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(lines(&log).len(), 1, "the hook did not run");
+    let state = s.dir.path().join("state.json").display().to_string();
+    let out = check(&[proxy.addr], &s.anchor, &["--state", &state]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("Replay"), "{}", stderr(&out));
+}
+
+#[test]
+fn failover_and_no_server() {
+    let s = setup(&[]);
+    s.server.put("example.test", "n1", SHA1);
+    // One address refuses (nothing listens), one never answers (bound, silent).
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let refused: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let out = check(
+        &[refused, silent_addr, s.server.dns],
+        &s.anchor,
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcomes: Vec<&str> = json["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["unreachable", "timeout", "found"]);
+    assert_eq!(json["server"], s.server.dns.to_string());
+
+    let out = check(&[refused, silent_addr], &s.anchor, &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // A resolver address works the same way (here the server itself, asked with RD and CD).
+    let out = herald(&[
+        "check",
+        "--resolver",
+        &s.server.dns.to_string(),
+        "--zone",
+        "example.test",
+        "--node",
+        "n1",
+        "--trust-anchor",
+        &s.anchor.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn watch_once_runs_the_hook_once_per_new_seq() {
+    let s = setup(&[]);
+    let (log, exec) = hook_log(&s);
+    s.server.put("example.test", "n1", SHA1);
+    assert_eq!(watch_once(&s, s.server.dns, &exec).status.code(), Some(0));
+    assert_eq!(lines(&log), [format!("example.test n1 1 {SHA1}")]);
+    // Not again: the state file says seq 1 is applied, across runs.
+    assert_eq!(watch_once(&s, s.server.dns, &exec).status.code(), Some(0));
+    assert_eq!(lines(&log).len(), 1);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (state["seq"].as_u64(), state["commit"].as_str()),
+        (Some(1), Some(SHA1))
+    );
+    // A new publish runs it again.
+    s.server.put("example.test", "n1", SHA256);
+    assert_eq!(watch_once(&s, s.server.dns, &exec).status.code(), Some(0));
+    assert_eq!(
+        lines(&log),
+        [
+            format!("example.test n1 1 {SHA1}"),
+            format!("example.test n1 2 {SHA256}")
+        ]
+    );
+}
+
+#[test]
+fn a_failing_hook_is_not_recorded() {
+    let s = setup(&[]);
+    let (log, exec) = hook_log(&s);
+    s.server.put("example.test", "n1", SHA1);
+    let out = watch_once(&s, s.server.dns, "exit 3");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!s.dir.path().join("state.json").exists());
+    // The next pass runs the (now working) hook for the same seq.
+    assert_eq!(watch_once(&s, s.server.dns, &exec).status.code(), Some(0));
+    assert_eq!(lines(&log), [format!("example.test n1 1 {SHA1}")]);
+}
+
+#[test]
+fn watch_follows_publishes_and_finishes_its_hook_on_sigterm() {
+    let s = setup(&[]);
+    let log = s.dir.path().join("hook.log");
+    // A slow hook, so SIGTERM arrives while it runs.
+    let exec = format!("sleep 1; echo \"$HERALD_SEQ\" >> {}", log.display());
+    let state = s.dir.path().join("state.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "watch",
+            "--interval",
+            "1s",
+            "--server",
+            &s.server.dns.to_string(),
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+        ])
+        .args([
+            "--trust-anchor",
+            &s.anchor.display().to_string(),
+            "--state",
+            &state.display().to_string(),
+            "--exec",
+            &exec,
+        ])
+        .spawn()
+        .unwrap();
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while lines(&log).len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "the hook did not run: {:?}",
+                lines(&log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    s.server.put("example.test", "n1", SHA1);
+    wait_for(1);
+    // The first hook has finished and been recorded.
+    until("seq 1 recorded", &|| {
+        std::fs::read_to_string(&state).is_ok_and(|t| t.contains("\"seq\": 1"))
+            && !hook_running(child.id())
+    });
+    s.server.put("example.test", "n1", SHA256);
+    // Stop the watcher while the hook for seq 2 runs.
+    until("the second hook", &|| hook_running(child.id()));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(lines(&log), ["1", "2"], "the running hook finished");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(state["seq"], 2);
+}
+
+/// Whether process `pid` has a child (the hook's `sh`).
+fn hook_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(false)
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = setup(&[]);
+    let anchor = s.anchor.display().to_string();
+    for args in [
+        vec![
+            "check",
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--trust-anchor",
+            &anchor,
+        ],
+        vec![
+            "check",
+            "--server",
+            "nonsense",
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--trust-anchor",
+            &anchor,
+        ],
+        vec![
+            "check",
+            "--server",
+            "127.0.0.1",
+            "--zone",
+            "example.test",
+            "--node",
+            "-bad",
+            "--trust-anchor",
+            &anchor,
+        ],
+        vec![
+            "check",
+            "--server",
+            "127.0.0.1",
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--trust-anchor",
+            "/nonexistent",
+        ],
+        vec![
+            "watch",
+            "--server",
+            "127.0.0.1",
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--trust-anchor",
+            &anchor,
+            "--exec",
+            "true",
+        ],
+        vec!["check", "--server", "127.0.0.1"],
+    ] {
+        let out = herald(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let state = s.dir.path().join("state.json");
+    std::fs::write(&state, "garbage").unwrap();
+    let out = herald(&[
+        "check",
+        "--server",
+        "127.0.0.1",
+        "--zone",
+        "example.test",
+        "--node",
+        "n1",
+        "--trust-anchor",
+        &anchor,
+        "--state",
+        &state.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a Herald state file"));
+}
