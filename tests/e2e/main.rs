@@ -5,6 +5,7 @@
 
 mod api;
 mod client;
+mod deploy;
 mod dig;
 mod dns;
 mod dnssec;
