@@ -15,10 +15,15 @@ use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
 use herald::client::watch::{WatchConfig, watch as run_watch};
 use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
+use herald::dns::notify::NotifyTarget;
+use herald::dns::transfer::Access;
+use herald::dns::tsig::TsigKey;
 use herald::record::{NodeLabel, normalize_zone};
-use herald::serve::{ServeConfig, run};
+use herald::serve::{SecondaryConfig, ServeConfig, run};
+use herald::zone::journal::JournalLimits;
 use herald::zone::keys::ZoneKey;
 use herald::zone::policy::{ZonePolicy, duration, parse_flag};
+use ipnet::IpNet;
 
 /// Herald: tells a fleet, through DNS TXT records, which commit each node should run.
 #[derive(Debug, Parser)]
@@ -139,6 +144,32 @@ struct ServeArgs {
     /// ZONE:algorithm=13|15,denial=nsec|nsec3,validity=14d,inception-offset=1h,refresh=7d,node-ttl=60
     #[arg(long = "dnssec", value_name = "ZONE:SETTINGS", value_parser = parse_flag)]
     dnssec: Vec<(String, ZonePolicy)>,
+    /// Send NOTIFY to this secondary (IP, IP:PORT or [IPv6]:PORT; port 53 by default) on
+    /// every serial change; `,key=NAME` signs it with that --tsig-key. Repeatable.
+    #[arg(long = "notify", value_name = "ADDR[,key=NAME]")]
+    notify: Vec<String>,
+    /// Allow AXFR and IXFR from addresses in this prefix (or this one address). Repeatable.
+    #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = parse_cidr)]
+    allow_transfer: Vec<IpNet>,
+    /// A TSIG key (hmac-sha256, hmac-sha384 or hmac-sha512): transfers signed with it are
+    /// allowed from anywhere. Repeatable.
+    #[arg(long = "tsig-key", value_name = "NAME:ALGORITHM:BASE64SECRET", value_parser = TsigKey::parse)]
+    tsig_key: Vec<TsigKey>,
+    /// Keep at most this many IXFR journal entries per zone; older changes are served by AXFR.
+    #[arg(long, value_name = "N", default_value_t = JournalLimits::default().max_entries)]
+    journal_max_entries: usize,
+    /// Drop IXFR journal entries older than this (s, m, h or d).
+    #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = duration)]
+    journal_max_age: u32,
+}
+
+/// `--allow-transfer`: a prefix, or one address.
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!("{text:?} is not an address prefix (like 192.0.2.0/24 or 2001:db8::1)")
+        })
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,6 +239,23 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let notify = args
+        .notify
+        .iter()
+        .map(|t| NotifyTarget::parse(t, &args.tsig_key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Usage)?;
+    let secondaries = SecondaryConfig {
+        access: Access {
+            allow: args.allow_transfer,
+            keys: args.tsig_key,
+        },
+        notify,
+        journal: JournalLimits {
+            max_entries: args.journal_max_entries,
+            max_age: u64::from(args.journal_max_age),
+        },
+    };
     let config = ServeConfig {
         data_dir: args.data,
         zones_dir: args.zones,
@@ -215,6 +263,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api: args.api,
         admin_token: std::env::var(ADMIN_TOKEN_ENV).ok(),
         policies: args.dnssec.into_iter().collect(),
+        secondaries,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

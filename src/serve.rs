@@ -20,8 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{self, Auth, AuthError, TokenSource};
 use crate::api::{self, AppState};
+use crate::dns::notify::{self, NotifyTarget};
+use crate::dns::secondaries::Secondaries;
+use crate::dns::transfer::{Access, Transfers};
 use crate::dns::{self, DnsError, DnsServer};
 use crate::store::{self, Store};
+use crate::zone::journal::JournalLimits;
 use crate::zone::policy::ZonePolicy;
 use crate::zone::publish::Setup;
 use crate::zone::sign::SystemClock;
@@ -41,6 +45,19 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Per-zone signing settings (`--dnssec`); other zones get the defaults.
     pub policies: HashMap<String, ZonePolicy>,
+    /// Secondaries: who may transfer, TSIG keys, NOTIFY targets, and the IXFR journal.
+    pub secondaries: SecondaryConfig,
+}
+
+/// The flags that concern secondaries.
+#[derive(Debug, Clone, Default)]
+pub struct SecondaryConfig {
+    /// `--allow-transfer` and `--tsig-key`.
+    pub access: Access,
+    /// `--notify`.
+    pub notify: Vec<NotifyTarget>,
+    /// `--journal-max-entries` and `--journal-max-age`.
+    pub journal: JournalLimits,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -101,6 +118,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
             policies: &config.policies,
             data_dir: data,
             clock: Arc::new(SystemClock),
+            journal: config.secondaries.journal,
         },
     )?;
 
@@ -113,7 +131,19 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         })?;
     let api_addr = api_listener.local_addr().map_err(ServeError::Api)?;
     let dns_addrs = sockets.local_addrs();
-    let dns = DnsServer::start(sockets, shared.clone(), shutdown.clone())?;
+    let secondaries = Arc::new(Secondaries::default());
+    let transfers = Arc::new(Transfers {
+        access: config.secondaries.access.clone(),
+        secondaries: secondaries.clone(),
+    });
+    let dns = DnsServer::start(sockets, shared.clone(), transfers, shutdown.clone())?;
+    let notifiers = notify::spawn(
+        config.secondaries.notify.clone(),
+        shared.clone(),
+        publisher.subscribe(),
+        secondaries.clone(),
+        shutdown.clone(),
+    );
     for addr in dns_addrs {
         tracing::info!("listening for dns on {addr}");
     }
@@ -126,6 +156,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         zones: shared,
         auth: Arc::new(auth),
         dns_up: Arc::new(move || health.is_up()),
+        secondaries,
     };
     let api = axum::serve(api_listener, api::app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -147,6 +178,9 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     // has; a request still open after the grace period gets "shutting down".
     shutdown.cancel();
     dns.stop().await;
+    for n in notifiers {
+        let _ = n.await;
+    }
     publisher.stop();
     let _ = tokio::task::spawn_blocking(move || publisher_thread.join()).await;
     served.map_err(ServeError::Api)?;

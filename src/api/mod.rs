@@ -46,6 +46,8 @@ pub struct AppState {
     pub zones: SharedZones,
     pub auth: Arc<Auth>,
     pub dns_up: DnsUp,
+    /// NOTIFY and transfer health, for the zone JSON.
+    pub secondaries: Arc<crate::dns::secondaries::Secondaries>,
 }
 
 impl AppState {

@@ -45,6 +45,7 @@ fn harness() -> Harness {
             policies: &Default::default(),
             data_dir: dir.path(),
             clock: Arc::new(crate::zone::sign::SystemClock),
+            journal: Default::default(),
         },
     )
     .unwrap();
@@ -56,6 +57,7 @@ fn harness() -> Harness {
         zones: zones.clone(),
         auth: Arc::new(Auth::new(TOKEN)),
         dns_up: Arc::new(move || up.load(Ordering::Relaxed)),
+        secondaries: Default::default(),
     };
     Harness {
         _dir: dir,

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dns::secondaries::{Secondary, TransferCounts};
+
 use crate::store::{HistoryRow, NodeRow};
 
 /// A node as the API shows it.
@@ -110,6 +112,24 @@ pub struct ZoneJson {
     pub dnskey: Vec<String>,
     /// The DS records to give the parent zone, in presentation format.
     pub ds: Vec<String>,
+    /// Per secondary: the last NOTIFY sent and the last serial it transferred.
+    #[serde(default)]
+    pub secondaries: Vec<Secondary>,
+    /// Transfer and NOTIFY counters since start.
+    #[serde(default)]
+    pub transfers: TransferCounts,
+    /// The IXFR journal held in memory: entries and bytes.
+    #[serde(default)]
+    pub journal: JournalJson,
+}
+
+/// The `journal` member of zone JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalJson {
+    pub entries: usize,
+    pub bytes: usize,
+    /// The oldest serial an IXFR can start from, when there is a journal.
+    pub oldest_serial: Option<u32>,
 }
 
 /// `GET /v1/zones`.

@@ -7,24 +7,32 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use super::types::{ZoneJson, ZoneList};
+use super::types::{JournalJson, ZoneJson, ZoneList};
 
 async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError> {
-    let (dnskey, ds) = match state.zones.load().get(&zone) {
-        Some(z) => (z.dnskey.to_vec(), z.ds.to_vec()),
-        None => return Err(ApiError::NotFound(format!("zone {zone} is not served"))),
+    let Some(snapshot) = state.zones.load().get(&zone).cloned() else {
+        return Err(ApiError::NotFound(format!("zone {zone} is not served")));
     };
     let z = zone.clone();
     let row = state
         .read(move |s| s.zone(&z))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("zone {zone} is not served")))?;
+    let (secondaries, transfers) = state.secondaries.report(&zone, snapshot.serial);
+    let journal = JournalJson {
+        entries: snapshot.journal.len(),
+        bytes: snapshot.journal.iter().map(|(_, e)| e.diff.len()).sum(),
+        oldest_serial: snapshot.journal.first().map(|(_, e)| e.serial_from),
+    };
     Ok(ZoneJson {
         zone,
         serial: row.serial,
         nodes: row.node_count,
-        dnskey,
-        ds,
+        dnskey: snapshot.dnskey.to_vec(),
+        ds: snapshot.ds.to_vec(),
+        secondaries,
+        transfers,
+        journal,
     })
 }
 

@@ -13,7 +13,8 @@
 //!   NSEC or NSEC3 proofs (RFC 4035 §3.1.3, RFC 5155 §7.2; see [`super::denial`]);
 //! - ANY: one RRset of the name (RFC 8482 §4.2);
 //! - a CNAME answers every type at its name; it is not chased, the resolver follows it;
-//! - names outside every zone, other classes and zone transfers (until issue 5): REFUSED;
+//! - names outside every zone, other classes, and zone transfers over UDP: REFUSED (transfers
+//!   over TCP and TSIG-signed queries go to [`super::transfer`]);
 //! - AA on every authoritative answer; RD and CD copied; the question echoed as asked.
 //! - UDP answers fit the requester's EDNS size, at most 1232 bytes (512 without EDNS); an answer
 //!   that does not fit loses its glue first, then is sent empty with TC set (RFC 2181 §9).
@@ -21,7 +22,7 @@
 use hickory_proto::rr::RecordType;
 
 use super::denial;
-use super::message::{Edns, Parsed, Query, parse, rcode};
+use super::message::{Edns, Parsed, Query, TYPE_AXFR, TYPE_IXFR, parse, rcode};
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
 use crate::zone::wire::Owner;
 
@@ -32,8 +33,6 @@ const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
 const CLASS_IN: u16 = 1;
 const TYPE_ANY: u16 = 255;
-const TYPE_AXFR: u16 = 252;
-const TYPE_IXFR: u16 = 251;
 
 const FLAG_QR: u16 = 0x8000;
 const FLAG_AA: u16 = 0x0400;
@@ -49,11 +48,48 @@ pub enum Transport {
     Tcp,
 }
 
+/// What the sockets do with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Send `out`.
+    Send,
+    /// Send nothing.
+    Drop,
+    /// A TSIG-signed query, or a zone transfer over TCP: hand it to [`super::transfer`],
+    /// the cold path. `out` is empty.
+    Defer,
+}
+
+/// The socket loops' entry: [`respond`], except that signed queries and (over TCP) zone
+/// transfers are deferred to the cold path rather than answered here.
+#[inline]
+pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
+    out.clear();
+    let parsed = parse(msg);
+    if let Parsed::Query(q) = &parsed
+        && (q.tsig
+            || (transport == Transport::Tcp && (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR)))
+    {
+        return Reply::Defer;
+    }
+    if reply(zones, parsed, transport, out) {
+        Reply::Send
+    } else {
+        Reply::Drop
+    }
+}
+
 /// Answers the message `msg`, writing the response into `out`. Returns `false` when nothing is
-/// to be sent back.
+/// to be sent back. A TSIG record is not checked here, and zone transfers are REFUSED: see
+/// [`handle`].
 pub fn respond(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
     out.clear();
-    match parse(msg) {
+    reply(zones, parse(msg), transport, out)
+}
+
+#[inline]
+fn reply(zones: &ZoneSet, parsed: Parsed<'_>, transport: Transport, out: &mut Vec<u8>) -> bool {
+    match parsed {
         Parsed::Drop => false,
         Parsed::Error {
             id,

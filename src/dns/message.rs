@@ -11,6 +11,10 @@ pub const HEADER_LEN: usize = 12;
 
 const OPCODE_QUERY: u8 = 0;
 const TYPE_OPT: u16 = 41;
+const TYPE_TSIG: u16 = 250;
+/// IXFR (RFC 1995 §3): the one query type that carries a record in the authority section.
+pub const TYPE_IXFR: u16 = 251;
+pub const TYPE_AXFR: u16 = 252;
 
 /// Response codes used here (RFC 1035 §4.1.1, RFC 6891 §9).
 pub mod rcode {
@@ -45,6 +49,9 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// Whether the query carries a TSIG record (RFC 8945): it then takes the cold path that
+    /// checks the signature and signs the answer.
+    pub tsig: bool,
 }
 
 /// What to do with a received message.
@@ -98,12 +105,15 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
     let Some((question, qname_len)) = question else {
         return error(rcode::FORMERR, None, None);
     };
-    // A query carries no answer or authority records.
-    if ancount != 0 || nscount != 0 {
+    let q = |i: usize| u16::from_be_bytes([question[qname_len + i], question[qname_len + i + 1]]);
+    let qtype = q(0);
+    // A query carries no answer or authority records, except IXFR's one SOA.
+    let authority_ok = nscount == 0 || (nscount == 1 && qtype == TYPE_IXFR);
+    if ancount != 0 || !authority_ok {
         return error(rcode::FORMERR, Some(question), None);
     }
-    let edns = match read_opt(msg, HEADER_LEN + question.len(), arcount) {
-        Ok(edns) => edns,
+    let (edns, tsig) = match read_additional(msg, HEADER_LEN + question.len(), nscount, arcount) {
+        Ok(found) => found,
         Err(()) => return error(rcode::FORMERR, Some(question), None),
     };
     if let Some(e) = edns
@@ -112,15 +122,15 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
         // RFC 6891 §6.1.3: BADVERS, answered with the highest version we do support (0).
         return error(rcode::BADVERS, Some(question), Some(e));
     }
-    let q = |i: usize| u16::from_be_bytes([question[qname_len + i], question[qname_len + i + 1]]);
     Parsed::Query(Query {
         id,
         flags,
         question,
         qname_len,
-        qtype: q(0),
+        qtype,
         qclass: q(2),
         edns,
+        tsig,
     })
 }
 
@@ -149,10 +159,25 @@ fn read_question(msg: &[u8]) -> Option<(&[u8], usize)> {
     (end <= msg.len()).then(|| (&msg[HEADER_LEN..end], qname_len))
 }
 
-/// Walks `arcount` records from `pos` and returns the OPT record's parameters. Errors on a
-/// truncated record, an OPT not owned by the root, or a second OPT (RFC 6891 §6.1.1).
-fn read_opt(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, ()> {
+/// Skips `nscount` records from `pos`, then walks `arcount` records and returns the OPT
+/// record's parameters and whether a TSIG record is present. Errors on a truncated record, an
+/// OPT not owned by the root, or a second OPT (RFC 6891 §6.1.1).
+fn read_additional(
+    msg: &[u8],
+    mut pos: usize,
+    nscount: u16,
+    arcount: u16,
+) -> Result<(Option<Edns>, bool), ()> {
+    for _ in 0..nscount {
+        pos = skip_name(msg, pos)?;
+        let fixed = msg.get(pos..pos + 10).ok_or(())?;
+        pos += 10 + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    }
+    if pos > msg.len() {
+        return Err(());
+    }
     let mut edns = None;
+    let mut tsig = false;
     for _ in 0..arcount {
         let owner_is_root = *msg.get(pos).ok_or(())? == 0;
         pos = skip_name(msg, pos)?;
@@ -171,10 +196,10 @@ fn read_opt(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, ()
                 dnssec_ok: fixed[6] & 0x80 != 0,
             });
         }
-        // Anything else (TSIG, issue 5) is skipped.
+        tsig |= rtype == TYPE_TSIG;
         pos += 10 + rdlen;
     }
-    Ok(edns)
+    Ok((edns, tsig))
 }
 
 /// Skips a possibly compressed name; returns the offset after it.
@@ -345,5 +370,30 @@ mod tests {
             panic!()
         };
         assert_eq!(q.edns.unwrap().udp_size, 1400);
+        assert!(q.tsig, "the TSIG record is noticed");
+        let plain = query(&opt(1400, 0, false, &[]), 1);
+        let Parsed::Query(q) = parse(&plain) else {
+            panic!()
+        };
+        assert!(!q.tsig);
+    }
+
+    #[test]
+    fn ixfr_carries_one_soa_in_authority() {
+        let mut m = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+        m.extend_from_slice(b"\x07example\x04test\x00\x00\xfb\x00\x01");
+        // The client's SOA: owner compressed to the question, 22 bytes of RDATA.
+        m.extend_from_slice(&[0xC0, 12, 0, 6, 0, 1, 0, 0, 0, 0, 0, 22]);
+        m.extend_from_slice(&[0, 0]);
+        m.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let Parsed::Query(q) = parse(&m) else {
+            panic!("{:?}", parse(&m))
+        };
+        assert_eq!(q.qtype, TYPE_IXFR);
+        // The same authority record on any other type is malformed, and so is a truncated one.
+        let mut soa_query = m.clone();
+        soa_query[12 + 14 + 1] = 6;
+        assert_eq!(rcode_of(parse(&soa_query)), rcode::FORMERR);
+        assert_eq!(rcode_of(parse(&m[..m.len() - 1])), rcode::FORMERR);
     }
 }

@@ -4,7 +4,9 @@
 //! - [`answer`] builds responses by copying prepared RRsets out of the snapshot, and [`denial`]
 //!   picks the NSEC/NSEC3 proofs of negative answers;
 //! - [`udp`] runs one blocking loop per UDP socket on its own thread;
-//! - [`tcp`] serves RFC 7766 TCP on tokio.
+//! - [`tcp`] serves RFC 7766 TCP on tokio;
+//! - [`transfer`] is the cold path: AXFR and IXFR out, TSIG-signed queries ([`tsig`]);
+//! - [`notify`] sends NOTIFYs to secondaries, and [`secondaries`] keeps their health.
 //!
 //! Every DNS address is a UDP socket and a TCP listener on the same port. Sockets are bound
 //! before anything is served ([`bind`]) so callers can bind port 0 and read the real port back.
@@ -13,7 +15,11 @@
 pub mod answer;
 pub mod denial;
 pub mod message;
+pub mod notify;
+pub mod secondaries;
 pub mod tcp;
+pub mod transfer;
+pub mod tsig;
 pub mod udp;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -25,6 +31,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::zone::SharedZones;
+use transfer::Transfers;
 
 /// Errors of the DNS layer.
 #[derive(Debug, Error)]
@@ -111,6 +118,7 @@ impl DnsServer {
     pub fn start(
         sockets: DnsSockets,
         zones: SharedZones,
+        transfers: Arc<Transfers>,
         shutdown: CancellationToken,
     ) -> Result<Self, DnsError> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -119,6 +127,7 @@ impl DnsServer {
         let mut threads = Vec::new();
         for socket in sockets.udp {
             let (zones, stop, health) = (zones.clone(), stop.clone(), health.clone());
+            let transfers = transfers.clone();
             let name = format!(
                 "herald-udp-{}",
                 socket.local_addr().map(|a| a.port()).unwrap_or(0)
@@ -127,7 +136,7 @@ impl DnsServer {
             let thread = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    udp::serve(socket, zones, stop);
+                    udp::serve(socket, zones, transfers, stop);
                     health.running.fetch_sub(1, Ordering::Relaxed);
                 })
                 .map_err(DnsError::Thread)?;
@@ -140,6 +149,7 @@ impl DnsServer {
             tcp.push(tokio::spawn(tcp::serve(
                 listener,
                 zones.clone(),
+                transfers.clone(),
                 shutdown.clone(),
             )));
         }

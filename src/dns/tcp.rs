@@ -5,6 +5,7 @@
 //! `ResponseHandler` only sends `MessageResponse`s built from `Record`s, so serving prepared
 //! bytes through it would mean decoding and re-encoding every answer. Reading two bytes and a
 //! message is less code than that adapter, and UDP and TCP then share one answer function.
+//! Zone transfers and TSIG-signed queries go to [`super::transfer`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Transport, respond};
+use super::answer::{Reply, Transport, handle};
+use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse};
+use super::transfer::{Transfers, signed_query, transfer};
 use crate::zone::SharedZones;
 
 /// Connections idle this long are closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
@@ -23,7 +26,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 512;
 
 /// Accepts connections on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, zones: SharedZones, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    zones: SharedZones,
+    transfers: Arc<Transfers>,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -44,11 +52,12 @@ pub async fn serve(listener: TcpListener, zones: SharedZones, shutdown: Cancella
             continue;
         };
         let zones = zones.clone();
+        let transfers = transfers.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                result = connection(stream, zones) => {
+                result = connection(stream, peer, zones, transfers) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, %peer, "tcp connection ended");
                     }
@@ -59,7 +68,12 @@ pub async fn serve(listener: TcpListener, zones: SharedZones, shutdown: Cancella
     }
 }
 
-async fn connection(stream: TcpStream, zones: SharedZones) -> std::io::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    zones: SharedZones,
+    transfers: Arc<Transfers>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
@@ -75,9 +89,23 @@ async fn connection(stream: TcpStream, zones: SharedZones) -> std::io::Result<()
         tokio::time::timeout(IDLE_TIMEOUT, reader.read_exact(&mut msg[..len]))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        if !respond(&zones.load(), &msg[..len], Transport::Tcp, &mut out) {
+        let msg = &msg[..len];
+        match handle(&zones.load(), msg, Transport::Tcp, &mut out) {
+            Reply::Send => {}
             // A response or garbage on a query connection: nothing sensible follows.
-            return Ok(());
+            Reply::Drop => return Ok(()),
+            Reply::Defer => {
+                let is_transfer = matches!(parse(msg), Parsed::Query(q) if q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR);
+                if is_transfer {
+                    // The snapshot is held for the whole transfer: one consistent serial.
+                    let set = zones.load_full();
+                    transfer(&transfers, &set, msg, peer.ip(), &mut writer).await?;
+                    continue;
+                }
+                if !signed_query(&transfers, &zones.load(), msg, Transport::Tcp, &mut out) {
+                    return Ok(());
+                }
+            }
         }
         framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());

@@ -10,14 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::answer::{Transport, respond};
+use super::answer::{Reply, Transport, handle};
+use super::transfer::{Transfers, signed_query};
 use crate::zone::SharedZones;
 
 /// How often an idle loop checks for shutdown.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
 /// Serves `socket` until `stop` is set.
-pub fn serve(socket: UdpSocket, zones: SharedZones, stop: Arc<AtomicBool>) {
+pub fn serve(
+    socket: UdpSocket,
+    zones: SharedZones,
+    transfers: Arc<Transfers>,
+    stop: Arc<AtomicBool>,
+) {
     if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!(error = %e, "cannot set the UDP read timeout; shutdown may wait for a query");
     }
@@ -39,7 +45,14 @@ pub fn serve(socket: UdpSocket, zones: SharedZones, stop: Arc<AtomicBool>) {
                 continue;
             }
         };
-        let answer = respond(&zones.load(), &buf[..len], Transport::Udp, &mut out);
+        let msg = &buf[..len];
+        let zones = zones.load();
+        let answer = match handle(&zones, msg, Transport::Udp, &mut out) {
+            Reply::Send => true,
+            Reply::Drop => false,
+            // TSIG-signed: checked and signed on the cold path.
+            Reply::Defer => signed_query(&transfers, &zones, msg, Transport::Udp, &mut out),
+        };
         if answer && let Err(e) = socket.send_to(&out, peer) {
             tracing::debug!(error = %e, %peer, "udp send failed");
         }

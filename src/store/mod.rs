@@ -8,6 +8,7 @@
 //! The store is the source of truth; the zone snapshot that DNS answers from is built from it at
 //! start and updated after every commit. Nothing on the DNS query path touches SQLite.
 
+mod journal;
 mod nodes;
 mod schema;
 mod signatures;
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 use crate::record::{Commit, NodeLabel};
 
+pub use journal::JournalRow;
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use signatures::{SigWrite, StoredNode, StoredSig};
 
@@ -294,6 +296,16 @@ impl Store {
         signatures::for_each_node(&self.conn, zone, f)
     }
 
+    /// The IXFR journal of `zone`, oldest first.
+    pub fn journal(&self, zone: &str) -> Result<Vec<JournalRow>, Error> {
+        journal::load(&self.conn, zone)
+    }
+
+    /// How many journal entries `zone` has, and their bytes.
+    pub fn journal_size(&self, zone: &str) -> Result<(u64, u64), Error> {
+        journal::size(&self.conn, zone)
+    }
+
     /// One node, or `None`.
     pub fn node(&self, zone: &str, node: &str) -> Result<Option<NodeRow>, Error> {
         nodes::get(&self.conn, zone, node)
@@ -368,6 +380,24 @@ impl Writer<'_> {
     /// Stores signatures of `zone`.
     pub fn write_signatures(&mut self, zone: &str, writes: &[SigWrite]) -> Result<(), Error> {
         signatures::write(&self.tx, zone, writes)
+    }
+
+    /// Appends a journal entry for `zone` and returns its id.
+    pub fn journal_append(
+        &mut self,
+        zone: &str,
+        serial_from: u32,
+        serial_to: u32,
+        created: u64,
+        diff: &[u8],
+    ) -> Result<i64, Error> {
+        journal::append(&self.tx, zone, serial_from, serial_to, created, diff)
+    }
+
+    /// Deletes the journal entries of `zone` older than entry `first_kept`; returns how many
+    /// went.
+    pub fn journal_trim(&mut self, zone: &str, first_kept: i64) -> Result<usize, Error> {
+        journal::trim(&self.tx, zone, first_kept)
     }
 }
 

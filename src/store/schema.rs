@@ -65,6 +65,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (zone, owner, type)
     ) WITHOUT ROWID;
     ",
+    // 3: the IXFR journal.
+    "
+    -- One row per SOA serial change: the difference sequence of RFC 1995 (old SOA, RRs deleted,
+    -- new SOA, RRs added; signatures included), each RR uncompressed and length-prefixed.
+    -- AUTOINCREMENT so ids keep increasing after old rows are trimmed.
+    CREATE TABLE journal (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        zone        TEXT NOT NULL,
+        serial_from INTEGER NOT NULL,
+        serial_to   INTEGER NOT NULL,
+        created     INTEGER NOT NULL,
+        diff        BLOB NOT NULL
+    );
+    CREATE INDEX journal_zone ON journal (zone, id);
+    ",
 ];
 
 /// The schema version this binary writes.

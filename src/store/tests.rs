@@ -277,3 +277,56 @@ fn reader_sees_committed_writes() {
     // The reader cannot write.
     assert!(reader.conn.execute("DELETE FROM node", []).is_err());
 }
+
+#[test]
+fn journal_appends_trims_and_survives_reopen() {
+    let (dir, mut store) = open();
+    store
+        .write(|w| -> Result<(), Error> {
+            for i in 0..10u32 {
+                w.journal_append("example.test", i, i + 1, 100 + u64::from(i), &[i as u8; 3])?;
+            }
+            // Another zone's entries are not touched by trimming this one.
+            w.journal_append("other.test", 7, 8, 0, b"x")?;
+            Ok(())
+        })
+        .unwrap();
+    let all = store.journal("example.test").unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(
+        (all[3].serial_from, all[3].serial_to, all[3].created),
+        (3, 4, 103)
+    );
+    assert_eq!(all[3].diff, vec![3u8; 3]);
+
+    let gone = store
+        .write(|w| w.journal_trim("example.test", all[4].id))
+        .unwrap();
+    assert_eq!(gone, 4);
+    let left = store.journal("example.test").unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.serial_from).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8, 9]
+    );
+    let gone = store
+        .write(|w| w.journal_trim("example.test", all[7].id))
+        .unwrap();
+    assert_eq!(gone, 3);
+    assert_eq!(store.journal_size("example.test").unwrap(), (3, 9));
+    assert_eq!(store.journal("other.test").unwrap().len(), 1);
+
+    // A rolled-back write leaves the journal as it was.
+    let failed: Result<(), Error> = store.write(|w| {
+        w.journal_append("example.test", 10, 11, 200, b"lost")?;
+        Err(Error::Corrupt("abort".into()))
+    });
+    assert!(failed.is_err());
+    drop(store);
+    let store = Store::open(&Store::path_in(dir.path())).unwrap();
+    let after = store.journal("example.test").unwrap();
+    assert_eq!(
+        after.iter().map(|r| r.serial_to).collect::<Vec<_>>(),
+        [8, 9, 10]
+    );
+}

@@ -196,6 +196,11 @@ impl<'a> RrsetRef<'a> {
         }
     }
 
+    /// How many records, and how many RRSIGs, the RRset has.
+    pub fn counts(&self) -> (u16, u16) {
+        (self.block.count, self.block.sig_count)
+    }
+
     /// The records in [`WireRrset`] layout.
     pub fn records(&self) -> &'a [u8] {
         self.block.records

@@ -6,6 +6,7 @@
 //! - [`snapshot`] holds the prepared RRsets of every name of a zone at one serial;
 //! - [`entry`] packs everything at one name into one block, [`names`] indexes those blocks:
 //!   sharded, copy-on-write, one hash probe per lookup;
+//! - [`journal`] records each serial change for IXFR;
 //! - [`publish`] runs the write path: store, then snapshot, then the caller's answer.
 //!
 //! DNSSEC signing (issue 3) belongs here too: the signer runs in the publisher, at update time,
@@ -15,6 +16,7 @@ pub mod canon;
 pub mod chain;
 pub mod entry;
 pub mod file;
+pub mod journal;
 pub mod keys;
 pub mod names;
 pub mod policy;

@@ -112,6 +112,44 @@ impl NameMap {
         true
     }
 
+    /// Every entry, in no particular order (for zone transfers).
+    pub fn iter(&self) -> impl Iterator<Item = &NameEntry> {
+        self.shards
+            .iter()
+            .flat_map(|level| level.iter())
+            .flat_map(|shard| shard.iter())
+    }
+
+    /// The keys whose entries differ between `old` and `self`: added, removed or changed.
+    /// Shards still shared with `old` are skipped unread, so after one publish this reads
+    /// the one or two shards it copied (for the IXFR journal).
+    pub fn changed_since(&self, old: &NameMap) -> Vec<Box<[u8]>> {
+        let mut keys = Vec::new();
+        for (new_level, old_level) in self.shards.iter().zip(old.shards.iter()) {
+            if Arc::ptr_eq(new_level, old_level) {
+                continue;
+            }
+            for (new_shard, old_shard) in new_level.iter().zip(old_level.iter()) {
+                if Arc::ptr_eq(new_shard, old_shard) {
+                    continue;
+                }
+                // Both sides are looked up by key, so this is right even for maps that do not
+                // share a hasher; they are merely slower to compare.
+                for e in new_shard.iter() {
+                    if old.get(e.key()) != Some(e) {
+                        keys.push(e.key().into());
+                    }
+                }
+                for e in old_shard.iter() {
+                    if self.get(e.key()).is_none() {
+                        keys.push(e.key().into());
+                    }
+                }
+            }
+        }
+        keys
+    }
+
     /// The number of names.
     pub fn len(&self) -> usize {
         self.len
@@ -153,6 +191,7 @@ mod tests {
         assert!(!m.remove(&7u32.to_be_bytes()));
         assert!(m.get(&7u32.to_be_bytes()).is_none());
         assert_eq!(m.len(), 9_999);
+        assert_eq!(m.iter().count(), 9_999);
     }
 
     #[test]
@@ -177,6 +216,13 @@ mod tests {
             shared >= SHARDS - 2,
             "only the two changed shards are copied ({shared} shared)"
         );
+        let mut changed = b.changed_since(&a);
+        changed.sort();
+        assert_eq!(
+            changed,
+            [Box::from(&1u32.to_be_bytes()[..]), Box::from(&b"new"[..])]
+        );
+        assert!(a.changed_since(&a.clone()).is_empty());
         // Removing a name that is not there copies nothing.
         let c = b.clone();
         let mut d = c.clone();

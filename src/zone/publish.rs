@@ -22,17 +22,18 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::ZoneError;
 use super::file::StaticZone;
+use super::journal::{self, JournalEntry, JournalLimits};
 use super::keys::ZoneKey;
 use super::policy::ZonePolicy;
 use super::sign::{Clock, Signer};
 use super::signed::SignedZone;
-use super::snapshot::{ZoneSet, node_key};
+use super::snapshot::{ZoneSet, ZoneSnapshot, node_key};
 use crate::record::NodeLabel;
-use crate::store::{self, Applied, Change, Refusal, Store};
+use crate::store::{self, Applied, Change, Refusal, Store, Writer};
 
 /// At most this many API changes share one transaction.
 const MAX_GROUP: usize = 512;
@@ -86,6 +87,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct Publisher {
     jobs: mpsc::Sender<Msg>,
+    changes: watch::Receiver<()>,
 }
 
 impl Publisher {
@@ -102,6 +104,13 @@ impl Publisher {
         answer.await.map_err(|_| PublishError::Stopped)?
     }
 
+    /// A receiver that is marked changed each time a new zone set is swapped in (for NOTIFY).
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        let mut rx = self.changes.clone();
+        rx.mark_unchanged();
+        rx
+    }
+
     /// Asks the thread to stop once the changes already sent are done.
     pub fn stop(&self) {
         let _ = self.jobs.send(Msg::Stop);
@@ -116,6 +125,8 @@ pub struct Setup<'a> {
     /// Where the signing keys live (`<data>/keys`).
     pub data_dir: &'a Path,
     pub clock: Arc<dyn Clock>,
+    /// How much IXFR journal to keep per zone.
+    pub journal: JournalLimits,
 }
 
 /// Loads every zone from the store, signs what is not signed yet, then starts the publisher
@@ -147,6 +158,10 @@ pub fn start(
             .init_zone(&zone.name, zone.soa.serial, &zone.digest)
             .map_err(store_err)?;
         let stored = store.signatures(&zone.name).map_err(store_err)?;
+        // Signatures made now change what the zone served at this serial before the restart,
+        // so a secondary that has it must see a new serial (with no journal entry for the
+        // step: it gets a full transfer). A zone that never had signatures was never served.
+        let served_before = !stored.is_empty();
         let mut builder =
             SignedZone::builder(Arc::new(zone.clone()), signer, stored, setup.clock.now())?;
         store
@@ -156,15 +171,45 @@ pub fn start(
                     .map_err(|e| store::Error::Corrupt(e.to_string()))
             })
             .map_err(store_err)?;
-        let (signed, writes) = builder.finish(row.serial)?;
+        let (mut signed, writes) = builder.finish(row.serial)?;
         if !writes.is_empty() {
+            let now = setup.clock.now();
             store
-                .write(|w| w.write_signatures(&zone.name, &writes))
+                .write(|w| -> Result<(), PublishError> {
+                    w.write_signatures(&zone.name, &writes)?;
+                    if served_before {
+                        let serial = w.bump_serial(&zone.name)?;
+                        let more = signed.finish(serial, now)?;
+                        w.write_signatures(&zone.name, &more)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| ZoneError::Store(e.to_string()))?;
+        }
+        for r in store.journal(&zone.name).map_err(store_err)? {
+            signed.snapshot.journal.insert(
+                r.id,
+                Arc::new(JournalEntry {
+                    serial_from: r.serial_from,
+                    serial_to: r.serial_to,
+                    created: r.created,
+                    diff: r.diff.into(),
+                }),
+            );
+        }
+        if let Some(first) = journal::trim(
+            &mut signed.snapshot.journal,
+            setup.journal,
+            u64::from(setup.clock.now()),
+        ) {
+            store
+                .write(|w| w.journal_trim(&zone.name, first))
                 .map_err(store_err)?;
         }
         tracing::info!(
             zone = %zone.name,
-            serial = row.serial,
+            serial = signed.snapshot.serial,
+            journal = signed.snapshot.journal.len(),
             nodes = row.node_count,
             signed = writes.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -180,9 +225,11 @@ pub fn start(
     );
     let shared: SharedZones = Arc::new(ArcSwap::from_pointee(set));
     let (jobs, rx) = mpsc::channel();
+    let (changed, changes) = watch::channel(());
     let thread = {
         let shared = shared.clone();
         let clock = setup.clock.clone();
+        let limits = setup.journal;
         std::thread::Builder::new()
             .name("herald-publish".into())
             .spawn(move || {
@@ -191,12 +238,14 @@ pub fn start(
                     zones: working,
                     shared,
                     clock,
+                    limits,
+                    changed,
                 }
                 .run(rx)
             })
             .map_err(|e| ZoneError::Store(format!("cannot start the publisher thread: {e}")))?
     };
-    Ok((Publisher { jobs }, shared, thread))
+    Ok((Publisher { jobs, changes }, shared, thread))
 }
 
 /// The publisher thread's state.
@@ -205,6 +254,9 @@ struct Worker {
     zones: HashMap<String, SignedZone>,
     shared: SharedZones,
     clock: Arc<dyn Clock>,
+    limits: JournalLimits,
+    /// Marked after every swap.
+    changed: watch::Sender<()>,
 }
 
 impl Worker {
@@ -262,6 +314,7 @@ impl Worker {
         let mut signing = Duration::ZERO;
         let mut staged: HashMap<String, SignedZone> = HashMap::new();
         let zones = &self.zones;
+        let limits = self.limits;
         let outcome = self.store.write(|w| -> Result<_, PublishError> {
             let mut results = Vec::with_capacity(accepted.len());
             let mut serials: HashMap<String, u32> = HashMap::new();
@@ -279,12 +332,13 @@ impl Worker {
                 }
                 results.push(result);
             }
-            // The chain links and the SOA, once per zone for the whole group.
+            // The chain links and the SOA, once per zone for the whole group; then the journal.
             for (name, zone) in staged.iter_mut() {
                 let t = Instant::now();
                 let writes = zone.finish(serials[name], now)?;
                 signing += t.elapsed();
                 w.write_signatures(name, &writes)?;
+                record(w, &zones[name].snapshot, &mut zone.snapshot, limits, now)?;
             }
             Ok(results)
         });
@@ -346,11 +400,14 @@ impl Worker {
                     continue;
                 }
             };
+            let served = &self.zones[&name].snapshot;
+            let limits = self.limits;
             let result = self.store.write(|w| -> Result<u32, PublishError> {
                 w.write_signatures(&name, &writes)?;
                 let serial = w.bump_serial(&name)?;
                 let more = staged.finish(serial, now)?;
                 w.write_signatures(&name, &more)?;
+                record(w, served, &mut staged.snapshot, limits, now)?;
                 Ok(serial)
             });
             match result {
@@ -376,7 +433,38 @@ impl Worker {
             set = set.with(Arc::new(self.zones[name].snapshot.clone()));
         }
         self.shared.store(Arc::new(set));
+        self.changed.send_replace(());
     }
+}
+
+/// Journals the step from `served` to `staged` (RFC 1995): in the store, inside the
+/// transaction of the change, and in the staged snapshot, both trimmed to `limits`.
+fn record(
+    w: &mut Writer<'_>,
+    served: &ZoneSnapshot,
+    staged: &mut ZoneSnapshot,
+    limits: JournalLimits,
+    now: u32,
+) -> Result<(), store::Error> {
+    if served.serial == staged.serial {
+        return Ok(());
+    }
+    let now = u64::from(now);
+    let diff = journal::diff(served, staged);
+    let id = w.journal_append(&staged.name, served.serial, staged.serial, now, &diff)?;
+    staged.journal.insert(
+        id,
+        Arc::new(JournalEntry {
+            serial_from: served.serial,
+            serial_to: staged.serial,
+            created: now,
+            diff: diff.into(),
+        }),
+    );
+    if let Some(first) = journal::trim(&mut staged.journal, limits, now) {
+        w.journal_trim(&staged.name, first)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use hickory_proto::rr::Name;
 use super::chain::{Chain, Hash};
 use super::entry::NameEntry;
 use super::file::StaticZone;
+use super::journal::Journal;
 use super::names::NameMap;
 use super::wire::{WireRrset, relative_key};
 
@@ -43,6 +44,8 @@ pub struct ZoneSnapshot {
     /// The zone's DNSKEY and DS records in presentation format, for the API.
     pub dnskey: Arc<[String]>,
     pub ds: Arc<[String]>,
+    /// The recent serial changes, for IXFR.
+    pub journal: Journal,
 }
 
 impl ZoneSnapshot {
@@ -50,6 +53,11 @@ impl ZoneSnapshot {
     #[inline]
     pub fn lookup(&self, key: &[u8]) -> Option<&NameEntry> {
         self.names.get(key)
+    }
+
+    /// Every name's entry, in no particular order (for AXFR).
+    pub fn names_iter(&self) -> impl Iterator<Item = &NameEntry> {
+        self.names.iter()
     }
 
     /// How many names the zone holds (static names, empty non-terminals and nodes).

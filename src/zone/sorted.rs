@@ -215,6 +215,40 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
             .map(|(k, v)| (k, v))
     }
 
+    /// The keys whose values differ between `old` and `self` by `same`: added, removed or
+    /// changed. Chunks still shared with `old` are skipped unread.
+    pub fn changed_since(&self, old: &Self, same: impl Fn(&V, &V) -> bool) -> Vec<K> {
+        use std::collections::HashSet;
+        let ptrs = |m: &Self| -> HashSet<*const Vec<(K, V)>> {
+            m.chunks.iter().map(|c| Arc::as_ptr(&c.items)).collect()
+        };
+        let (mine, theirs) = (ptrs(self), ptrs(old));
+        let mut keys = Vec::new();
+        for c in self
+            .chunks
+            .iter()
+            .filter(|c| !theirs.contains(&Arc::as_ptr(&c.items)))
+        {
+            for (k, v) in c.items.iter() {
+                if !old.get(k).is_some_and(|o| same(o, v)) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        for c in old
+            .chunks
+            .iter()
+            .filter(|c| !mine.contains(&Arc::as_ptr(&c.items)))
+        {
+            for (k, _) in c.items.iter() {
+                if self.get(k).is_none() {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        keys
+    }
+
     /// All entries in order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.chunks
@@ -298,5 +332,28 @@ mod tests {
             Arc::ptr_eq(&c.chunks, &d.chunks),
             "removing nothing copies nothing"
         );
+    }
+
+    #[test]
+    fn changed_since_finds_exactly_the_changes() {
+        let mut a: SortedMap<u32, u32> = SortedMap::new();
+        for k in 0..10_000 {
+            a.insert(k, k);
+        }
+        let mut b = a.clone();
+        b.insert(20_000, 0); // added
+        b.remove(&5); // removed
+        b.insert(7_000, 1); // changed
+        b.insert(8_000, 8_000); // same value: not a change
+        let mut changed = b.changed_since(&a, |x, y| x == y);
+        changed.sort();
+        assert_eq!(changed, [5, 7_000, 20_000]);
+        assert!(a.changed_since(&a.clone(), |x, y| x == y).is_empty());
+        // Maps that share nothing are compared by value.
+        let mut fresh: SortedMap<u32, u32> = SortedMap::new();
+        for k in 1..10_000 {
+            fresh.insert(k, k);
+        }
+        assert_eq!(fresh.changed_since(&a, |x, y| x == y), [0]);
     }
 }

@@ -63,6 +63,17 @@ pub fn publish(
     writes
 }
 
+/// NSEC and NSEC3 zones with otherwise default settings.
+pub fn both_denials() -> [ZonePolicy; 2] {
+    [
+        ZonePolicy::default(),
+        ZonePolicy {
+            denial: super::policy::Denial::Nsec3,
+            ..ZonePolicy::default()
+        },
+    ]
+}
+
 pub fn node(name: &str, commit: &str, seq: u64) -> NodeRow {
     NodeRow {
         node: name.into(),

@@ -181,6 +181,37 @@ pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr
     }
 }
 
+/// Renders the records of `bytes` uncompressed, each as one complete RR: `owner` (a whole
+/// wire-format name) and the record with every apex pointer replaced by `apex` (the apex in
+/// wire format), RDLENGTH adjusted. For the IXFR journal, whose RRs must not depend on a
+/// message they are copied into.
+pub fn records_uncompressed(bytes: &[u8], owner: &[u8], apex: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 3 {
+        let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let nfix = usize::from(rest[2]);
+        let (fix, tail) = rest[3..].split_at(nfix * 2);
+        let (tail, next) = tail.split_at(tail_len);
+        let mut rr = Vec::with_capacity(owner.len() + tail.len() + nfix * apex.len());
+        rr.extend_from_slice(owner);
+        let rdlen = u16::from_be_bytes([tail[8], tail[9]]) as usize + nfix * (apex.len() - 2);
+        rr.extend_from_slice(&tail[..8]);
+        rr.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        let mut at = 10;
+        for f in fix.chunks_exact(2) {
+            let pos = usize::from(u16::from_be_bytes([f[0], f[1]]));
+            rr.extend_from_slice(&tail[at..pos]);
+            rr.extend_from_slice(apex);
+            at = pos + 2;
+        }
+        rr.extend_from_slice(&tail[at..]);
+        out.push(rr);
+        rest = next;
+    }
+    out
+}
+
 /// Encodes one RDATA into `out`, compressing names against the apex where RFC 3597 §4 allows.
 fn encode_rdata(
     rdata: &RData,
@@ -354,6 +385,30 @@ mod tests {
             decode("example.test.", &rrset, Owner::Question, &apex).answers[0].data,
             mx
         );
+    }
+
+    #[test]
+    fn uncompressed_records_decode_alone() {
+        let apex = name("example.test.");
+        let soa = RData::SOA(SOA::new(
+            name("ns1.example.test."),
+            name("h.example.org."),
+            7,
+            1,
+            2,
+            3,
+            4,
+        ));
+        let rrset = WireRrset::build(RecordType::SOA, 3600, [&soa], &apex).unwrap();
+        let rrs = records_uncompressed(rrset.bytes(), &name_wire(&apex), &name_wire(&apex));
+        assert_eq!(rrs.len(), 1);
+        let mut d = hickory_proto::serialize::binary::BinDecoder::new(&rrs[0]);
+        let rec =
+            <hickory_proto::rr::Record as hickory_proto::serialize::binary::BinDecodable>::read(
+                &mut d,
+            )
+            .unwrap();
+        assert_eq!((rec.name.clone(), rec.ttl, rec.data), (apex, 3600, soa));
     }
 
     #[test]

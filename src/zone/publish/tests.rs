@@ -60,6 +60,7 @@ async fn the_background_refresh_resigns_on_the_injected_clock() {
             policies: &HashMap::new(),
             data_dir: dir.path(),
             clock: clock.clone(),
+            journal: Default::default(),
         },
     )
     .unwrap();

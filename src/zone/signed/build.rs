@@ -51,6 +51,7 @@ impl SignedZone {
             wildcard_apex_hash,
             dnskey: vec![signer.key().dnskey_line(soa_ttl)].into(),
             ds: vec![signer.key().ds_line(soa_ttl)].into(),
+            journal: SortedMap::new(),
         };
         let mut builder = Builder {
             zone: SignedZone {

@@ -13,7 +13,9 @@ use crate::dns::answer::{Transport, respond};
 use crate::store::StoredNode;
 use crate::zone::policy::ZonePolicy;
 use crate::zone::sign::rrsig_inception;
-use crate::zone::testing::{node, publish, signer_for, static_zone, verify_all, zone_set};
+use crate::zone::testing::{
+    both_denials, node, publish, signer_for, static_zone, verify_all, zone_set,
+};
 
 const T0: u32 = 1_800_000_000;
 const DAY: u32 = 86_400;
@@ -132,17 +134,6 @@ impl Fixture {
         self.store.apply(&writes);
         writes
     }
-}
-
-/// NSEC and NSEC3 zones with otherwise default settings.
-fn both_denials() -> [ZonePolicy; 2] {
-    [
-        ZonePolicy::default(),
-        ZonePolicy {
-            denial: Denial::Nsec3,
-            ..ZonePolicy::default()
-        },
-    ]
 }
 
 fn commit(i: u64) -> String {

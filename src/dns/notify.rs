@@ -1,0 +1,289 @@
+//! NOTIFY out (RFC 1996): telling secondaries that a zone's serial changed.
+//!
+//! One task per `--notify` target. It wakes when the publisher swaps in a new zone set, and
+//! for each zone whose current serial the target has not acknowledged it sends one NOTIFY
+//! (opcode 4, the SOA in the answer section, RFC 1996 §3.7), then waits for the reply:
+//! - at most one NOTIFY is in flight per target, always for the newest serial, so changes
+//!   that land while one is in flight are folded into the next;
+//! - after a NOTIFY the target is not sent another for [`HOLD_DOWN`], so a burst of a
+//!   thousand publishes costs a few NOTIFYs, not a thousand (the secondary transfers the
+//!   newest serial whatever the NOTIFY said);
+//! - an unanswered or refused NOTIFY is sent again after 1 s, then 2, 4, … up to 60 s
+//!   (RFC 1996 §3.6), until the target acknowledges it;
+//! - with `key=NAME` the NOTIFY is TSIG-signed (RFC 8945).
+//!
+//! Every target also gets a NOTIFY for each zone at start, so a secondary that missed changes
+//! while Herald was down catches up without waiting for its refresh timer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::secondaries::Secondaries;
+use super::tsig::{TsigKey, unix_now};
+use crate::zone::SharedZones;
+use crate::zone::snapshot::ZoneSnapshot;
+use crate::zone::wire::Owner;
+
+/// The least time between two NOTIFYs to one target.
+pub const HOLD_DOWN: Duration = Duration::from_millis(500);
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+const OPCODE_NOTIFY: u16 = 4;
+
+/// A `--notify` value.
+#[derive(Debug, Clone)]
+pub struct NotifyTarget {
+    pub addr: SocketAddr,
+    /// The TSIG key that signs NOTIFYs to this target.
+    pub key: Option<TsigKey>,
+}
+
+impl NotifyTarget {
+    /// Parses `ADDR[,key=NAME]`, where ADDR is `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when
+    /// omitted) and NAME is the name of one of `keys`.
+    pub fn parse(text: &str, keys: &[TsigKey]) -> Result<Self, String> {
+        let (addr, options) = match text.split_once(',') {
+            Some((a, o)) => (a, Some(o)),
+            None => (text, None),
+        };
+        let addr: SocketAddr = match addr.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, 53),
+            Err(_) => addr
+                .parse()
+                .map_err(|_| format!("--notify {text:?}: expected IP, IP:PORT or [IPv6]:PORT"))?,
+        };
+        let key = match options {
+            None => None,
+            Some(o) => {
+                let name = o
+                    .strip_prefix("key=")
+                    .ok_or_else(|| format!("--notify {text:?}: the only option is key=NAME"))?;
+                let wanted = name.trim_end_matches('.').to_ascii_lowercase();
+                let key = keys
+                    .iter()
+                    .find(|k| k.name.to_ascii().trim_end_matches('.') == wanted)
+                    .ok_or_else(|| format!("--notify {text:?}: no --tsig-key is named {name}"))?;
+                Some(key.clone())
+            }
+        };
+        Ok(Self { addr, key })
+    }
+}
+
+/// Starts one NOTIFY task per target. They stop on `shutdown`.
+pub fn spawn(
+    targets: Vec<NotifyTarget>,
+    zones: SharedZones,
+    changes: watch::Receiver<()>,
+    secondaries: Arc<Secondaries>,
+    shutdown: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    targets
+        .into_iter()
+        .map(|target| {
+            for z in zones.load().iter() {
+                secondaries.add_target(&z.name, target.addr);
+            }
+            let task = Task {
+                target,
+                zones: zones.clone(),
+                changes: changes.clone(),
+                secondaries: secondaries.clone(),
+            };
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    () = task.run() => {}
+                }
+            })
+        })
+        .collect()
+}
+
+struct Task {
+    target: NotifyTarget,
+    zones: SharedZones,
+    changes: watch::Receiver<()>,
+    secondaries: Arc<Secondaries>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let addr = self.target.addr;
+        let local: SocketAddr = if addr.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let socket = match UdpSocket::bind(local).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(target = %addr, error = %e, "cannot open a socket for NOTIFY");
+                return;
+            }
+        };
+        if let Err(e) = socket.connect(addr).await {
+            tracing::error!(target = %addr, error = %e, "cannot reach the NOTIFY target");
+            return;
+        }
+        let mut acked: HashMap<Arc<str>, u32> = HashMap::new();
+        let mut last_sent: Option<Instant> = None;
+        let mut retry = FIRST_RETRY;
+        loop {
+            self.changes.borrow_and_update();
+            let pending = self.pending(&acked);
+            if pending.is_empty() {
+                if self.changes.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if let Some(t) = last_sent {
+                tokio::time::sleep_until(t + HOLD_DOWN).await;
+            }
+            // Whatever landed during the hold-down rides on this NOTIFY.
+            let mut failed = None;
+            for zone in self.pending(&acked) {
+                let sent = Instant::now();
+                last_sent = Some(sent);
+                self.secondaries
+                    .notify_sent(&zone.name, addr, zone.serial, unix_now());
+                match self.notify(&socket, &zone, retry).await {
+                    Ok(()) => {
+                        tracing::debug!(target = %addr, zone = %zone.name, serial = zone.serial, "NOTIFY acknowledged");
+                        self.secondaries.notify_acked(&zone.name, addr, zone.serial);
+                        acked.insert(zone.name.clone(), zone.serial);
+                    }
+                    Err(e) => {
+                        tracing::info!(target = %addr, zone = %zone.name, serial = zone.serial, error = %e, retry_s = retry.as_secs(), "NOTIFY not acknowledged; will retry");
+                        failed = Some(sent);
+                    }
+                }
+            }
+            match failed {
+                Some(sent) => {
+                    tokio::time::sleep_until(sent + retry).await;
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+                None => retry = FIRST_RETRY,
+            }
+        }
+    }
+
+    /// The zones whose current serial the target has not acknowledged.
+    fn pending(&self, acked: &HashMap<Arc<str>, u32>) -> Vec<Arc<ZoneSnapshot>> {
+        self.zones
+            .load()
+            .iter()
+            .filter(|z| acked.get(&z.name) != Some(&z.serial))
+            .cloned()
+            .collect()
+    }
+
+    /// Sends one NOTIFY and waits up to `wait` for its acknowledgement.
+    async fn notify(
+        &self,
+        socket: &UdpSocket,
+        zone: &ZoneSnapshot,
+        wait: Duration,
+    ) -> Result<(), String> {
+        let id = random_id();
+        let msg = notify_message(zone, id, self.target.key.as_ref())?;
+        socket.send(&msg).await.map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + wait;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                // ICMP port unreachable and the like: the retry timer decides what next.
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no answer within {} s", wait.as_secs())),
+            };
+            let reply = &buf[..n];
+            if reply.len() < 12 || reply[..2] != id.to_be_bytes() {
+                continue; // a late answer to an earlier NOTIFY
+            }
+            let flags = u16::from_be_bytes([reply[2], reply[3]]);
+            if flags & 0x8000 == 0 || (flags >> 11) & 0xF != OPCODE_NOTIFY {
+                continue;
+            }
+            return match flags & 0xF {
+                0 => Ok(()),
+                rcode => Err(format!("answered with rcode {rcode}")),
+            };
+        }
+    }
+}
+
+/// A NOTIFY for `zone`'s current serial: AA set, the SOA as question and as answer.
+pub fn notify_message(
+    zone: &ZoneSnapshot,
+    id: u16,
+    key: Option<&TsigKey>,
+) -> Result<Vec<u8>, String> {
+    let mut msg = Vec::with_capacity(512);
+    msg.extend_from_slice(&id.to_be_bytes());
+    msg.extend_from_slice(&((OPCODE_NOTIFY << 11) | 0x0400).to_be_bytes());
+    msg.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    msg.extend_from_slice(&zone.apex_wire);
+    msg.extend_from_slice(&[0, 6, 0, 1]);
+    let soa = zone
+        .lookup(&[])
+        .and_then(|e| e.rrset(RecordType::SOA))
+        .ok_or("the zone has no SOA")?;
+    let n = soa.write(&mut msg, Owner::Relative(&[]), 0xC00C, false);
+    msg[6..8].copy_from_slice(&n.to_be_bytes());
+    let Some(key) = key else {
+        return Ok(msg);
+    };
+    let mut m = Message::from_vec(&msg).map_err(|e| e.to_string())?;
+    key.sign_message(&mut m)?;
+    m.to_vec().map_err(|e| e.to_string())
+}
+
+fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    // The system RNG does not fail on Linux; a fixed id would still work, only less well
+    // against spoofed answers.
+    let _ = SystemRandom::new().fill(&mut b);
+    u16::from_be_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        let key = TsigKey::parse("xfr.:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQ=").unwrap();
+        let keys = [key];
+        let t = NotifyTarget::parse("192.0.2.1", &keys).unwrap();
+        assert_eq!(t.addr, "192.0.2.1:53".parse().unwrap());
+        assert!(t.key.is_none());
+        let t = NotifyTarget::parse("127.0.0.1:5301,key=xfr", &keys).unwrap();
+        assert_eq!(t.addr.port(), 5301);
+        assert_eq!(t.key.unwrap().name.to_ascii(), "xfr.");
+        let t = NotifyTarget::parse("[::1]:5302", &keys).unwrap();
+        assert!(t.addr.is_ipv6());
+        for (bad, needle) in [
+            ("nowhere", "expected IP"),
+            ("127.0.0.1:99999", "expected IP"),
+            ("127.0.0.1,key=other", "no --tsig-key"),
+            ("127.0.0.1,tsig=xfr", "only option"),
+        ] {
+            let err = NotifyTarget::parse(bad, &keys).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The cold path of the DNS server: zone transfers out (AXFR, RFC 5936; IXFR, RFC 1995) and
+//! TSIG-signed queries (RFC 8945).
+//!
+//! [`super::answer::handle`] defers these here. Speed matters less than on the query path, so
+//! the request is decoded with hickory-proto's `Message` (for the TSIG record and IXFR's SOA),
+//! and the access rules are checked:
+//! - a request with a TSIG record must verify against a `--tsig-key`; otherwise the answer is
+//!   NOTAUTH with the TSIG error (RFC 8945 §5.2), whatever the source address;
+//! - a transfer is allowed to a valid TSIG signer, or to an address inside an
+//!   `--allow-transfer` prefix; anyone else gets REFUSED (RFC 5936 §6);
+//! - an answer to a signed request is signed, every message of a transfer included
+//!   (RFC 8945 §5.3).
+//!
+//! A transfer streams from one `Arc` of the zone's snapshot, taken when the request arrives:
+//! publishes that land meanwhile swap in new snapshots without disturbing it, so the peer gets
+//! one consistent serial (RFC 5936 §6). AXFR sends the SOA, every RRset with its RRSIGs, the
+//! NSEC3 chain, and the SOA again. IXFR answers from the zone's journal: one SOA when the peer
+//! is current, the difference sequences when the journal reaches back to the peer's serial,
+//! and the whole zone otherwise (RFC 1995 §4).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RData;
+use hickory_proto::rr::RecordType;
+use ipnet::IpNet;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::answer::{Transport, respond};
+use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse, rcode};
+use super::secondaries::Secondaries;
+use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request, unix_now};
+use crate::store::serial_gt;
+use crate::zone::chain::Chain;
+use crate::zone::journal::{self, JournalEntry};
+use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
+use crate::zone::wire::{Owner, write_records};
+
+/// A transfer message is sent once it holds this many bytes (a message may hold 64 KiB; BIND
+/// and Knot send around 16 KiB so that one RRset never has to wait for a huge buffer).
+const MESSAGE_TARGET: usize = 16 * 1024;
+/// NOTAUTH (RFC 2845 §1.7 reused it for TSIG failures).
+const NOTAUTH: u16 = 9;
+/// The compression pointer to the question name, which is the apex in a transfer.
+const APEX_PTR: u16 = 0xC00C;
+
+/// Who may transfer zones, and the keys that sign.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `--allow-transfer` prefixes.
+    pub allow: Vec<IpNet>,
+    /// `--tsig-key` keys; a valid signature with any of them allows a transfer.
+    pub keys: Vec<TsigKey>,
+}
+
+/// Everything the cold path needs, shared by the sockets.
+#[derive(Debug, Default)]
+pub struct Transfers {
+    pub access: Access,
+    pub secondaries: Arc<Secondaries>,
+}
+
+/// Answers a TSIG-signed query that is not a transfer (a secondary's SOA check, say): the
+/// ordinary answer, signed; or NOTAUTH when the signature does not verify. Returns `false`
+/// when nothing is to be sent.
+pub fn signed_query(
+    ctx: &Transfers,
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
+    let Ok(request) = Message::from_vec(msg) else {
+        // hickory could not read it (a TSIG record not at the end, say): answer as unsigned.
+        return respond(zones, msg, transport, out);
+    };
+    match authenticate(ctx, msg, &request) {
+        RequestAuth::Unsigned => respond(zones, msg, transport, out),
+        RequestAuth::Failed {
+            error,
+            key_name,
+            id,
+        } => {
+            error_answer(msg, NOTAUTH, out);
+            if let Err(e) = append_error(out, &key_name, error, id) {
+                tracing::debug!(error = %e, "cannot add a TSIG error record");
+            }
+            true
+        }
+        RequestAuth::Signed { key, mac, id } => {
+            if !respond(zones, msg, transport, out) {
+                return false;
+            }
+            let mut signer = ResponseSigner::new(key, mac, id);
+            if let Err(e) = signer.sign(out) {
+                tracing::warn!(error = %e, "cannot sign an answer");
+                return false;
+            }
+            true
+        }
+    }
+}
+
+fn authenticate(ctx: &Transfers, msg: &[u8], request: &Message) -> RequestAuth {
+    let tsig = request.signature();
+    check_request(
+        &ctx.access.keys,
+        msg,
+        tsig.map(|r| &r.data),
+        tsig.map(|r| &r.name),
+        request.metadata.id,
+    )
+}
+
+/// Serves one AXFR or IXFR request that arrived over TCP from `peer`, writing the framed
+/// answer messages to `writer`.
+pub async fn transfer<W: AsyncWrite + Unpin>(
+    ctx: &Transfers,
+    zones: &ZoneSet,
+    msg: &[u8],
+    peer: IpAddr,
+    writer: &mut W,
+) -> std::io::Result<()> {
+    let Parsed::Query(q) = parse(msg) else {
+        return Ok(());
+    };
+    let mut out = Vec::new();
+    let request = match Message::from_vec(msg) {
+        Ok(m) => m,
+        Err(_) => {
+            error_answer(msg, rcode::FORMERR, &mut out);
+            return send(writer, &out).await;
+        }
+    };
+    let mut qname = q.question[..q.qname_len].to_vec();
+    qname.make_ascii_lowercase();
+    let zone = zones.iter().find(|z| *z.apex_wire == *qname).cloned();
+    let zone_name = zone.as_ref().map_or("", |z| &*z.name).to_owned();
+    let kind = if q.qtype == TYPE_AXFR { "AXFR" } else { "IXFR" };
+
+    let signer = match authenticate(ctx, msg, &request) {
+        RequestAuth::Failed {
+            error,
+            key_name,
+            id,
+        } => {
+            tracing::info!(%peer, zone = %zone_name, kind, key = %key_name, ?error, "transfer refused: TSIG failed");
+            ctx.secondaries.refused(&zone_name);
+            error_answer(msg, NOTAUTH, &mut out);
+            if let Err(e) = append_error(&mut out, &key_name, error, id) {
+                tracing::debug!(error = %e, "cannot add a TSIG error record");
+            }
+            return send(writer, &out).await;
+        }
+        RequestAuth::Signed { key, mac, id } => Some(ResponseSigner::new(key, mac, id)),
+        RequestAuth::Unsigned => {
+            if !ctx.access.allow.iter().any(|net| net.contains(&peer)) {
+                tracing::info!(%peer, zone = %zone_name, kind, "transfer refused: address not allowed and no TSIG");
+                ctx.secondaries.refused(&zone_name);
+                error_answer(msg, rcode::REFUSED, &mut out);
+                return send(writer, &out).await;
+            }
+            None
+        }
+    };
+    let mut stream = Stream {
+        writer,
+        id: q.id,
+        question: q.question.to_vec(),
+        signer,
+        msg: Vec::with_capacity(MESSAGE_TARGET + 4096),
+        count: 0,
+        messages: 0,
+    };
+    let Some(zone) = zone.filter(|_| q.qclass == 1) else {
+        // RFC 5936 §2.2.1: not authoritative for that zone.
+        stream.start();
+        stream.msg[3] = (stream.msg[3] & 0xF0) | NOTAUTH as u8;
+        return stream.flush().await;
+    };
+
+    let current = zone.serial;
+    let (what, served) = if q.qtype == TYPE_IXFR {
+        match client_serial(&request) {
+            Some(have) if !serial_gt(current, have) => {
+                // RFC 1995 §2: the peer is current; one SOA says so.
+                stream.start();
+                stream.soa(&zone);
+                stream.flush().await?;
+                ("current", stream.messages)
+            }
+            Some(have) => match journal::path_from(&zone.journal, have, current) {
+                Some(path) => {
+                    stream.ixfr(&zone, &path).await?;
+                    ("IXFR", stream.messages)
+                }
+                None => {
+                    stream.axfr(&zone).await?;
+                    ("IXFR-AXFR", stream.messages)
+                }
+            },
+            None => {
+                stream.axfr(&zone).await?;
+                ("IXFR-AXFR", stream.messages)
+            }
+        }
+    } else {
+        stream.axfr(&zone).await?;
+        ("AXFR", stream.messages)
+    };
+    tracing::info!(%peer, zone = %zone.name, serial = current, kind = what, messages = served, "transfer served");
+    ctx.secondaries
+        .transferred(&zone.name, peer, current, what, unix_now());
+    Ok(())
+}
+
+/// The serial of the SOA an IXFR request carries in its authority section.
+fn client_serial(request: &Message) -> Option<u32> {
+    request.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) if r.record_type() == RecordType::SOA => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// The answer messages of one transfer, built and sent one at a time.
+struct Stream<'w, W> {
+    writer: &'w mut W,
+    id: u16,
+    /// The question as asked; echoed in every message so that `APEX_PTR` points at the apex.
+    question: Vec<u8>,
+    signer: Option<ResponseSigner>,
+    msg: Vec<u8>,
+    count: u16,
+    messages: usize,
+}
+
+impl<W: AsyncWrite + Unpin> Stream<'_, W> {
+    /// Starts a message: header (QR, AA; RFC 5936 §2.2.1) and the question.
+    fn start(&mut self) {
+        self.msg.clear();
+        self.msg.extend_from_slice(&self.id.to_be_bytes());
+        self.msg
+            .extend_from_slice(&[0x84, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        self.msg.extend_from_slice(&self.question);
+        self.count = 0;
+    }
+
+    /// Signs and sends the message being built.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.msg[6..8].copy_from_slice(&self.count.to_be_bytes());
+        if let Some(signer) = &mut self.signer {
+            signer.sign(&mut self.msg).map_err(std::io::Error::other)?;
+        }
+        self.messages += 1;
+        send(self.writer, &self.msg).await
+    }
+
+    /// Sends the message if it is full and starts the next.
+    async fn rotate(&mut self) -> std::io::Result<()> {
+        if self.msg.len() >= MESSAGE_TARGET {
+            self.flush().await?;
+            self.start();
+        }
+        Ok(())
+    }
+
+    /// Appends the zone's SOA record (without its RRSIG).
+    fn soa(&mut self, zone: &ZoneSnapshot) {
+        if let Some(soa) = zone.lookup(&[]).and_then(|e| e.rrset(RecordType::SOA)) {
+            self.count += soa.write(&mut self.msg, Owner::Relative(&[]), APEX_PTR, false);
+        }
+    }
+
+    /// Appends an uncompressed RR from the journal.
+    fn raw(&mut self, rr: &[u8]) {
+        self.msg.extend_from_slice(rr);
+        self.count += 1;
+    }
+
+    /// The whole zone: SOA, every RRset and RRSIG, the NSEC3 records, SOA (RFC 5936 §2.2).
+    async fn axfr(&mut self, zone: &ZoneSnapshot) -> std::io::Result<()> {
+        self.start();
+        self.soa(zone);
+        for entry in zone.names_iter() {
+            for set in entry.rrsets() {
+                let owner = Owner::Relative(entry.key());
+                if set.rtype() == RecordType::SOA {
+                    write_records(set.sigs(), &mut self.msg, owner, APEX_PTR);
+                    self.count += set.counts().1;
+                } else {
+                    self.count += set.write(&mut self.msg, owner, APEX_PTR, true);
+                }
+            }
+            self.rotate().await?;
+        }
+        if let Chain::Nsec3(links) = &zone.chain {
+            for (_, link) in links.iter() {
+                let owner = Owner::Relative(&link.label);
+                self.count += link.rrset.write(&mut self.msg, owner, APEX_PTR);
+                if let Some(sigs) = &link.sigs {
+                    self.count += sigs.write(&mut self.msg, owner, APEX_PTR);
+                }
+                self.rotate().await?;
+            }
+        }
+        self.soa(zone);
+        self.flush().await
+    }
+
+    /// The current SOA, each journal entry's difference sequence, the current SOA
+    /// (RFC 1995 §4).
+    async fn ixfr(
+        &mut self,
+        zone: &ZoneSnapshot,
+        path: &[Arc<JournalEntry>],
+    ) -> std::io::Result<()> {
+        self.start();
+        self.soa(zone);
+        for entry in path {
+            for rr in journal::split(&entry.diff) {
+                self.raw(rr);
+                self.rotate().await?;
+            }
+        }
+        self.soa(zone);
+        self.flush().await
+    }
+}
+
+/// Sends one message with its TCP length prefix (RFC 1035 §4.2.2).
+async fn send<W: AsyncWrite + Unpin>(writer: &mut W, msg: &[u8]) -> std::io::Result<()> {
+    let mut framed = Vec::with_capacity(msg.len() + 2);
+    framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    framed.extend_from_slice(msg);
+    writer.write_all(&framed).await
+}
+
+/// An answer with only `rcode` and the question (RD copied).
+fn error_answer(msg: &[u8], rcode: u16, out: &mut Vec<u8>) {
+    out.clear();
+    let (id, flags, question) = match parse(msg) {
+        Parsed::Query(q) => (q.id, q.flags, Some(q.question)),
+        Parsed::Error {
+            id,
+            flags,
+            question,
+            ..
+        } => (id, flags, question),
+        Parsed::Drop => (0, 0, None),
+    };
+    out.extend_from_slice(&id.to_be_bytes());
+    let flags = 0x8000 | (flags & 0x7900) | rcode;
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&[0, u8::from(question.is_some()), 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(question.unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+//! Transfers answered in-process and read back with hickory-proto: AXFR shape and signatures,
+//! the access rules, TSIG over every message (checked with hickory's verifier), and IXFR.
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
+
+use super::*;
+use crate::zone::journal::{self, JournalEntry};
+use crate::zone::signed::SignedZone;
+use crate::zone::testing::{both_denials, node, publish, signed_zone, verify_all};
+
+const T0: u32 = 1_800_000_000;
+const ZONE: &str =
+    "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 60\n  IN NS ns1\nns1 IN A 127.0.0.1\n";
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+const ALLOWED: &str = "127.0.0.1";
+const OTHER: &str = "127.0.0.2";
+
+fn key_text() -> String {
+    use base64::Engine;
+    format!(
+        "xfr.example.:hmac-sha256:{}",
+        base64::engine::general_purpose::STANDARD.encode(SECRET)
+    )
+}
+
+fn ctx() -> Transfers {
+    Transfers {
+        access: Access {
+            allow: vec!["127.0.0.1/32".parse().unwrap()],
+            keys: vec![TsigKey::parse(&key_text()).unwrap()],
+        },
+        secondaries: Arc::default(),
+    }
+}
+
+fn signer(secret: &[u8]) -> TSigner {
+    TSigner::new(
+        secret.to_vec(),
+        TsigAlgorithm::HmacSha256,
+        Name::from_ascii("xfr.example.").unwrap(),
+        300,
+    )
+    .unwrap()
+}
+
+/// A signed zone with `n` nodes published at serial 2.
+fn zone(n: usize, policy: crate::zone::policy::ZonePolicy) -> (tempfile::TempDir, SignedZone) {
+    let (dir, mut z, _) = signed_zone("example.test", ZONE, policy, T0);
+    let rows: Vec<_> = (0..n)
+        .map(|i| node(&format!("n{i}"), &format!("{i:040x}"), 1))
+        .collect();
+    publish(&mut z, &rows, &[], 2, T0);
+    (dir, z)
+}
+
+fn request(qtype: RecordType, have: Option<u32>) -> Message {
+    let apex = Name::from_ascii("example.test.").unwrap();
+    let mut m = Message::query();
+    m.add_query(Query::query(apex.clone(), qtype));
+    if let Some(serial) = have {
+        let soa = SOA::new(apex.clone(), apex.clone(), serial, 0, 0, 0, 0);
+        m.add_authority(Record::from_rdata(apex, 0, RData::SOA(soa)));
+    }
+    m
+}
+
+/// Runs one transfer and returns the answer messages' bytes.
+fn run(ctx: &Transfers, set: &ZoneSet, msg: &[u8], peer: &str) -> Vec<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(transfer(ctx, set, msg, peer.parse().unwrap(), &mut out))
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        messages.push(rest[2..2 + len].to_vec());
+        rest = &rest[2 + len..];
+    }
+    messages
+}
+
+fn answers(messages: &[Vec<u8>]) -> Vec<Record> {
+    messages
+        .iter()
+        .flat_map(|m| Message::from_vec(m).unwrap().answers)
+        .collect()
+}
+
+fn set_of(z: &ZoneSnapshot) -> ZoneSet {
+    ZoneSet::new(vec![Arc::new(z.clone())])
+}
+
+fn rcode(message: &[u8]) -> u16 {
+    u16::from(Message::from_vec(message).unwrap().metadata.response_code)
+}
+
+#[test]
+fn axfr_carries_the_whole_signed_zone_between_two_soas() {
+    for policy in both_denials() {
+        let (_d, z) = zone(300, policy.clone());
+        let msg = request(RecordType::AXFR, None).to_vec().unwrap();
+        let messages = run(&ctx(), &set_of(&z.snapshot), &msg, ALLOWED);
+        assert!(
+            messages.len() > 1,
+            "{policy:?}: 300 signed nodes take several messages"
+        );
+        for m in &messages {
+            let m = Message::from_vec(m).unwrap();
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert!(m.metadata.authoritative);
+            assert_eq!(m.queries.len(), 1);
+        }
+        let mut rrs = answers(&messages);
+        assert_eq!(rrs.first().unwrap().record_type(), RecordType::SOA);
+        assert_eq!(rrs.last().unwrap().record_type(), RecordType::SOA);
+        let soas = rrs.iter().filter(|r| r.record_type() == RecordType::SOA);
+        assert_eq!(soas.count(), 2);
+        rrs.pop();
+        let txt = rrs
+            .iter()
+            .filter(|r| r.record_type() == RecordType::TXT)
+            .count();
+        assert_eq!(txt, 300);
+        let (denial, extra) = match policy.denial {
+            crate::zone::policy::Denial::Nsec => (RecordType::NSEC, 0),
+            crate::zone::policy::Denial::Nsec3 => (RecordType::NSEC3, 1),
+        };
+        // Every node, ns1 and the apex have a denial record (NSEC3: one per hashed name).
+        assert_eq!(
+            rrs.iter().filter(|r| r.record_type() == denial).count(),
+            302
+        );
+        // Every RRset verifies against the zone's DNSKEY.
+        let dnskey = rrs
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DNSKEY(k)) => {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let mut all = Message::query();
+        all.add_answers(rrs);
+        let verified = verify_all(&all, &dnskey);
+        // The TXTs, the denial records, and SOA, NS, A, DNSKEY (and NSEC3PARAM).
+        assert_eq!(verified, 300 + 302 + 4 + extra, "{policy:?}");
+    }
+}
+
+#[test]
+fn refuses_unknown_addresses_and_bad_keys() {
+    let (_d, z) = zone(3, Default::default());
+    let set = set_of(&z.snapshot);
+    let c = ctx();
+    let msg = request(RecordType::AXFR, None).to_vec().unwrap();
+    let m = run(&c, &set, &msg, OTHER);
+    assert_eq!(m.len(), 1);
+    assert_eq!(rcode(&m[0]), rcode::REFUSED);
+    assert!(Message::from_vec(&m[0]).unwrap().answers.is_empty());
+
+    // Signed with a key of the right name but the wrong secret: NOTAUTH, from anywhere.
+    let mut req = request(RecordType::AXFR, None);
+    let (sig, _) = signer(b"not the right secret at all!")
+        .sign_message(&req, unix_now())
+        .unwrap();
+    req.set_signature(sig);
+    let m = run(&c, &set, &req.to_vec().unwrap(), ALLOWED);
+    assert_eq!(rcode(&m[0]), NOTAUTH);
+    assert!(Message::from_vec(&m[0]).unwrap().answers.is_empty());
+    // An unknown zone.
+    let mut other = Message::query();
+    other.add_query(Query::query(
+        Name::from_ascii("other.test.").unwrap(),
+        RecordType::AXFR,
+    ));
+    let m = run(&c, &set, &other.to_vec().unwrap(), ALLOWED);
+    assert_eq!(rcode(&m[0]), NOTAUTH);
+    let (list, counts) = c.secondaries.report("example.test", z.snapshot.serial);
+    assert_eq!(counts.refused, 2);
+    assert!(list.is_empty(), "refused peers are not secondaries");
+}
+
+#[test]
+fn tsig_signs_every_message_of_a_transfer() {
+    let (_d, z) = zone(300, Default::default());
+    let set = set_of(&z.snapshot);
+    let signer = signer(SECRET);
+    let mut req = request(RecordType::AXFR, None);
+    let (sig, verifier) = signer.sign_message(&req, unix_now()).unwrap();
+    req.set_signature(sig);
+    // From an address that is not allowed: the key is what lets it in.
+    let messages = run(&ctx(), &set, &req.to_vec().unwrap(), OTHER);
+    assert!(messages.len() > 1);
+    let mut verifier = verifier.unwrap();
+    for m in &messages {
+        verifier
+            .verify(m)
+            .expect("each message verifies in sequence");
+    }
+    // A tampered message breaks the chain.
+    let (_, verifier) = signer.sign_message(&req, unix_now()).unwrap();
+    let mut verifier = verifier.unwrap();
+    let mut bad = messages[0].clone();
+    bad[40] ^= 1;
+    assert!(verifier.verify(&bad).is_err());
+}
+
+#[test]
+fn signed_queries_get_signed_answers() {
+    let (_d, z) = zone(1, Default::default());
+    let set = set_of(&z.snapshot);
+    let mut req = request(RecordType::SOA, None);
+    let (sig, verifier) = signer(SECRET).sign_message(&req, unix_now()).unwrap();
+    req.set_signature(sig);
+    let wire = req.to_vec().unwrap();
+    let mut out = Vec::new();
+    assert!(signed_query(&ctx(), &set, &wire, Transport::Udp, &mut out));
+    let answer = verifier
+        .unwrap()
+        .verify(&out)
+        .expect("the answer is signed");
+    assert_eq!(answer.answers[0].record_type(), RecordType::SOA);
+    // The hot path defers it here rather than answering unsigned.
+    let mut plain = Vec::new();
+    assert_eq!(
+        super::super::answer::handle(&set, &wire, Transport::Udp, &mut plain),
+        super::super::answer::Reply::Defer
+    );
+    // A bad signature gets NOTAUTH.
+    let mut req = request(RecordType::SOA, None);
+    let (sig, _) = signer(b"not the right secret at all!")
+        .sign_message(&req, unix_now())
+        .unwrap();
+    req.set_signature(sig);
+    assert!(signed_query(
+        &ctx(),
+        &set,
+        &req.to_vec().unwrap(),
+        Transport::Udp,
+        &mut out
+    ));
+    assert_eq!(rcode(&out), NOTAUTH);
+}
+
+#[test]
+fn ixfr_sends_the_journal_or_one_soa_or_the_whole_zone() {
+    let (_d, mut z) = zone(5, Default::default());
+    let a = z.snapshot.clone();
+    publish(
+        &mut z,
+        &[node("n1", &"a".repeat(40), 2)],
+        &["n2"],
+        3,
+        T0 + 5,
+    );
+    let b = z.snapshot.clone();
+    publish(&mut z, &[node("n9", &"b".repeat(40), 1)], &[], 4, T0 + 6);
+    let mut c = z.snapshot.clone();
+    let (ab, bc) = (journal::diff(&a, &b), journal::diff(&b, &c));
+    for (id, from, to, d) in [(1, 2, 3, &ab), (2, 3, 4, &bc)] {
+        let entry = JournalEntry {
+            serial_from: from,
+            serial_to: to,
+            created: 0,
+            diff: d.clone().into(),
+        };
+        c.journal.insert(id, Arc::new(entry));
+    }
+    let set = set_of(&c);
+    let cx = ctx();
+    let ixfr = |have| request(RecordType::IXFR, Some(have)).to_vec().unwrap();
+
+    let rrs = answers(&run(&cx, &set, &ixfr(2), ALLOWED));
+    let soas: Vec<u32> = rrs
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SOA(s) => Some(s.serial),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        soas,
+        [4, 2, 3, 3, 4, 4],
+        "current, each step's old and new, current"
+    );
+    let expected = 2 + journal::split(&ab).count() + journal::split(&bc).count();
+    assert_eq!(rrs.len(), expected);
+
+    // Current, or newer: one SOA.
+    for have in [4, 5] {
+        let rrs = answers(&run(&cx, &set, &ixfr(have), ALLOWED));
+        assert_eq!(rrs.len(), 1);
+        assert_eq!(rrs[0].record_type(), RecordType::SOA);
+    }
+    // Older than the journal: the whole zone, AXFR-shaped.
+    let rrs = answers(&run(&cx, &set, &ixfr(1), ALLOWED));
+    assert!(rrs.len() > 10);
+    assert_ne!(rrs[1].record_type(), RecordType::SOA);
+    let (_, counts) = cx.secondaries.report("example.test", 4);
+    assert_eq!(
+        (counts.ixfr, counts.current, counts.ixfr_fallback),
+        (1, 2, 1)
+    );
+}
