@@ -9,7 +9,8 @@
 //!   thousand publishes costs a few NOTIFYs, not a thousand (the secondary transfers the
 //!   newest serial whatever the NOTIFY said);
 //! - an unanswered or refused NOTIFY is sent again after 1 s, then 2, 4, … up to 60 s
-//!   (RFC 1996 §3.6), until the target acknowledges it;
+//!   (RFC 1996 §3.6), until the target acknowledges it; a new serial does not wait for the
+//!   back-off, so a target that comes back hears of the next change at once;
 //! - with `key=NAME` the NOTIFY is TSIG-signed (RFC 8945).
 //!
 //! Every target also gets a NOTIFY for each zone at start, so a secondary that missed changes
@@ -36,6 +37,8 @@ use crate::zone::wire::Owner;
 
 /// The least time between two NOTIFYs to one target.
 pub const HOLD_DOWN: Duration = Duration::from_millis(500);
+/// How long to wait for an acknowledgement.
+const REPLY_WAIT: Duration = Duration::from_secs(1);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 const OPCODE_NOTIFY: u16 = 4;
@@ -159,7 +162,7 @@ impl Task {
                 last_sent = Some(sent);
                 self.secondaries
                     .notify_sent(&zone.name, addr, zone.serial, unix_now());
-                match self.notify(&socket, &zone, retry).await {
+                match self.notify(&socket, &zone).await {
                     Ok(()) => {
                         tracing::debug!(target = %addr, zone = %zone.name, serial = zone.serial, "NOTIFY acknowledged");
                         self.secondaries.notify_acked(&zone.name, addr, zone.serial);
@@ -173,7 +176,11 @@ impl Task {
             }
             match failed {
                 Some(sent) => {
-                    tokio::time::sleep_until(sent + retry).await;
+                    self.changes.borrow_and_update();
+                    tokio::select! {
+                        () = tokio::time::sleep_until(sent + retry) => {}
+                        changed = self.changes.changed() => if changed.is_err() { return },
+                    }
                     retry = (retry * 2).min(MAX_RETRY);
                 }
                 None => retry = FIRST_RETRY,
@@ -191,13 +198,9 @@ impl Task {
             .collect()
     }
 
-    /// Sends one NOTIFY and waits up to `wait` for its acknowledgement.
-    async fn notify(
-        &self,
-        socket: &UdpSocket,
-        zone: &ZoneSnapshot,
-        wait: Duration,
-    ) -> Result<(), String> {
+    /// Sends one NOTIFY and waits up to [`REPLY_WAIT`] for its acknowledgement.
+    async fn notify(&self, socket: &UdpSocket, zone: &ZoneSnapshot) -> Result<(), String> {
+        let wait = REPLY_WAIT;
         let id = random_id();
         let msg = notify_message(zone, id, self.target.key.as_ref())?;
         socket.send(&msg).await.map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use crate::harness::*;
 
 /// `herald key show` for example.test: the DNSKEY line and the DS line.
-fn key_show(data: &Path) -> (String, String) {
+pub fn key_show(data: &Path) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["key", "show", "--zone", "example.test", "--data"])
         .arg(data)
@@ -124,7 +124,7 @@ fn data_encoding_b64(bytes: &[u8]) -> String {
 }
 
 /// A delv trust anchor (named.conf syntax) from a DNSKEY line.
-fn delv_anchor(dir: &Path, dnskey_line: &str) -> std::path::PathBuf {
+pub fn delv_anchor(dir: &Path, dnskey_line: &str) -> std::path::PathBuf {
     let f: Vec<&str> = dnskey_line.split_whitespace().collect();
     let path = dir.join("anchor.conf");
     std::fs::write(
@@ -142,7 +142,7 @@ fn delv_anchor(dir: &Path, dnskey_line: &str) -> std::path::PathBuf {
 }
 
 /// delv's verdict for one query: its first lines.
-fn delv(server: SocketAddr, anchor: &Path, name: &str, rtype: &str) -> String {
+pub fn delv(server: SocketAddr, anchor: &Path, name: &str, rtype: &str) -> String {
     let out = Command::new("delv")
         .arg(format!("@{}", server.ip()))
         .args(["-p", &server.port().to_string(), "-a"])

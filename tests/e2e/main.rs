@@ -12,3 +12,4 @@ mod dnssec;
 mod durability;
 mod harness;
 mod lifecycle;
+mod secondary;

@@ -110,7 +110,43 @@ async fn the_background_refresh_resigns_on_the_injected_clock() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(zones.load().get("example.test").unwrap().serial != serial);
+    let refreshed = zones.load().get("example.test").unwrap().clone();
+    assert!(refreshed.serial != serial);
+    // The re-signing is journalled like a publish, so secondaries follow it by IXFR.
+    let path = crate::zone::journal::path_from(&refreshed.journal, serial, refreshed.serial);
+    assert!(path.is_some_and(|p| !p.is_empty()));
+    publisher.stop();
+    drop(publisher);
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
+
+    // A restart that has to re-sign (the stored signatures are about to expire) serves the
+    // new signatures under a new serial: a secondary must not keep the old content at the
+    // old serial. There is no journal entry for that step, so it gets a full transfer.
+    clock.set(T0 + 8 * DAY + 13 * DAY + DAY / 2);
+    let store = Store::open(&Store::path_in(dir.path())).unwrap();
+    let (publisher, zones, thread) = start(
+        store,
+        Setup {
+            zones: &load_dir(&zones_dir).unwrap(),
+            policies: &HashMap::new(),
+            data_dir: dir.path(),
+            clock: clock.clone(),
+            journal: Default::default(),
+        },
+    )
+    .unwrap();
+    let restarted = zones.load().get("example.test").unwrap().clone();
+    assert!(crate::store::serial_gt(restarted.serial, refreshed.serial));
+    assert!(
+        crate::zone::journal::path_from(&restarted.journal, refreshed.serial, restarted.serial)
+            .is_none()
+    );
+    assert!(
+        crate::zone::journal::path_from(&restarted.journal, serial, refreshed.serial).is_some(),
+        "the older journal was loaded from the store"
+    );
     publisher.stop();
     drop(publisher);
     tokio::task::spawn_blocking(move || thread.join().unwrap())
