@@ -36,7 +36,7 @@ use crate::zone::snapshot::ZoneSnapshot;
 use crate::zone::wire::Owner;
 
 /// The least time between two NOTIFYs to one target.
-pub const HOLD_DOWN: Duration = Duration::from_millis(500);
+pub const HOLD_DOWN: Duration = Duration::from_millis(100);
 /// How long to wait for an acknowledgement.
 const REPLY_WAIT: Duration = Duration::from_secs(1);
 const FIRST_RETRY: Duration = Duration::from_secs(1);

@@ -126,7 +126,8 @@ impl Peer {
              server-count: 1\n    username: \"\"\n    chroot: \"\"\n    zonesdir: \"{d}\"\n    \
              database: \"\"\n    zonelistfile: \"{d}/zone.list\"\n    xfrdfile: \"{d}/xfrd.state\"\n    \
              xfrdir: \"{d}\"\n    pidfile: \"{d}/nsd.pid\"\n    logfile: \"{d}/nsd.log\"\n    \
-             verbosity: 2\n    rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n\
+             verbosity: 2\n    rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n    \
+             xfrd-reload-timeout: 0\n\
              remote-control:\n    control-enable: no\n\
              zone:\n    name: example.test\n    zonefile: \"{d}/example.test.zone\"\n    \
              request-xfr: {ip}@{pport} NOKEY\n    allow-notify: 127.0.0.1 NOKEY\n",
