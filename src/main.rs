@@ -161,6 +161,28 @@ struct ServeArgs {
     /// Drop IXFR journal entries older than this (s, m, h or d).
     #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = duration)]
     journal_max_age: u32,
+    /// Keep at most this much IXFR journal per zone (bytes, or with k, M or G).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    journal_max_bytes: u64,
+}
+
+/// `--journal-max-bytes`: a byte count with an optional k, M or G (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 10),
+        None => match text.strip_suffix('M') {
+            Some(d) => (d, 20),
+            None => match text.strip_suffix('G') {
+                Some(d) => (d, 30),
+                None => (text, 0),
+            },
+        },
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size (like 65536, 512k, 64M or 1G)"))
 }
 
 /// `--allow-transfer`: a prefix, or one address.
@@ -254,6 +276,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         journal: JournalLimits {
             max_entries: args.journal_max_entries,
             max_age: u64::from(args.journal_max_age),
+            max_bytes: args.journal_max_bytes,
         },
     };
     let config = ServeConfig {

@@ -99,7 +99,8 @@ async fn connection(
                 if is_transfer {
                     // The snapshot is held for the whole transfer: one consistent serial.
                     let set = zones.load_full();
-                    transfer(&transfers, &set, msg, peer.ip(), &mut writer).await?;
+                    // An IPv4 peer on an IPv6 socket is matched as IPv4 against --allow-transfer.
+                    transfer(&transfers, &set, msg, peer.ip().to_canonical(), &mut writer).await?;
                     continue;
                 }
                 if !signed_query(&transfers, &zones.load(), msg, Transport::Tcp, &mut out) {

@@ -573,3 +573,29 @@ fn notifies_coalesce_bursts_and_retry_until_acknowledged() {
         "each newer than the last: {burst:?}"
     );
 }
+
+/// Bad secondary flags stop `herald serve` before it binds anything, with exit code 2 and a
+/// message that names the flag.
+#[test]
+fn bad_secondary_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["--tsig-key", "xfr:hmac-md5:c2VjcmV0LXNlY3JldC1zZWNyZXQ="], "algorithm"),
+        (vec!["--tsig-key", "xfr:hmac-sha256:c2hvcnQ="], "shorter than 16 bytes"),
+        (vec!["--notify", "127.0.0.1:5300,key=nokey"], "no --tsig-key is named nokey"),
+        (vec!["--notify", "somewhere"], "expected IP"),
+        (vec!["--allow-transfer", "10.0.0.0/33"], "not an address prefix"),
+        (vec!["--journal-max-bytes", "lots"], "not a size"),
+        (vec!["--journal-max-age", "forever"], "--journal-max-age"),
+    ] {
+        let out = serve_command(dir.path(), &repo_zones())
+            .args(&args)
+            .env("HERALD_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("listening"), "{args:?}: {err}");
+    }
+}
