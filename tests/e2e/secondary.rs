@@ -580,11 +580,23 @@ fn notifies_coalesce_bursts_and_retry_until_acknowledged() {
 fn bad_secondary_flags_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (vec!["--tsig-key", "xfr:hmac-md5:c2VjcmV0LXNlY3JldC1zZWNyZXQ="], "algorithm"),
-        (vec!["--tsig-key", "xfr:hmac-sha256:c2hvcnQ="], "shorter than 16 bytes"),
-        (vec!["--notify", "127.0.0.1:5300,key=nokey"], "no --tsig-key is named nokey"),
+        (
+            vec!["--tsig-key", "xfr:hmac-md5:c2VjcmV0LXNlY3JldC1zZWNyZXQ="],
+            "algorithm",
+        ),
+        (
+            vec!["--tsig-key", "xfr:hmac-sha256:c2hvcnQ="],
+            "shorter than 16 bytes",
+        ),
+        (
+            vec!["--notify", "127.0.0.1:5300,key=nokey"],
+            "no --tsig-key is named nokey",
+        ),
         (vec!["--notify", "somewhere"], "expected IP"),
-        (vec!["--allow-transfer", "10.0.0.0/33"], "not an address prefix"),
+        (
+            vec!["--allow-transfer", "10.0.0.0/33"],
+            "not an address prefix",
+        ),
         (vec!["--journal-max-bytes", "lots"], "not a size"),
         (vec!["--journal-max-age", "forever"], "--journal-max-age"),
     ] {
