@@ -3,7 +3,8 @@
 //! - [`message`] reads queries by hand (header, question, OPT) without allocating;
 //! - [`answer`] builds responses by copying prepared RRsets out of the snapshot, and [`denial`]
 //!   picks the NSEC/NSEC3 proofs of negative answers;
-//! - [`udp`] runs one blocking loop per UDP socket on its own thread;
+//! - [`udp`] runs one blocking loop per UDP socket on its own thread, one socket per core
+//!   (SO_REUSEPORT) and batched system calls;
 //! - [`tcp`] serves RFC 7766 TCP on tokio;
 //! - [`transfer`] is the cold path: AXFR and IXFR out, TSIG-signed queries ([`tsig`]);
 //! - [`notify`] sends NOTIFYs to secondaries, and [`secondaries`] keeps their health.
@@ -49,35 +50,48 @@ pub enum DnsError {
 
 /// Bound but not yet serving sockets.
 pub struct DnsSockets {
+    /// Every UDP socket: one per core for each address.
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    /// One per requested address, with the real port.
+    addrs: Vec<SocketAddr>,
 }
 
 impl DnsSockets {
     /// The bound addresses, one per requested address, with real ports.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .collect()
+        self.addrs.clone()
     }
 }
 
-/// Binds UDP and TCP on every address. With port 0, UDP picks the port and TCP takes the same
-/// one, retrying with a new port if TCP finds it taken.
+/// A UDP socket with SO_REUSEPORT, bound to `addr`: the kernel spreads datagrams over the
+/// sockets of one port by a hash of the sender, so each core's thread reads its own queue.
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Binds UDP and TCP on every address: `udp_per_address` UDP sockets sharing the port (one per
+/// core that may run Herald) and one TCP listener. With port 0, UDP picks the port and TCP
+/// takes the same one, retrying with a new port if TCP finds it taken.
 pub fn bind(addrs: &[SocketAddr]) -> Result<DnsSockets, DnsError> {
+    let per_address = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut sockets = DnsSockets {
         udp: Vec::new(),
         tcp: Vec::new(),
+        addrs: Vec::new(),
     };
     for &addr in addrs {
         let mut attempts = 0;
-        let (udp, tcp) = loop {
-            let bind_err = |proto, cause| DnsError::Bind { proto, addr, cause };
-            let udp = UdpSocket::bind(addr).map_err(|e| bind_err("udp", e))?;
+        let bind_err = |proto, cause| DnsError::Bind { proto, addr, cause };
+        let (udp, tcp, bound) = loop {
+            let udp = udp_socket(addr).map_err(|e| bind_err("udp", e))?;
             let bound = udp.local_addr().map_err(|e| bind_err("udp", e))?;
             match TcpListener::bind(bound) {
-                Ok(tcp) => break (udp, tcp),
+                Ok(tcp) => break (udp, tcp, bound),
                 Err(e) if addr.port() == 0 && attempts < 20 => {
                     attempts += 1;
                     tracing::debug!(error = %e, port = bound.port(), "tcp port taken; picking another");
@@ -86,7 +100,13 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<DnsSockets, DnsError> {
             }
         };
         sockets.udp.push(udp);
+        for _ in 1..per_address {
+            sockets
+                .udp
+                .push(udp_socket(bound).map_err(|e| bind_err("udp", e))?);
+        }
         sockets.tcp.push(tcp);
+        sockets.addrs.push(bound);
     }
     Ok(sockets)
 }

@@ -3,6 +3,14 @@
 //! One OS thread per socket runs a blocking loop with buffers allocated once, so answering a
 //! query allocates nothing and takes no lock (the snapshot is read through `arc_swap`). The read
 //! timeout only serves shutdown: it lets the loop notice the stop flag when no queries arrive.
+//!
+//! On Linux the loop moves datagrams in batches: `recvmmsg` with `MSG_WAITFORONE` returns as
+//! soon as one datagram is there, with up to [`BATCH`] if more are queued, and `sendmmsg` sends
+//! the answers back in one call. Written by hand on `libc` because no maintained crate offers
+//! these calls without allocating per batch, and this is the hottest loop of the server: one
+//! system call per datagram was about a third of the server's CPU under load (measured before
+//! Herald existed, in DESIGN.md's study: batches of 32 took a prepared-answer loop from 1.04×
+//! to 1.09× NSD's QPS, and from 1.06× to 1.22× per server CPU-second).
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -16,6 +24,8 @@ use crate::zone::SharedZones;
 
 /// How often an idle loop checks for shutdown.
 const STOP_POLL: Duration = Duration::from_millis(200);
+/// Datagrams per system call.
+pub const BATCH: usize = 32;
 
 /// Serves `socket` until `stop` is set.
 pub fn serve(
@@ -27,34 +37,186 @@ pub fn serve(
     if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!(error = %e, "cannot set the UDP read timeout; shutdown may wait for a query");
     }
+    #[cfg(target_os = "linux")]
+    batched::serve(&socket, &zones, &transfers, &stop);
+    #[cfg(not(target_os = "linux"))]
+    one_by_one(&socket, &zones, &transfers, &stop);
+}
+
+/// Answers one datagram into `out`; `false` when nothing is to be sent.
+#[inline]
+fn answer(
+    zones: &crate::zone::ZoneSet,
+    transfers: &Transfers,
+    msg: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    match handle(zones, msg, Transport::Udp, out) {
+        Reply::Send => true,
+        Reply::Drop => false,
+        // TSIG-signed: checked and signed on the cold path.
+        Reply::Defer => signed_query(transfers, zones, msg, Transport::Udp, out),
+    }
+}
+
+/// The portable loop: one `recv_from` and one `send_to` per datagram.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn one_by_one(socket: &UdpSocket, zones: &SharedZones, transfers: &Transfers, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if is_idle(&e) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive failed");
                 continue;
             }
         };
-        let msg = &buf[..len];
-        let zones = zones.load();
-        let answer = match handle(&zones, msg, Transport::Udp, &mut out) {
-            Reply::Send => true,
-            Reply::Drop => false,
-            // TSIG-signed: checked and signed on the cold path.
-            Reply::Defer => signed_query(&transfers, &zones, msg, Transport::Udp, &mut out),
-        };
-        if answer && let Err(e) = socket.send_to(&out, peer) {
+        if answer(&zones.load(), transfers, &buf[..len], &mut out)
+            && let Err(e) = socket.send_to(&out, peer)
+        {
             tracing::debug!(error = %e, %peer, "udp send failed");
+        }
+    }
+}
+
+fn is_idle(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
+}
+
+#[cfg(target_os = "linux")]
+mod batched {
+    use std::mem::{size_of, zeroed};
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// Bytes read of one datagram. Queries are a few hundred bytes; a longer datagram is
+    /// truncated by the kernel (`MSG_TRUNC`) and dropped unanswered, as a malformed one.
+    const SLOT: usize = 4096;
+
+    /// Buffers and headers, allocated once per thread. The headers hold raw pointers into the
+    /// buffers, so they are rebuilt before every call rather than kept across moves.
+    struct Batch {
+        inbuf: Vec<u8>,
+        outs: Vec<Vec<u8>>,
+        addrs: Vec<libc::sockaddr_storage>,
+        iov_in: Vec<libc::iovec>,
+        hdr_in: Vec<libc::mmsghdr>,
+        iov_out: Vec<libc::iovec>,
+        hdr_out: Vec<libc::mmsghdr>,
+    }
+
+    pub(super) fn serve(
+        socket: &UdpSocket,
+        zones: &SharedZones,
+        transfers: &Transfers,
+        stop: &AtomicBool,
+    ) {
+        let fd = socket.as_raw_fd();
+        // SAFETY: all-zero bytes are valid values of these plain C structs.
+        let zeroed_hdr = || unsafe { zeroed::<libc::mmsghdr>() };
+        let zeroed_iov = || libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut b = Batch {
+            inbuf: vec![0u8; BATCH * SLOT],
+            outs: (0..BATCH).map(|_| Vec::with_capacity(4096)).collect(),
+            // SAFETY: as above.
+            addrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            iov_in: (0..BATCH).map(|_| zeroed_iov()).collect(),
+            hdr_in: (0..BATCH).map(|_| zeroed_hdr()).collect(),
+            iov_out: (0..BATCH).map(|_| zeroed_iov()).collect(),
+            hdr_out: (0..BATCH).map(|_| zeroed_hdr()).collect(),
+        };
+        while !stop.load(Ordering::Relaxed) {
+            for i in 0..BATCH {
+                b.iov_in[i] = libc::iovec {
+                    iov_base: b.inbuf[i * SLOT..].as_mut_ptr().cast(),
+                    iov_len: SLOT,
+                };
+                let h = &mut b.hdr_in[i];
+                h.msg_hdr.msg_name = (&raw mut b.addrs[i]).cast();
+                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_hdr.msg_iov = &raw mut b.iov_in[i];
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+                h.msg_hdr.msg_flags = 0;
+                h.msg_len = 0;
+            }
+            // SAFETY: every header points at live buffers of the lengths given, owned by `b`
+            // and not touched until the call returns; the kernel writes at most those lengths.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    b.hdr_in.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if !is_idle(&e) {
+                    tracing::debug!(error = %e, "udp receive failed");
+                }
+                continue;
+            }
+            let zones = zones.load();
+            let mut k = 0;
+            for i in 0..n as usize {
+                let h = &b.hdr_in[i];
+                if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    continue;
+                }
+                let msg = &b.inbuf[i * SLOT..i * SLOT + h.msg_len as usize];
+                if !answer(&zones, transfers, msg, &mut b.outs[k]) {
+                    continue;
+                }
+                b.iov_out[k] = libc::iovec {
+                    iov_base: b.outs[k].as_mut_ptr().cast(),
+                    iov_len: b.outs[k].len(),
+                };
+                let o = &mut b.hdr_out[k];
+                o.msg_hdr.msg_name = (&raw mut b.addrs[i]).cast();
+                o.msg_hdr.msg_namelen = h.msg_hdr.msg_namelen;
+                o.msg_hdr.msg_iov = &raw mut b.iov_out[k];
+                o.msg_hdr.msg_iovlen = 1;
+                o.msg_hdr.msg_control = std::ptr::null_mut();
+                o.msg_hdr.msg_controllen = 0;
+                o.msg_hdr.msg_flags = 0;
+                k += 1;
+            }
+            let mut sent = 0;
+            while sent < k {
+                // SAFETY: headers `sent..k` point at the answers in `b.outs` and the peer
+                // addresses in `b.addrs`, all alive and unchanged during the call.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        b.hdr_out[sent..].as_mut_ptr(),
+                        (k - sent) as libc::c_uint,
+                        0,
+                    )
+                };
+                if r > 0 {
+                    sent += r as usize;
+                } else {
+                    // The first pending datagram could not be sent (an unreachable peer, say):
+                    // skip it, as the one-by-one loop would.
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != ErrorKind::Interrupted {
+                        tracing::debug!(error = %e, "udp send failed");
+                        sent += 1;
+                    }
+                }
+            }
         }
     }
 }

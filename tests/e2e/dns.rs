@@ -122,3 +122,58 @@ fn several_zones_at_once() {
     assert_eq!(names, ["example.test", "fleet.test"]);
     assert_eq!(zones["zones"][1]["serial"], 8);
 }
+
+/// The UDP loop reads and answers datagrams in batches: a burst of queries sent without
+/// waiting gets every answer, each with its own ID, and an oversized datagram in the middle
+/// is dropped without disturbing its neighbours.
+#[test]
+fn bursts_of_datagrams_are_all_answered() {
+    use std::collections::HashSet;
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use hickory_proto::op::{Message, Query};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &repo_zones());
+    server.put("example.test", "n1", SHA1);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let name = Name::from_ascii("n1.example.test.").unwrap();
+    let mut sent = HashSet::new();
+    for id in 0..200u16 {
+        if id == 100 {
+            // Bigger than any query Herald reads (4096 bytes): dropped, unanswered.
+            let mut big = Message::query();
+            big.metadata.id = 60_000;
+            big.add_query(Query::query(name.clone(), RecordType::TXT));
+            let mut wire = big.to_vec().unwrap();
+            wire.resize(5_000, 0);
+            socket.send_to(&wire, server.dns).unwrap();
+        }
+        let mut q = Message::query();
+        q.metadata.id = id;
+        q.add_query(Query::query(name.clone(), RecordType::TXT));
+        socket.send_to(&q.to_vec().unwrap(), server.dns).unwrap();
+        sent.insert(id);
+    }
+    let mut buf = [0u8; 4096];
+    let mut answered = HashSet::new();
+    while answered.len() < sent.len() {
+        let n = socket.recv(&mut buf).expect("every query is answered");
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(txt(&m)[0].contains(SHA1));
+        assert!(answered.insert(m.metadata.id), "one answer per query");
+    }
+    assert_eq!(answered, sent);
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        socket.recv(&mut buf).is_err(),
+        "nothing for the oversized datagram"
+    );
+}
