@@ -28,6 +28,9 @@ pub use signatures::{SigWrite, StoredNode, StoredSig};
 
 /// A failure of the store itself (I/O, SQLite, an incompatible file). The caller cannot fix these
 /// by changing its request; see [`Refusal`] for the ones it can.
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -156,6 +159,9 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        // The write path cycles through about 20 statements; with rusqlite's default cache of
+        // 16 some were evicted and re-parsed on every publish (5 % of a batch in a profile).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
         Ok(Self { conn })
     }
@@ -172,6 +178,7 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "query_only", true)
             .map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if found != schema::VERSION {
             return Err(Error::Corrupt(format!(

@@ -94,6 +94,13 @@ impl NameEntry {
         Ok(Self(out.into()))
     }
 
+    /// Whether `other` holds the same bytes; true without reading them when both are the
+    /// same allocation, as an entry a publish did not touch is in every snapshot since.
+    #[inline]
+    pub fn same(&self, other: &NameEntry) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+
     /// The name's key (see [`NameKey`]).
     #[inline]
     pub fn key(&self) -> &[u8] {

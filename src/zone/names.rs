@@ -7,12 +7,14 @@
 //! with 100,000 nodes it spent 15 % of the server's CPU in lookups (HAMT levels and key
 //! compares) and Herald answered 0.86× NSD's queries per second.
 //!
-//! So the index is 4096 shards, each a SIMD hash table (hashbrown) behind an `Arc`, reached
-//! through two levels of 64 pointers. A reader hashes the key once, picks a shard, and probes
+//! So the index is 16,384 shards, each a SIMD hash table (hashbrown) behind an `Arc`, reached
+//! through two levels of 128 pointers. A reader hashes the key once, picks a shard, and probes
 //! it. A writer copies the two small pointer arrays on the way and then only the shard it
-//! changes, about 250 entries at a million names; every other shard stays shared with older
+//! changes, about 60 entries at a million names; every other shard stays shared with older
 //! snapshots. (One flat array of 4096 pointers cost 4096 reference-count updates per publish:
-//! 13 % of the publisher's time in a profile.) A batch touches each shard at most once.
+//! 13 % of the publisher's time in a profile. 4096 shards of 250 entries at a million names
+//! cost 17 % of a batch of 1000 updates in copying shards and dropping the old copies.) A batch
+//! touches each shard at most once.
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use std::hash::BuildHasher;
 
 use super::entry::NameEntry;
 
-const FANOUT_BITS: u32 = 6;
+const FANOUT_BITS: u32 = 7;
 const FANOUT: usize = 1 << FANOUT_BITS;
 const SHARDS: usize = FANOUT * FANOUT;
 
@@ -61,7 +63,7 @@ impl NameMap {
         }
     }
 
-    /// The shard of a hash: bits 32–43, which hashbrown uses neither for the bucket index
+    /// The shard of a hash: bits 32–45, which hashbrown uses neither for the bucket index
     /// (low bits) nor for its control bytes (top 7 bits), so entries still spread in a shard.
     #[inline]
     fn shard_of(hash: u64) -> (usize, usize) {
@@ -133,10 +135,13 @@ impl NameMap {
                 if Arc::ptr_eq(new_shard, old_shard) {
                     continue;
                 }
+                if Self::replaced_in_place(new_shard, old_shard, &mut keys) {
+                    continue;
+                }
                 // Both sides are looked up by key, so this is right even for maps that do not
                 // share a hasher; they are merely slower to compare.
                 for e in new_shard.iter() {
-                    if old.get(e.key()) != Some(e) {
+                    if !old.get(e.key()).is_some_and(|o| o.same(e)) {
                         keys.push(e.key().into());
                     }
                 }
@@ -148,6 +153,30 @@ impl NameMap {
             }
         }
         keys
+    }
+
+    /// The fast path of [`NameMap::changed_since`] for a shard whose entries were only
+    /// replaced (a publish of existing nodes): a copied table keeps its layout, so both iterate
+    /// in the same order and each pair is compared by pointer first. Pushes the changed keys
+    /// and returns true; returns false without pushing when the layouts differ (a name was
+    /// added or removed), and the caller compares by key instead. Comparing by key cost a hash
+    /// lookup for each of the ~60 entries of every copied shard: 10 % of a batch of 1000
+    /// updates at a million names.
+    fn replaced_in_place(new: &Shard, old: &Shard, keys: &mut Vec<Box<[u8]>>) -> bool {
+        if new.len() != old.len() || new.capacity() != old.capacity() {
+            return false;
+        }
+        let start = keys.len();
+        for (n, o) in new.iter().zip(old.iter()) {
+            if n.key() != o.key() {
+                keys.truncate(start);
+                return false;
+            }
+            if !n.same(o) {
+                keys.push(n.key().into());
+            }
+        }
+        true
     }
 
     /// The number of names.
@@ -170,6 +199,9 @@ impl NameMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zone::entry::RrsetEntry;
+    use crate::zone::wire::WireRrset;
+    use hickory_proto::rr::RecordType;
 
     fn entry(key: &[u8]) -> NameEntry {
         NameEntry::new(key, &[]).unwrap()
@@ -228,5 +260,63 @@ mod tests {
         let mut d = c.clone();
         assert!(!d.remove(b"absent"));
         assert!(Arc::ptr_eq(&c.shards, &d.shards));
+    }
+
+    fn txt(key: &[u8], text: &[u8]) -> NameEntry {
+        let rrset = WireRrset::from_rdata(RecordType::TXT, 60, [text]).unwrap();
+        let e = RrsetEntry {
+            rrset,
+            sigs: None,
+            glue: Vec::new(),
+        };
+        NameEntry::new(key, &[e]).unwrap()
+    }
+
+    #[test]
+    fn changed_since_finds_replacements_additions_and_removals() {
+        let mut a = NameMap::new();
+        for i in 0..20_000u32 {
+            a.insert(txt(&i.to_be_bytes(), b"old"));
+        }
+        // Replacements only: new content, and the same content in a new allocation (which is
+        // not a change).
+        let mut b = a.clone();
+        for i in (0..20_000u32).step_by(7) {
+            b.insert(txt(&i.to_be_bytes(), b"new"));
+        }
+        for i in (3..20_000u32).step_by(11) {
+            b.insert(txt(&i.to_be_bytes(), b"old"));
+        }
+        let want: Vec<Box<[u8]>> = (0..20_000u32)
+            .step_by(7)
+            .filter(|i| *i < 3 || (i - 3) % 11 != 0)
+            .map(|i| Box::from(&i.to_be_bytes()[..]))
+            .collect();
+        let mut changed = b.changed_since(&a);
+        changed.sort();
+        assert_eq!(changed, want);
+        // Replacements mixed with additions and removals in the same shards.
+        let mut c = b.clone();
+        for i in 20_000..21_000u32 {
+            c.insert(txt(&i.to_be_bytes(), b"added"));
+        }
+        for i in (1..20_000u32).step_by(13) {
+            c.remove(&i.to_be_bytes());
+        }
+        for i in (2..20_000u32).step_by(5) {
+            c.insert(txt(&i.to_be_bytes(), b"again"));
+        }
+        let mut want: Vec<u32> = (20_000..21_000).collect();
+        want.extend((1..20_000).step_by(13));
+        want.extend((2..20_000u32).step_by(5));
+        want.sort();
+        want.dedup();
+        let want: Vec<Box<[u8]>> = want
+            .iter()
+            .map(|i| Box::from(&i.to_be_bytes()[..]))
+            .collect();
+        let mut changed = c.changed_since(&b);
+        changed.sort();
+        assert_eq!(changed, want);
     }
 }
