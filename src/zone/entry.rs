@@ -45,7 +45,16 @@ impl NameEntry {
     pub fn new(key: &[u8], rrsets: &[RrsetEntry]) -> Result<Self, ZoneError> {
         let mut sorted: Vec<&RrsetEntry> = rrsets.iter().collect();
         sorted.sort_by_key(|e| u16::from(e.rrset.rtype()));
-        let mut out = start(key)?;
+        let size = rrsets
+            .iter()
+            .map(|e| {
+                BLOCK_HEADER
+                    + e.rrset.bytes().len()
+                    + e.sigs.as_ref().map_or(0, |s| s.bytes().len())
+                    + e.glue.iter().map(|g| 1 + g.len()).sum::<usize>()
+            })
+            .sum();
+        let mut out = start(key, size)?;
         for e in sorted {
             let mut glue = Vec::new();
             for g in &e.glue {
@@ -67,7 +76,7 @@ impl NameEntry {
     ) -> Result<Self, ZoneError> {
         let glue = self.rrset(rrset.rtype()).map_or(&[][..], |r| r.block.glue);
         let new = Block::of(rrset, sigs, glue);
-        let mut out = start(self.key())?;
+        let mut out = start(self.key(), self.0.len() + 256)?;
         let mut placed = false;
         for b in self.rrsets() {
             if !placed && b.block.rtype >= new.rtype {
@@ -87,7 +96,7 @@ impl NameEntry {
     /// A copy without the RRset of `rtype`.
     pub fn without(&self, rtype: RecordType) -> Result<Self, ZoneError> {
         let rtype = u16::from(rtype);
-        let mut out = start(self.key())?;
+        let mut out = start(self.key(), self.0.len() + 256)?;
         for b in self.rrsets().filter(|b| b.block.rtype != rtype) {
             push_block(&mut out, &b.block)?;
         }
@@ -127,9 +136,10 @@ impl NameEntry {
     }
 }
 
-fn start(key: &[u8]) -> Result<Vec<u8>, ZoneError> {
+/// The entry's first bytes, in a buffer with room for `blocks` more.
+fn start(key: &[u8], blocks: usize) -> Result<Vec<u8>, ZoneError> {
     let len = u8::try_from(key.len()).map_err(|_| ZoneError::Encode("name too long".into()))?;
-    let mut out = Vec::with_capacity(1 + key.len() + 128);
+    let mut out = Vec::with_capacity(1 + key.len() + blocks);
     out.push(len);
     out.extend_from_slice(key);
     Ok(out)

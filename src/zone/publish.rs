@@ -164,6 +164,7 @@ pub fn start(
         let served_before = !stored.is_empty();
         let mut builder =
             SignedZone::builder(Arc::new(zone.clone()), signer, stored, setup.clock.now())?;
+        builder.reserve(usize::try_from(row.node_count).unwrap_or(0));
         store
             .for_each_stored_node(&zone.name, |n| {
                 builder

@@ -33,7 +33,7 @@ use super::policy::Denial;
 use super::sign::{Signer, rrsig_expiration};
 use super::snapshot::{NameKey, ZoneSnapshot, node_key, static_keys};
 use super::wire::{WireRrset, first_rdata, name_wire, relative_key};
-use crate::record::{Commit, Payload};
+use crate::record::{Commit, Payload, render_into};
 use crate::store::{Applied, NodeRow, SigWrite, StoredNode, StoredSig};
 
 /// A stored signature with less than this left at start is made again before serving.
@@ -477,6 +477,18 @@ fn txt_rdata(row: &NodeRow) -> Result<RData, ZoneError> {
         ts: row.ts,
     };
     Ok(RData::TXT(TXT::new(vec![payload.render()])))
+}
+
+/// [`txt_rdata`] in wire format, encoded here for the start-up path (see `build.rs`): one
+/// character-string (RFC 1035 §3.3.14), as the payload is always shorter than 256 octets.
+fn txt_wire(row: &NodeRow) -> Result<Vec<u8>, ZoneError> {
+    Commit::check(&row.commit).map_err(|e| ZoneError::Encode(e.to_string()))?;
+    let mut out = Vec::with_capacity(160);
+    out.push(0);
+    render_into(&row.commit, row.seq, row.ts, &mut out);
+    out[0] = u8::try_from(out.len() - 1)
+        .map_err(|_| ZoneError::Encode("TXT payload longer than 255 octets".into()))?;
+    Ok(out)
 }
 
 fn glue_targets(rdatas: &[RData]) -> impl Iterator<Item = &Name> {

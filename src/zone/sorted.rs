@@ -128,6 +128,38 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
             .map(|(k, v)| (k, v))
     }
 
+    /// A map of `items`, which must be in strictly increasing key order (checked in debug
+    /// builds). Chunks are filled to three quarters, leaving room for inserts. Building a
+    /// million-name chain this way at start takes one pass; inserting one by one searched
+    /// twice per name.
+    pub fn from_sorted(items: impl IntoIterator<Item = (K, V)>) -> Self {
+        const FILL: usize = CHUNK_MAX * 3 / 4;
+        let mut chunks = Vec::new();
+        let mut current: Vec<(K, V)> = Vec::with_capacity(FILL);
+        let mut len = 0;
+        let mut close = |current: Vec<(K, V)>| {
+            if let Some((first, _)) = current.first() {
+                chunks.push(Chunk {
+                    first: first.clone(),
+                    items: Arc::new(current),
+                });
+            }
+        };
+        for (k, v) in items {
+            debug_assert!(current.last().is_none_or(|(last, _)| *last < k));
+            if current.len() == FILL {
+                close(std::mem::replace(&mut current, Vec::with_capacity(FILL)));
+            }
+            current.push((k, v));
+            len += 1;
+        }
+        close(current);
+        Self {
+            chunks: Arc::new(chunks),
+            len,
+        }
+    }
+
     /// Inserts or replaces; returns the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let chunks = Arc::make_mut(&mut self.chunks);

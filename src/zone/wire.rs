@@ -92,9 +92,13 @@ impl WireRrset {
     pub fn from_rdata<'r>(
         rtype: RecordType,
         ttl: u32,
-        rdatas: impl IntoIterator<Item = &'r [u8]>,
+        rdatas: impl IntoIterator<Item = &'r [u8], IntoIter: Clone>,
     ) -> Result<Self, ZoneError> {
-        let mut bytes = Vec::new();
+        let rdatas = rdatas.into_iter();
+        // Sized exactly: `into_boxed_slice` would otherwise reallocate (this runs a few
+        // million times at start).
+        let size = rdatas.clone().map(|r| 13 + r.len()).sum();
+        let mut bytes = Vec::with_capacity(size);
         let mut count: u16 = 0;
         for rdata in rdatas {
             let rdlen = u16::try_from(rdata.len())

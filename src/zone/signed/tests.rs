@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::DNSSECRData;
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 
@@ -100,6 +100,17 @@ impl Fixture {
 
     /// Starts the zone from what the store holds, as `herald serve` does.
     fn build(&mut self, serial: u32, now: u32) -> (SignedZone, Vec<SigWrite>) {
+        self.build_in(serial, now, |nodes| nodes)
+    }
+
+    /// [`Fixture::build`] with the stored nodes handed over in the order `order` gives them
+    /// (the store gives them sorted by name).
+    fn build_in(
+        &mut self,
+        serial: u32,
+        now: u32,
+        order: impl Fn(Vec<StoredNode>) -> Vec<StoredNode>,
+    ) -> (SignedZone, Vec<SigWrite>) {
         let signer = signer_for(self.dir.path(), &self.zone, self.policy.clone());
         let mut b = SignedZone::builder(
             Arc::new(self.zone.clone()),
@@ -108,8 +119,8 @@ impl Fixture {
             now,
         )
         .unwrap();
-        for n in self.store.nodes.values() {
-            b.add_node(n.clone()).unwrap();
+        for n in order(self.store.nodes.values().cloned().collect()) {
+            b.add_node(n).unwrap();
         }
         let (z, writes) = b.finish(serial).unwrap();
         self.store.apply(&writes);
@@ -342,6 +353,107 @@ fn a_restart_reuses_stored_signatures() {
             assert_eq!(a.authorities, b.authorities, "{name}");
         }
         assert_eq!(again.snapshot.serial, before.serial);
+    }
+}
+
+#[test]
+fn a_restart_links_the_chain_whatever_order_the_nodes_come_in() {
+    for policy in both_denials() {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, _) = f.build(1, T0);
+        // Nodes on both sides of the zone file's ns1, so zone-file names sit inside the run.
+        let rows: Vec<NodeRow> = (0..60)
+            .map(|i| node(&format!("{}{i}", ["n", "z"][i as usize % 2]), &commit(i), 1))
+            .collect();
+        f.publish(&mut z, &rows, &[], 2, T0);
+        let names = [
+            "z7.example.test.",
+            "n58.example.test.",
+            "nz.example.test.",
+            "ns1.example.test.",
+        ];
+        let answers = |zone: &SignedZone| -> Vec<Message> {
+            names
+                .iter()
+                .map(|n| ask(zone, n, RecordType::TXT))
+                .collect()
+        };
+        let want = answers(&z);
+        let orders: [(&str, fn(Vec<StoredNode>) -> Vec<StoredNode>); 3] = [
+            ("sorted", |v| v),
+            ("reversed", |mut v| {
+                v.reverse();
+                v
+            }),
+            ("interleaved", |v| {
+                let (even, odd): (Vec<_>, Vec<_>) =
+                    v.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+                odd.into_iter().chain(even).map(|(_, n)| n).collect()
+            }),
+        ];
+        for (label, order) in orders {
+            let (again, writes) = f.build_in(2, T0 + DAY, order);
+            assert!(
+                writes.is_empty(),
+                "{:?} {label}: re-signed {:?}",
+                policy.denial,
+                writes.first()
+            );
+            let got = answers(&again);
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.answers, w.answers, "{:?} {label}", policy.denial);
+                assert_eq!(g.authorities, w.authorities, "{:?} {label}", policy.denial);
+            }
+            let key = again.signer().key().dnskey.clone();
+            for m in &got {
+                assert!(verify_all(m, &key) >= 1, "{:?} {label}", policy.denial);
+            }
+            if policy.denial == Denial::Nsec {
+                for e in again.snapshot.names_iter().filter(|e| !e.is_empty()) {
+                    assert!(
+                        e.rrset(RecordType::NSEC).is_some(),
+                        "{label}: no NSEC at {:?}",
+                        e.key()
+                    );
+                }
+                assert_eq!(walk_nsec(&again), walk_nsec(&z), "{label}");
+            } else {
+                assert_eq!(check_nsec3_ring(&again), check_nsec3_ring(&z), "{label}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_restart_re_signs_the_links_a_vanished_node_leaves() {
+    for policy in both_denials() {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, _) = f.build(1, T0);
+        let rows: Vec<NodeRow> = (0..30)
+            .map(|i| node(&format!("n{i}"), &commit(i), 1))
+            .collect();
+        f.publish(&mut z, &rows, &[], 2, T0);
+        // A store whose node rows changed behind the signatures' back: the chain must close
+        // over the gap with a new signature on the predecessor's link, and nothing else.
+        f.store.nodes.remove("n17");
+        let (again, writes) = f.build(2, T0 + DAY);
+        assert_eq!(
+            count(&writes, |w| matches!(w, SigWrite::NodeDenial { .. })),
+            1,
+            "{:?}: {writes:?}",
+            policy.denial
+        );
+        let key = again.signer().key().dnskey.clone();
+        let gone = ask(&again, "n17.example.test.", RecordType::TXT);
+        assert_eq!(gone.response_code, ResponseCode::NXDomain);
+        assert!(verify_all(&gone, &key) >= 2);
+        if policy.denial == Denial::Nsec {
+            let walked = walk_nsec(&again);
+            assert!(!walked.contains(&"n17.example.test.".to_owned()));
+            assert_eq!(walked.len(), walk_nsec(&z).len() - 1);
+        } else {
+            check_nsec3_ring(&again);
+        }
     }
 }
 
