@@ -26,11 +26,11 @@ pub use journal::JournalRow;
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use signatures::{SigWrite, StoredNode, StoredSig};
 
-/// A failure of the store itself (I/O, SQLite, an incompatible file). The caller cannot fix these
-/// by changing its request; see [`Refusal`] for the ones it can.
-
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
+
+/// A failure of the store itself (I/O, SQLite, an incompatible file). The caller cannot fix these
+/// by changing its request; see [`Refusal`] for the ones it can.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -356,6 +356,9 @@ fn a_restart_reuses_stored_signatures() {
     }
 }
 
+/// A way to reorder the stored nodes handed to the builder.
+type Order = fn(Vec<StoredNode>) -> Vec<StoredNode>;
+
 #[test]
 fn a_restart_links_the_chain_whatever_order_the_nodes_come_in() {
     for policy in both_denials() {
@@ -379,7 +382,7 @@ fn a_restart_links_the_chain_whatever_order_the_nodes_come_in() {
                 .collect()
         };
         let want = answers(&z);
-        let orders: [(&str, fn(Vec<StoredNode>) -> Vec<StoredNode>); 3] = [
+        let orders: [(&str, Order); 3] = [
             ("sorted", |v| v),
             ("reversed", |mut v| {
                 v.reverse();
