@@ -42,6 +42,12 @@ const START_MARGIN: u32 = 86_400;
 const SWEEP_NAMES: usize = 5_000;
 const SWEEP_SIGNATURES: usize = 500;
 
+/// A batch with at least this many nodes signs on every CPU the process may use.
+const PARALLEL_MIN: usize = 64;
+
+/// A node's TXT RRset, its RRSIG RRset, and the signature to store.
+type TxtSigned = (WireRrset, WireRrset, super::sign::Signature);
+
 /// Where the refresh sweep continues.
 #[derive(Debug, Clone)]
 enum Cursor {
@@ -153,16 +159,49 @@ impl SignedZone {
         for node in &applied.deleted {
             self.remove_node(&node_key(node));
         }
+        let signed = self.sign_txts(&applied.set, now)?;
         applied
             .set
             .iter()
-            .map(|(row, _)| self.put_node(row, now))
+            .zip(signed)
+            .map(|((row, _), signed)| self.put_node(row, signed))
             .collect()
     }
 
-    fn put_node(&mut self, row: &NodeRow, now: u32) -> Result<SigWrite, ZoneError> {
+    /// Signs the TXT RRsets of `set`. A large batch is split over the CPUs this process may
+    /// use (signing is two thirds of a batch's cost, and each signature is independent); on
+    /// one CPU, or for a few nodes, it runs here.
+    fn sign_txts(&self, set: &[(NodeRow, bool)], now: u32) -> Result<Vec<TxtSigned>, ZoneError> {
+        let one = |(row, _): &(NodeRow, bool)| self.txt_signed(&node_key(&row.node), row, now);
+        let workers = if set.len() >= PARALLEL_MIN {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        if workers < 2 {
+            return set.iter().map(one).collect();
+        }
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = set
+                .chunks(set.len().div_ceil(workers))
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>())
+                })
+                .collect();
+            let mut out = Vec::with_capacity(set.len());
+            for part in parts {
+                let signed = part
+                    .join()
+                    .map_err(|_| ZoneError::Encode("a signing thread panicked".into()))?;
+                out.extend(signed?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_node(&mut self, row: &NodeRow, signed: TxtSigned) -> Result<SigWrite, ZoneError> {
         let key = node_key(&row.node);
-        let (rrset, sigs, sig) = self.txt_signed(&key, row, now)?;
+        let (rrset, sigs, sig) = signed;
         let entry = match self.snapshot.names.get(&key) {
             Some(e) => e.with_rrset(&rrset, Some(&sigs))?,
             None => {
@@ -185,12 +224,7 @@ impl SignedZone {
         })
     }
 
-    fn txt_signed(
-        &self,
-        key: &[u8],
-        row: &NodeRow,
-        now: u32,
-    ) -> Result<(WireRrset, WireRrset, super::sign::Signature), ZoneError> {
+    fn txt_signed(&self, key: &[u8], row: &NodeRow, now: u32) -> Result<TxtSigned, ZoneError> {
         let txt = [txt_rdata(row)?];
         self.sign(
             &self.name_of(key)?,

@@ -168,7 +168,8 @@ impl SignedZone {
         };
         for key in todo_txt {
             let row = self.node_row_from_entry(&key)?;
-            writes.push(self.put_node(&row, now)?);
+            let signed = self.txt_signed(&key, &row, now)?;
+            writes.push(self.put_node(&row, signed)?);
         }
         self.dirty.extend(todo_denial);
         Ok(())
