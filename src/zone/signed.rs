@@ -31,7 +31,7 @@ use super::file::StaticZone;
 use super::names::NameMap;
 use super::policy::Denial;
 use super::sign::{Signer, rrsig_expiration};
-use super::snapshot::{NameKey, ZoneSnapshot, node_key, static_keys};
+use super::snapshot::{KeySet, NameKey, ZoneSnapshot, node_key, static_keys};
 use super::wire::{WireRrset, first_rdata, name_wire, relative_key};
 use crate::record::{Commit, Payload, render_into};
 use crate::store::{Applied, NodeRow, SigWrite, StoredNode, StoredSig};
@@ -62,7 +62,7 @@ pub struct SignedZone {
     pub snapshot: ZoneSnapshot,
     signer: Arc<Signer>,
     zone: Arc<StaticZone>,
-    static_keys: Arc<HashSet<NameKey>>,
+    static_keys: Arc<KeySet>,
     soa_ttl: u32,
     /// TTL of negative-answer data: the SOA in authority, NSEC and NSEC3 (RFC 2308 §3,
     /// RFC 9077).
@@ -74,7 +74,7 @@ pub struct SignedZone {
 
 impl SignedZone {
     /// The names that nodes may not take.
-    pub fn static_keys(&self) -> &HashSet<NameKey> {
+    pub fn static_keys(&self) -> &KeySet {
         &self.static_keys
     }
 
