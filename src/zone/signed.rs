@@ -172,13 +172,23 @@ impl SignedZone {
     /// use (signing is two thirds of a batch's cost, and each signature is independent); on
     /// one CPU, or for a few nodes, it runs here.
     fn sign_txts(&self, set: &[(NodeRow, bool)], now: u32) -> Result<Vec<TxtSigned>, ZoneError> {
-        let one = |(row, _): &(NodeRow, bool)| self.txt_signed(&node_key(&row.node), row, now);
         let workers = if set.len() >= PARALLEL_MIN {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             1
         };
-        if workers < 2 {
+        self.sign_txts_on(set, now, workers)
+    }
+
+    /// [`SignedZone::sign_txts`] on `workers` threads; the results in the order of `set`.
+    fn sign_txts_on(
+        &self,
+        set: &[(NodeRow, bool)],
+        now: u32,
+        workers: usize,
+    ) -> Result<Vec<TxtSigned>, ZoneError> {
+        let one = |(row, _): &(NodeRow, bool)| self.txt_signed(&node_key(&row.node), row, now);
+        if workers < 2 || set.is_empty() {
             return set.iter().map(one).collect();
         }
         std::thread::scope(|scope| {

@@ -461,6 +461,36 @@ fn a_restart_re_signs_the_links_a_vanished_node_leaves() {
 }
 
 #[test]
+fn a_batch_signed_on_several_threads_keeps_its_order_and_verifies() {
+    let mut f = Fixture::new(ZonePolicy::default());
+    let (mut z, _) = f.build(1, T0);
+    let set: Vec<(NodeRow, bool)> = (0..101)
+        .map(|i| (node(&format!("p{i}"), &commit(i), 1), true))
+        .collect();
+    let signed = z.sign_txts_on(&set, T0, 3).unwrap();
+    assert_eq!(signed.len(), set.len());
+    for ((row, _), s) in set.iter().zip(signed) {
+        z.put_node(row, s).unwrap();
+    }
+    z.finish(2, T0).unwrap();
+    let key = z.signer().key().dnskey.clone();
+    for i in 0..101 {
+        let m = ask(&z, &format!("p{i}.example.test."), RecordType::TXT);
+        let txt: Vec<String> = m
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => Some(t.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(txt.len(), 1, "p{i}");
+        assert!(txt[0].contains(&commit(i)), "p{i} got {txt:?}");
+        assert!(verify_all(&m, &key) >= 1, "p{i}");
+    }
+}
+
+#[test]
 fn expired_signatures_are_made_again_at_start() {
     let mut f = Fixture::new(ZonePolicy::default());
     let (mut z, _) = f.build(1, T0);
