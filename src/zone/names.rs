@@ -87,6 +87,25 @@ impl NameMap {
     /// Inserts `entry`, replacing the one with the same key.
     pub fn insert(&mut self, entry: NameEntry) {
         let hash = self.hasher.hash_one(entry.key());
+        self.insert_hashed(hash, entry);
+    }
+
+    /// Inserts every entry as [`NameMap::insert`] would, shard by shard. At start a million
+    /// inserts in arrival order touch a cold shard each time (17 % of a start in a profile);
+    /// grouped by shard, each shard is filled while it is in the cache.
+    pub fn insert_many(&mut self, entries: Vec<NameEntry>) {
+        let mut hashed: Vec<(u64, NameEntry)> = entries
+            .into_iter()
+            .map(|e| (self.hasher.hash_one(e.key()), e))
+            .collect();
+        // Stable, so a key given twice keeps its later entry.
+        hashed.sort_by_key(|(hash, _)| Self::shard_of(*hash));
+        for (hash, entry) in hashed {
+            self.insert_hashed(hash, entry);
+        }
+    }
+
+    fn insert_hashed(&mut self, hash: u64, entry: NameEntry) {
         let hasher = self.hasher.clone();
         let rehash = move |e: &NameEntry| hasher.hash_one(e.key());
         let shard = self.shard_mut(hash);
@@ -242,6 +261,29 @@ mod tests {
         assert!(m.get(&7u32.to_be_bytes()).is_none());
         assert_eq!(m.len(), 9_999);
         assert_eq!(m.iter().count(), 9_999);
+    }
+
+    #[test]
+    fn insert_many_is_insert_of_each() {
+        let mut one = NameMap::new();
+        let mut many = NameMap::new();
+        let mut batch = Vec::new();
+        for i in 0..5_000u32 {
+            one.insert(txt(&i.to_be_bytes(), b"a"));
+            batch.push(txt(&i.to_be_bytes(), b"a"));
+        }
+        // A key given twice keeps the later entry, as two inserts would.
+        one.insert(txt(&7u32.to_be_bytes(), b"b"));
+        batch.push(txt(&7u32.to_be_bytes(), b"b"));
+        many.insert_many(batch);
+        assert_eq!(many.len(), one.len());
+        for i in 0..5_000u32 {
+            assert_eq!(many.get(&i.to_be_bytes()), one.get(&i.to_be_bytes()), "{i}");
+        }
+        assert_eq!(
+            many.get(&7u32.to_be_bytes()),
+            Some(&txt(&7u32.to_be_bytes(), b"b"))
+        );
     }
 
     #[test]

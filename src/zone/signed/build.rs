@@ -47,6 +47,8 @@ pub struct Builder {
     /// each placed NSEC links to its true successor; and the nodes placed without one.
     ordered: bool,
     unlinked: HashSet<NameKey>,
+    /// Nodes' finished entries, put into the index together by [`Builder::finish`].
+    placed: Vec<NameEntry>,
 }
 
 /// A node whose TXT RRset is ready and whose NSEC waits for the next name.
@@ -113,6 +115,7 @@ impl SignedZone {
             node_bitmap: Vec::new(),
             ordered: true,
             unlinked: HashSet::new(),
+            placed: Vec::new(),
         };
         builder.add_static()?;
         let z = &builder.zone;
@@ -202,6 +205,7 @@ impl Builder {
     pub fn reserve(&mut self, nodes: usize) {
         self.zone.snapshot.names.reserve(nodes);
         self.node_keys.reserve(nodes);
+        self.placed.reserve(nodes);
     }
 
     /// Adds a stored node, reusing its stored TXT signature when it was made for this seq
@@ -312,7 +316,7 @@ impl Builder {
                 NameEntry::new(&node.key, &[node.txt])?
             }
         };
-        z.snapshot.names.insert(entry);
+        self.placed.push(entry);
         Ok(())
     }
 
@@ -348,6 +352,8 @@ impl Builder {
         if let Some(last) = self.pending.take() {
             self.place(last, None)?;
         }
+        let placed = std::mem::take(&mut self.placed);
+        self.zone.snapshot.names.insert_many(placed);
         let now = self.now;
         let z = &mut self.zone;
         // The SOA first, so the apex's NSEC/NSEC3 bitmap lists it.
