@@ -1,16 +1,17 @@
 //! Building a signed zone at start: the zone file's RRsets, the stored nodes, the chain, and
 //! every signature the store does not already hold (or that will expire within a day).
 //!
-//! A restart must answer with a million stored nodes within two seconds (issue 6), so the
-//! common case, a node whose stored signatures still fit, takes a path without hickory-proto
-//! objects and without temporary copies: the store yields nodes in canonical order (node
-//! labels are single lowercase labels, whose canonical order is SQLite's byte order), so each
-//! node's NSEC next name is known when the node after it is read, and its entry is built once,
-//! complete, from the stored bytes. [`Builder::finish`] then checks every NSEC against the
-//! sorted chain and signs whatever does not fit, so an unexpected order costs signatures, never
-//! a wrong chain. Profiled at a million nodes, the previous build spent 8.3 s: a third in
-//! hickory names and records rebuilt for NSECs whose signatures were reused, a quarter in
-//! malloc, and its temporaries left ~300 MB of the heap fragmented.
+//! A restart must answer with a million stored nodes within two seconds, so the common case, a
+//! node whose stored signatures still fit, takes a path without hickory-proto objects and
+//! without temporary copies: the store yields nodes in canonical order (node labels are single
+//! lowercase labels, whose canonical order is SQLite's byte order), so each node's NSEC next
+//! name is known when the node after it is read, and its entry is built once, complete, from
+//! the stored bytes. [`Builder::finish`] builds the sorted chain and signs every link that was
+//! not placed; if the nodes did not come in order it also checks each placed NSEC against the
+//! chain, so an unexpected order costs signatures, never a wrong chain. Profiled at a million
+//! nodes, the previous build spent 8.3 s: a third in hickory names and records rebuilt for
+//! NSECs whose signatures were reused, a quarter in malloc, and its temporaries left ~300 MB of
+//! the heap fragmented.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
