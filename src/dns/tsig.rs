@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
-use hickory_proto::rr::{Name, TSigResponseContext, TSigner};
+use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use thiserror::Error;
 
@@ -213,15 +213,20 @@ impl ResponseSigner {
             )
         };
         self.prior = record.data.mac.clone();
-        let mut rr = Vec::with_capacity(128);
-        record
-            .emit(&mut BinEncoder::new(&mut rr))
-            .map_err(|e| e.to_string())?;
-        message.extend_from_slice(&rr);
-        let ar = u16::from_be_bytes([message[10], message[11]]) + 1;
-        message[10..12].copy_from_slice(&ar.to_be_bytes());
-        Ok(())
+        append_record(message, &record)
     }
+}
+
+/// Appends `record` to `message` and raises its ARCOUNT.
+fn append_record(message: &mut Vec<u8>, record: &Record<TSIG>) -> Result<(), String> {
+    let mut rr = Vec::with_capacity(128);
+    record
+        .emit(&mut BinEncoder::new(&mut rr))
+        .map_err(|e| e.to_string())?;
+    message.extend_from_slice(&rr);
+    let ar = u16::from_be_bytes([message[10], message[11]]) + 1;
+    message[10..12].copy_from_slice(&ar.to_be_bytes());
+    Ok(())
 }
 
 /// The unsigned TSIG record of an error answer to a request that failed TSIG (RFC 8945 §5.2):
@@ -235,14 +240,7 @@ pub fn append_error(
     let context = TSigResponseContext::unknown_key(id, unix_now(), key_name.clone());
     let mut record = *context.sign(message).map_err(|e| e.to_string())?;
     record.data.error = Some(error);
-    let mut rr = Vec::new();
-    record
-        .emit(&mut BinEncoder::new(&mut rr))
-        .map_err(|e| e.to_string())?;
-    message.extend_from_slice(&rr);
-    let ar = u16::from_be_bytes([message[10], message[11]]) + 1;
-    message[10..12].copy_from_slice(&ar.to_be_bytes());
-    Ok(())
+    append_record(message, &record)
 }
 
 #[cfg(test)]

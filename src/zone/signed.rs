@@ -45,6 +45,13 @@ const SWEEP_SIGNATURES: usize = 500;
 /// A batch with at least this many nodes signs on every CPU the process may use.
 const PARALLEL_MIN: usize = 64;
 
+/// The CPUs this process may use (its affinity and cgroup quota), asked once: the answer
+/// reads cgroup files.
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// A node's TXT RRset, its RRSIG RRset, and the signature to store.
 type TxtSigned = (WireRrset, WireRrset, super::sign::Signature);
 
@@ -172,11 +179,7 @@ impl SignedZone {
     /// use (signing is two thirds of a batch's cost, and each signature is independent); on
     /// one CPU, or for a few nodes, it runs here.
     fn sign_txts(&self, set: &[(NodeRow, bool)], now: u32) -> Result<Vec<TxtSigned>, ZoneError> {
-        let workers = if set.len() >= PARALLEL_MIN {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            1
-        };
+        let workers = if set.len() >= PARALLEL_MIN { cpus() } else { 1 };
         self.sign_txts_on(set, now, workers)
     }
 

@@ -146,7 +146,6 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
             }
         };
         for (k, v) in items {
-            debug_assert!(current.last().is_none_or(|(last, _)| *last < k));
             if current.len() == FILL {
                 close(std::mem::replace(&mut current, Vec::with_capacity(FILL)));
             }
@@ -154,10 +153,17 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
             len += 1;
         }
         close(current);
-        Self {
+        let map = Self {
             chunks: Arc::new(chunks),
             len,
-        }
+        };
+        debug_assert!(
+            map.iter()
+                .zip(map.iter().skip(1))
+                .all(|((a, _), (b, _))| a < b),
+            "from_sorted was given keys out of order"
+        );
+        map
     }
 
     /// Inserts or replaces; returns the old value.

@@ -64,23 +64,12 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, zones: &Path, token: Option<&str>, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-        cmd.args([
-            "serve",
-            "--dns",
-            "127.0.0.1:0",
-            "--api",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(data)
-        .arg("--zones")
-        .arg(zones)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut cmd = serve_command(data, zones);
+        cmd.args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         match token {
             Some(t) => cmd.env("HERALD_ADMIN_TOKEN", t),
             None => cmd.env_remove("HERALD_ADMIN_TOKEN"),

@@ -41,6 +41,27 @@ fn inceptions(zones: &SharedZones, name: &str, rtype: RecordType) -> Vec<u32> {
         .collect()
 }
 
+/// Starts the publisher on the store in `data` and the zone files in `zones`, as `herald serve`
+/// does, on `clock`.
+fn start_in(
+    data: &Path,
+    zones: &Path,
+    clock: &Arc<ManualClock>,
+) -> (Publisher, SharedZones, JoinHandle<()>) {
+    let store = Store::open(&Store::path_in(data)).unwrap();
+    start(
+        store,
+        Setup {
+            zones: &load_dir(zones).unwrap(),
+            policies: &HashMap::new(),
+            data_dir: data,
+            clock: clock.clone(),
+            journal: Default::default(),
+        },
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_refresh_resigns_on_the_injected_clock() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,18 +73,7 @@ async fn the_background_refresh_resigns_on_the_injected_clock() {
     )
     .unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let store = Store::open(&Store::path_in(dir.path())).unwrap();
-    let (publisher, zones, thread) = start(
-        store,
-        Setup {
-            zones: &load_dir(&zones_dir).unwrap(),
-            policies: &HashMap::new(),
-            data_dir: dir.path(),
-            clock: clock.clone(),
-            journal: Default::default(),
-        },
-    )
-    .unwrap();
+    let (publisher, zones, thread) = start_in(dir.path(), &zones_dir, &clock);
     let change = Change::Put {
         node: NodeLabel::parse("n1").unwrap(),
         commit: Commit::parse(&"a".repeat(40)).unwrap(),
@@ -125,18 +135,7 @@ async fn the_background_refresh_resigns_on_the_injected_clock() {
     // new signatures under a new serial: a secondary must not keep the old content at the
     // old serial. There is no journal entry for that step, so it gets a full transfer.
     clock.set(T0 + 8 * DAY + 13 * DAY + DAY / 2);
-    let store = Store::open(&Store::path_in(dir.path())).unwrap();
-    let (publisher, zones, thread) = start(
-        store,
-        Setup {
-            zones: &load_dir(&zones_dir).unwrap(),
-            policies: &HashMap::new(),
-            data_dir: dir.path(),
-            clock: clock.clone(),
-            journal: Default::default(),
-        },
-    )
-    .unwrap();
+    let (publisher, zones, thread) = start_in(dir.path(), &zones_dir, &clock);
     let restarted = zones.load().get("example.test").unwrap().clone();
     assert!(crate::store::serial_gt(restarted.serial, refreshed.serial));
     assert!(
