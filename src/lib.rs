@@ -23,7 +23,10 @@
 
 pub mod api;
 pub mod client;
+pub mod config;
 pub mod dns;
+pub mod dnssec;
+pub mod publish;
 pub mod record;
 pub mod serve;
 pub mod store;

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -15,14 +15,15 @@ use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
 use herald::client::watch::{WatchConfig, watch as run_watch};
 use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
+use herald::config::value::{self, ValueError};
 use herald::dns::notify::NotifyTarget;
 use herald::dns::transfer::Access;
 use herald::dns::tsig::TsigKey;
-use herald::record::{NodeLabel, normalize_zone};
+use herald::dnssec::ZoneKey;
+use herald::dnssec::policy::{ZonePolicy, parse_flag};
+use herald::record::{Clock, NodeLabel, SystemClock, normalize_zone};
 use herald::serve::{SecondaryConfig, ServeConfig, run};
 use herald::zone::journal::JournalLimits;
-use herald::zone::keys::ZoneKey;
-use herald::zone::policy::{ZonePolicy, duration, parse_flag};
 use ipnet::IpNet;
 
 /// Herald: tells a fleet, through DNS TXT records, which commit each node should run.
@@ -149,7 +150,7 @@ struct ServeArgs {
     #[arg(long = "notify", value_name = "ADDR[,key=NAME]")]
     notify: Vec<String>,
     /// Allow AXFR and IXFR from addresses in this prefix (or this one address). Repeatable.
-    #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = parse_cidr)]
+    #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = value::prefix)]
     allow_transfer: Vec<IpNet>,
     /// A TSIG key (hmac-sha256, hmac-sha384 or hmac-sha512): transfers signed with it are
     /// allowed from anywhere. Repeatable.
@@ -159,39 +160,11 @@ struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = JournalLimits::default().max_entries)]
     journal_max_entries: usize,
     /// Drop IXFR journal entries older than this (s, m, h or d).
-    #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = value::duration)]
     journal_max_age: u32,
     /// Keep at most this much IXFR journal per zone (bytes, or with k, M or G).
-    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = value::size)]
     journal_max_bytes: u64,
-}
-
-/// `--journal-max-bytes`: a byte count with an optional k, M or G (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let (digits, shift) = match text.strip_suffix(['k', 'K']) {
-        Some(d) => (d, 10),
-        None => match text.strip_suffix('M') {
-            Some(d) => (d, 20),
-            None => match text.strip_suffix('G') {
-                Some(d) => (d, 30),
-                None => (text, 0),
-            },
-        },
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size (like 65536, 512k, 64M or 1G)"))
-}
-
-/// `--allow-transfer`: a prefix, or one address.
-fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            format!("{text:?} is not an address prefix (like 192.0.2.0/24 or 2001:db8::1)")
-        })
 }
 
 #[derive(Debug, clap::Args)]
@@ -293,32 +266,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("herald")
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        run(config, shutdown).await.context("herald serve")
-    });
+    let result =
+        runtime.block_on(async { run(config, stop_on_signal()).await.context("herald serve") });
     // Tasks of connections that outlived the grace period are abandoned, not awaited.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// A token that is cancelled on SIGINT or SIGTERM: the one signal handler of `herald serve`
+/// and `herald watch`. Call inside the runtime that should watch for the signals.
+fn stop_on_signal() -> CancellationToken {
     use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
+        return token;
     };
-    let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    };
-    shutdown.cancel();
-    tracing::info!("{name} received, shutting down");
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        cancel.cancel();
+        tracing::info!("{name} received, shutting down");
+    });
+    token
 }
 
 fn publish(args: PublishArgs) -> anyhow::Result<()> {
@@ -362,8 +338,8 @@ const USAGE: u8 = 2;
 #[error("{0}")]
 struct Usage(String);
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration(text).map(|s| Duration::from_secs(u64::from(s)))
+fn parse_duration(text: &str) -> Result<Duration, ValueError> {
+    value::duration(text).map(|s| Duration::from_secs(u64::from(s)))
 }
 
 /// `ADDR` or `ADDR:PORT`; IPv6 as `::1` or `[::1]:53`.
@@ -407,19 +383,13 @@ fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, String)> {
     Ok((Checker::new(config), zone, node.to_string()))
 }
 
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
 fn check(args: CheckCmd) -> anyhow::Result<u8> {
     let (checker, zone, node) = checker(&args.check)?;
     let applied = match &args.check.state {
         Some(path) => state::load(path, &zone, &node).map_err(|e| Usage(e.to_string()))?,
         None => None,
     };
-    let report = checker.check(applied.map(|s| s.seq), unix_now());
+    let report = checker.check(applied.map(|s| s.seq), SystemClock.now());
     if args.json {
         print_out(&serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -463,5 +433,5 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    Ok(runtime.block_on(run_watch(config))?)
+    Ok(runtime.block_on(async { run_watch(config, stop_on_signal()).await })?)
 }

@@ -1,16 +1,23 @@
-//! The node record: node labels, commit ids, zone names and the TXT payload.
+//! The node record: node labels, commit ids, zone names and the TXT payload; and the time
+//! they count in, with serial number arithmetic.
 //!
 //! A node `n1` of zone `example.test` is served as one TXT record at `n1.example.test.` holding one
 //! character-string, `v=herald1 commit=<hex> seq=<n> ts=<unix-seconds>` (DESIGN.md, "The record").
-//! Everything here is pure: it validates and renders, and the API, the store and the client share
-//! it so that they agree on what a valid node or commit is.
+//! Everything here is pure but the one clock: it validates and renders, and the API, the store,
+//! the signer and the client share it so that they agree on what a valid node or commit is,
+//! what time it is, and which of two serials is newer.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
 /// The version tag every payload starts with. Clients refuse payloads without it.
 pub const PAYLOAD_VERSION: &str = "herald1";
+
+/// Default TTL of node TXT records (DESIGN.md, "The record"); configurable per zone.
+pub const DEFAULT_NODE_TTL: u32 = 60;
 
 /// Why a node label, commit, zone name or payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -44,6 +51,11 @@ pub struct NodeLabel(String);
 impl NodeLabel {
     /// Validates `input` and returns it lowercased.
     pub fn parse(input: &str) -> Result<Self, RecordError> {
+        Self::check(input)?;
+        Ok(Self(input.to_ascii_lowercase()))
+    }
+
+    fn check(input: &str) -> Result<(), RecordError> {
         if input.is_empty() {
             return Err(RecordError::EmptyLabel);
         }
@@ -61,7 +73,7 @@ impl NodeLabel {
         if input.starts_with('-') || input.ends_with('-') {
             return Err(RecordError::LabelHyphen);
         }
-        Ok(Self(input.to_ascii_lowercase()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -72,6 +84,36 @@ impl NodeLabel {
 impl fmt::Display for NodeLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for NodeLabel {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeLabel {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for NodeLabel {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+/// [`NodeLabel::parse`] that keeps the string it is given: the store hands over a million
+/// labels at start, and a copy of each would be wasted.
+impl TryFrom<String> for NodeLabel {
+    type Error = RecordError;
+
+    fn try_from(mut input: String) -> Result<Self, RecordError> {
+        Self::check(&input)?;
+        input.make_ascii_lowercase();
+        Ok(Self(input))
     }
 }
 
@@ -115,6 +157,16 @@ impl fmt::Display for Commit {
     }
 }
 
+/// [`Commit::parse`] without the copy, as for [`NodeLabel`].
+impl TryFrom<String> for Commit {
+    type Error = RecordError;
+
+    fn try_from(input: String) -> Result<Self, RecordError> {
+        Self::check(&input)?;
+        Ok(Self(input))
+    }
+}
+
 /// A zone name in Herald's API form: lowercase, without the trailing dot (`example.test`).
 ///
 /// The API accepts either form (`example.test` or `example.test.`); both map to this one.
@@ -135,6 +187,13 @@ pub fn normalize_zone(input: &str) -> Result<String, RecordError> {
         }
     }
     Ok(name.to_ascii_lowercase())
+}
+
+/// A node and the content of its TXT record: what the signer signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node: NodeLabel,
+    pub payload: Payload,
 }
 
 /// The content of a node's TXT record.
@@ -221,6 +280,66 @@ impl Payload {
             ts: number(ts, "missing or bad ts=")?,
         })
     }
+}
+
+/// Seconds since the Unix epoch: the one reading of the system clock that Herald makes, for
+/// payloads' `ts`, TSIG times (RFC 8945 §4.3, 48 bits) and files' creation times.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Unix seconds modulo 2^32, as DNSSEC counts them (RFC 4034 §3.1.5). The writer and the
+/// signer take the time from a `Clock`, so tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> u32;
+}
+
+/// The system clock: [`unix_now`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u32 {
+        unix_now() as u32
+    }
+}
+
+/// A clock that moves only when told to, for tests of refresh and expiry.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU32);
+
+impl ManualClock {
+    pub fn new(now: u32) -> Self {
+        Self(AtomicU32::new(now))
+    }
+
+    pub fn set(&self, now: u32) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, seconds: u32) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `a > b` in RFC 1982 §3.2 serial number arithmetic: for SOA serials, and for signature
+/// times, which RFC 4034 §3.1.5 compares the same way.
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < (1 << 31)
+}
+
+/// The newer of two SOA serials in RFC 1982 arithmetic (`a` on a tie or when the comparison is
+/// undefined).
+pub fn newest_serial(a: u32, b: u32) -> u32 {
+    if serial_gt(b, a) { b } else { a }
 }
 
 #[cfg(test)]
@@ -330,5 +449,32 @@ mod tests {
         ] {
             assert!(Payload::parse(&bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn owned_labels_and_commits_are_checked_like_parsed_ones() {
+        assert_eq!(
+            NodeLabel::try_from("Web-01".to_owned()),
+            NodeLabel::parse("Web-01")
+        );
+        assert_eq!(
+            NodeLabel::try_from("a.b".to_owned()),
+            Err(RecordError::LabelChar('.'))
+        );
+        assert_eq!(Commit::try_from(SHA1.to_owned()), Commit::parse(SHA1));
+        assert_eq!(
+            Commit::try_from(SHA1.to_uppercase()),
+            Err(RecordError::CommitChar('F'))
+        );
+    }
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_gt(1, 0));
+        assert!(serial_gt(0, u32::MAX));
+        assert!(!serial_gt(u32::MAX, 0));
+        assert!(!serial_gt(5, 5));
+        assert_eq!(newest_serial(u32::MAX, 3), 3);
+        assert_eq!(newest_serial(10, 3), 10);
     }
 }

@@ -24,11 +24,11 @@ use crate::dns::notify::{self, NotifyTarget};
 use crate::dns::secondaries::Secondaries;
 use crate::dns::transfer::{Access, Transfers};
 use crate::dns::{self, DnsError, DnsServer};
+use crate::dnssec::ZonePolicy;
+use crate::publish::{self, Setup, StartError};
+use crate::record::SystemClock;
 use crate::store::{self, Store};
 use crate::zone::journal::JournalLimits;
-use crate::zone::policy::ZonePolicy;
-use crate::zone::publish::Setup;
-use crate::zone::sign::SystemClock;
 use crate::zone::{self, ZoneError};
 
 /// How long in-flight API requests may take to finish once shutdown has begun.
@@ -56,7 +56,7 @@ pub struct SecondaryConfig {
     pub access: Access,
     /// `--notify`.
     pub notify: Vec<NotifyTarget>,
-    /// `--journal-max-entries` and `--journal-max-age`.
+    /// `--journal-max-entries`, `--journal-max-age` and `--journal-max-bytes`.
     pub journal: JournalLimits,
 }
 
@@ -64,9 +64,10 @@ pub struct SecondaryConfig {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    #[error("cannot create the data directory {path}: {cause}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error(transparent)]
@@ -76,14 +77,17 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
+    Publish(#[from] StartError),
+    #[error(transparent)]
     Dns(#[from] DnsError),
-    #[error("cannot bind the api on {addr}: {cause}")]
+    #[error("cannot bind the api on {addr}")]
     ApiBind {
         addr: SocketAddr,
+        #[source]
         cause: std::io::Error,
     },
-    #[error("api server: {0}")]
-    Api(std::io::Error),
+    #[error("api server")]
+    Api(#[source] std::io::Error),
 }
 
 /// Runs the server until `shutdown` is cancelled.
@@ -111,7 +115,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let db = Store::path_in(data);
     let store = Store::open(&db)?;
     let reader = Store::open_reader(&db)?;
-    let (publisher, shared, publisher_thread) = zone::publish::start(
+    let (publisher, shared, publisher_thread) = publish::start(
         store,
         Setup {
             zones: &zones,

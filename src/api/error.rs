@@ -10,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use thiserror::Error;
 
 use super::types::ErrorBody;
+use crate::publish::PublishError;
 use crate::record::RecordError;
 use crate::store::{self, Refusal};
-use crate::zone::PublishError;
+
+/// The cause of an internal error: logged, never shown to the caller.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -41,9 +44,9 @@ pub enum ApiError {
     /// 422: readable, but a value is invalid.
     #[error("{0}")]
     Invalid(String),
-    /// 500: logged; the caller gets a generic message.
+    /// 500: the cause is logged; the caller gets a generic message.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
     /// 503.
     #[error("{0}")]
     Unavailable(String),
@@ -69,7 +72,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
-            tracing::error!(cause = %cause, "api request failed");
+            tracing::error!(
+                cause = &**cause as &dyn std::error::Error,
+                "api request failed"
+            );
         }
         let status = self.status();
         let mut response = (
@@ -97,7 +103,7 @@ impl From<RecordError> for ApiError {
 
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
-        Self::Internal(e.to_string())
+        Self::Internal(e.into())
     }
 }
 
@@ -111,7 +117,7 @@ impl From<PublishError> for ApiError {
                 Refusal::SeqMismatch { .. } => Self::PreconditionFailed(r.to_string()),
             },
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
-            other => Self::Internal(other.to_string()),
+            other => Self::Internal(other.into()),
         }
     }
 }

@@ -25,9 +25,11 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use serde::de::DeserializeOwned;
 
+use crate::dns::secondaries::Secondaries;
+use crate::publish::Publisher;
 use crate::record::normalize_zone;
 use crate::store::Store;
-use crate::zone::{Publisher, SharedZones};
+use crate::zone::SharedZones;
 use auth::Auth;
 use error::ApiError;
 
@@ -47,7 +49,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub dns_up: DnsUp,
     /// NOTIFY and transfer health, for the zone JSON.
-    pub secondaries: Arc<crate::dns::secondaries::Secondaries>,
+    pub secondaries: Arc<Secondaries>,
 }
 
 impl AppState {
@@ -62,7 +64,7 @@ impl AppState {
             f(&store)
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("read task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(ApiError::from)
     }
 

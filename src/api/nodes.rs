@@ -17,8 +17,9 @@ use super::types::{
     BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode,
 };
 use super::{AppState, JsonBody};
+use crate::publish::{Change, IfMatch};
 use crate::record::{Commit, NodeLabel};
-use crate::store::{Change, IfMatch, NodeRow};
+use crate::store::NodeRow;
 
 /// Page size when `limit` is not given, and the largest allowed.
 const DEFAULT_LIMIT: usize = 100;
@@ -241,6 +242,6 @@ pub async fn batch(
             .into_iter()
             .map(|(row, _)| NodeJson::new(&zone, row))
             .collect(),
-        deleted: applied.deleted,
+        deleted: applied.deleted.iter().map(ToString::to_string).collect(),
     }))
 }

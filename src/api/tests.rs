@@ -38,13 +38,13 @@ fn harness() -> Harness {
     let db = Store::path_in(dir.path());
     let store = Store::open(&db).unwrap();
     let reader = Store::open_reader(&db).unwrap();
-    let (publisher, zones, _thread) = crate::zone::publish::start(
+    let (publisher, zones, _thread) = crate::publish::start(
         store,
-        crate::zone::publish::Setup {
+        crate::publish::Setup {
             zones: &load_dir(&zones_dir).unwrap(),
             policies: &Default::default(),
             data_dir: dir.path(),
-            clock: Arc::new(crate::zone::sign::SystemClock),
+            clock: Arc::new(crate::record::SystemClock),
             journal: Default::default(),
         },
     )

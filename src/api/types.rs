@@ -1,9 +1,10 @@
 //! The JSON bodies of the admin API, shared by the server's handlers and by `herald publish`.
+//! Each is built from the plain values of the layer that holds the data (store rows, the DNS
+//! side's secondary status), so the wire form of the API is decided here and only here.
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::dns::secondaries::{Secondary, TransferCounts};
-
+use crate::dns::secondaries::{NotifyStatus, Secondary, TransferCounts, TransferStatus};
 use crate::store::{HistoryRow, NodeRow};
 
 /// A node as the API shows it.
@@ -114,13 +115,112 @@ pub struct ZoneJson {
     pub ds: Vec<String>,
     /// Per secondary: the last NOTIFY sent and the last serial it transferred.
     #[serde(default)]
-    pub secondaries: Vec<Secondary>,
+    pub secondaries: Vec<SecondaryJson>,
     /// Transfer and NOTIFY counters since start.
     #[serde(default)]
-    pub transfers: TransferCounts,
+    pub transfers: TransfersJson,
     /// The IXFR journal held in memory: entries and bytes.
     #[serde(default)]
     pub journal: JournalJson,
+}
+
+/// One secondary in zone JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryJson {
+    /// A NOTIFY target (`ip:port`), or the address of a peer that transferred the zone without
+    /// being a target.
+    pub address: String,
+    pub last_notify: Option<NotifyJson>,
+    /// The last transfer from this address (peers are told apart by IP address only).
+    pub last_transfer: Option<TransferJson>,
+    /// Whether the last serial this secondary is known to hold is older than the zone's.
+    pub behind: bool,
+}
+
+/// The last NOTIFY sent to a secondary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyJson {
+    /// The serial it announced.
+    pub serial: u32,
+    /// Unix seconds of the last attempt.
+    pub sent: u64,
+    /// Whether the target acknowledged that serial.
+    pub acked: bool,
+    /// Attempts for that serial so far (retries back off from 1 s to 60 s).
+    pub attempts: u32,
+}
+
+/// The last transfer a secondary took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferJson {
+    /// The serial it received (or already had, for an up-to-date IXFR).
+    pub serial: u32,
+    /// `AXFR`, `IXFR`, `IXFR-AXFR` (an IXFR answered with the whole zone because the journal
+    /// did not reach back far enough), or `current` (it was up to date).
+    pub kind: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// The `transfers` member of zone JSON: counters since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransfersJson {
+    pub axfr: u64,
+    pub ixfr: u64,
+    /// IXFR requests answered with the whole zone.
+    pub ixfr_fallback: u64,
+    /// IXFR requests from peers already up to date.
+    pub current: u64,
+    /// Transfer requests refused (address not allowed, or a bad TSIG).
+    pub refused: u64,
+    pub notifies_sent: u64,
+    pub notifies_acked: u64,
+}
+
+impl From<Secondary> for SecondaryJson {
+    fn from(s: Secondary) -> Self {
+        Self {
+            address: s.address,
+            last_notify: s.last_notify.map(NotifyJson::from),
+            last_transfer: s.last_transfer.map(TransferJson::from),
+            behind: s.behind,
+        }
+    }
+}
+
+impl From<NotifyStatus> for NotifyJson {
+    fn from(n: NotifyStatus) -> Self {
+        Self {
+            serial: n.serial,
+            sent: n.sent,
+            acked: n.acked,
+            attempts: n.attempts,
+        }
+    }
+}
+
+impl From<TransferStatus> for TransferJson {
+    fn from(t: TransferStatus) -> Self {
+        Self {
+            serial: t.serial,
+            kind: t.kind.as_str().to_owned(),
+            at: t.at,
+        }
+    }
+}
+
+impl From<TransferCounts> for TransfersJson {
+    fn from(c: TransferCounts) -> Self {
+        Self {
+            axfr: c.axfr,
+            ixfr: c.ixfr,
+            ixfr_fallback: c.ixfr_fallback,
+            current: c.current,
+            refused: c.refused,
+            notifies_sent: c.notifies_sent,
+            notifies_acked: c.notifies_acked,
+        }
+    }
 }
 
 /// The `journal` member of zone JSON.

@@ -30,8 +30,8 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
         nodes: row.node_count,
         dnskey: snapshot.dnskey.to_vec(),
         ds: snapshot.ds.to_vec(),
-        secondaries,
-        transfers,
+        secondaries: secondaries.into_iter().map(Into::into).collect(),
+        transfers: transfers.into(),
         journal,
     })
 }

@@ -197,9 +197,9 @@ fn verify_denial(m: &Message, cx: &Context<'_>, nxdomain: bool) -> Result<(), St
 mod tests {
     use super::*;
     use crate::dns::answer::{Transport, respond};
-    use crate::zone::policy::{Denial, ZonePolicy};
-    use crate::zone::signed::SignedZone;
-    use crate::zone::testing::{node, publish, signed_zone, zone_set};
+    use crate::dnssec::SignedZone;
+    use crate::dnssec::policy::{Denial, ZonePolicy};
+    use crate::dnssec::testing::{node, publish, signed_zone, zone_set};
     use hickory_proto::op::{Edns, Query};
 
     const T0: u32 = 1_800_000_000;

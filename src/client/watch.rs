@@ -5,18 +5,21 @@
 //! - A round in which every server failed, or whose hook failed, is retried sooner: after an
 //!   eighth of the interval, doubling each time, up to the interval, also jittered. A failure is
 //!   never read as "no update", and the state file keeps the last applied seq.
-//! - SIGTERM or SIGINT while the hook runs waits for the hook to finish (and records it if it
-//!   succeeded) before exiting; while sleeping, they end the watch at once.
+//! - The caller's stop token (cancelled on SIGTERM or SIGINT by `herald watch`) lets a running
+//!   hook finish, and records it if it succeeded, before the watch ends; while sleeping, the
+//!   watch ends at once. A stop that comes at any moment is seen: the token stays cancelled.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use thiserror::Error;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 use super::check::{Checker, Outcome};
 use super::state::{self, State, StateError};
+use crate::record::{Clock, SystemClock, unix_now};
 
 /// What `herald watch` runs.
 pub struct WatchConfig {
@@ -35,10 +38,14 @@ pub struct WatchConfig {
 /// The exit code of a `herald watch --once` pass (or of a watch stopped by a signal, 0).
 pub const HOOK_FAILED: u8 = 1;
 
-fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
+/// Why a hook did not succeed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum HookError {
+    #[error("cannot run sh")]
+    Spawn(#[source] std::io::Error),
+    #[error("the hook exited with {0}")]
+    Failed(std::process::ExitStatus),
 }
 
 /// Jitter of ±10 %.
@@ -49,37 +56,18 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(f)
 }
 
-/// Runs the watch until a signal (or after one pass with `once`); returns the exit code.
-pub async fn watch(config: WatchConfig) -> Result<u8, StateError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let notify = Arc::new(tokio::sync::Notify::new());
-    {
-        let (stop, notify) = (stop.clone(), notify.clone());
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            stop.store(true, Ordering::SeqCst);
-            notify.notify_waiters();
-            tracing::info!("signal received; stopping after the running step");
-        });
-    }
+/// Runs the watch until `stop` is cancelled (or after one pass with `once`); returns the exit
+/// code.
+pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, StateError> {
     let mut failures: u32 = 0;
     loop {
         let applied = state::load(&config.state, &config.zone, &config.node)?;
         let checker = config.checker.clone();
         let applied_seq = applied.as_ref().map(|s| s.seq);
-        let report = tokio::task::spawn_blocking(move || checker.check(applied_seq, now()))
-            .await
-            .expect("the check does not panic");
+        let report =
+            tokio::task::spawn_blocking(move || checker.check(applied_seq, SystemClock.now()))
+                .await
+                .expect("the check does not panic");
         let (sent, received) = report.bytes();
         let mut code = report.exit_code();
         let mut failed = false;
@@ -93,13 +81,18 @@ pub async fn watch(config: WatchConfig) -> Result<u8, StateError> {
                             node: config.node.clone(),
                             seq: *seq,
                             commit: commit.clone(),
-                            applied_at: u64::from(now()),
+                            applied_at: unix_now(),
                         };
                         state::save(&config.state, &state)?;
                         tracing::info!(seq, commit, "hook succeeded; applied");
                     }
                     Err(reason) => {
-                        tracing::warn!(seq, commit, %reason, "hook failed; not recorded, will retry");
+                        tracing::warn!(
+                            seq,
+                            commit,
+                            reason = &reason as &dyn std::error::Error,
+                            "hook failed; not recorded, will retry"
+                        );
                         failed = true;
                         code = HOOK_FAILED;
                     }
@@ -119,8 +112,8 @@ pub async fn watch(config: WatchConfig) -> Result<u8, StateError> {
                 tracing::warn!(name = %report.name, outcome = ?other, "no trustworthy answer; keeping the applied state");
             }
         }
-        if config.once || stop.load(Ordering::SeqCst) {
-            return Ok(if stop.load(Ordering::SeqCst) && !config.once {
+        if config.once || stop.is_cancelled() {
+            return Ok(if stop.is_cancelled() && !config.once {
                 0
             } else {
                 code
@@ -137,17 +130,14 @@ pub async fn watch(config: WatchConfig) -> Result<u8, StateError> {
         };
         tokio::select! {
             _ = tokio::time::sleep(jitter(delay)) => {}
-            _ = notify.notified() => {}
-        }
-        if stop.load(Ordering::SeqCst) {
-            return Ok(0);
+            _ = stop.cancelled() => return Ok(0),
         }
     }
 }
 
 /// Runs the hook with `sh -c` and the node's details in its environment; waits for it even if
 /// a stop signal arrives meanwhile.
-async fn run_hook(config: &WatchConfig, commit: &str, seq: u64) -> Result<(), String> {
+async fn run_hook(config: &WatchConfig, commit: &str, seq: u64) -> Result<(), HookError> {
     let status = Command::new("sh")
         .arg("-c")
         .arg(&config.exec)
@@ -158,10 +148,10 @@ async fn run_hook(config: &WatchConfig, commit: &str, seq: u64) -> Result<(), St
         .kill_on_drop(false)
         .status()
         .await
-        .map_err(|e| format!("cannot run sh: {e}"))?;
+        .map_err(HookError::Spawn)?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("the hook exited with {status}"))
+        Err(HookError::Failed(status))
     }
 }

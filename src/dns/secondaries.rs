@@ -2,17 +2,17 @@
 //! NOTIFY sent and whether it was acknowledged, per peer address the last transfer served, and
 //! transfer counters.
 //!
-//! Written by the NOTIFY tasks and the transfer path (both cold), read by the API. A plain
-//! mutex is enough: nothing on the query path touches it.
+//! Written by the NOTIFY tasks and the transfer path (both cold), read by the API, which renders
+//! these plain status types as JSON (`crate::api::types`). A plain mutex is enough: nothing on
+//! the query path touches it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 /// The last NOTIFY sent to a target for a zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyStatus {
     /// The serial it announced.
     pub serial: u32,
@@ -24,20 +24,49 @@ pub struct NotifyStatus {
     pub attempts: u32,
 }
 
+/// How a transfer request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// The whole zone, asked for (RFC 5936).
+    Axfr,
+    /// The differences from the peer's serial (RFC 1995).
+    Ixfr,
+    /// An IXFR answered with the whole zone: the journal did not reach back far enough.
+    IxfrAxfr,
+    /// An IXFR from a peer that was up to date: one SOA.
+    Current,
+}
+
+impl TransferKind {
+    /// `AXFR`, `IXFR`, `IXFR-AXFR` or `current`, as logs and the zone JSON show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Axfr => "AXFR",
+            Self::Ixfr => "IXFR",
+            Self::IxfrAxfr => "IXFR-AXFR",
+            Self::Current => "current",
+        }
+    }
+}
+
+impl fmt::Display for TransferKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The last transfer a peer took of a zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferStatus {
     /// The serial it received (or already had, for an up-to-date IXFR).
     pub serial: u32,
-    /// `AXFR`, `IXFR`, or `IXFR-AXFR` (an IXFR answered with the whole zone because the
-    /// journal did not reach back far enough), or `current` (it was up to date).
-    pub kind: String,
+    pub kind: TransferKind,
     /// Unix seconds.
     pub at: u64,
 }
 
-/// One secondary as the zone JSON shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One secondary, as far as Herald knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secondary {
     /// A NOTIFY target (`ip:port`), or the address of a peer that transferred the zone without
     /// being a target.
@@ -50,7 +79,7 @@ pub struct Secondary {
 }
 
 /// Transfer counters of a zone since start.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransferCounts {
     pub axfr: u64,
     pub ixfr: u64,
@@ -127,20 +156,20 @@ impl Secondaries {
         });
     }
 
-    /// Records a transfer served to `peer`; `kind` as in [`TransferStatus::kind`].
-    pub fn transferred(&self, zone: &str, peer: IpAddr, serial: u32, kind: &str, now: u64) {
+    /// Records a transfer served to `peer`.
+    pub fn transferred(&self, zone: &str, peer: IpAddr, serial: u32, kind: TransferKind, now: u64) {
         self.with(zone, |z| {
             match kind {
-                "AXFR" => z.counts.axfr += 1,
-                "IXFR" => z.counts.ixfr += 1,
-                "IXFR-AXFR" => z.counts.ixfr_fallback += 1,
-                _ => z.counts.current += 1,
+                TransferKind::Axfr => z.counts.axfr += 1,
+                TransferKind::Ixfr => z.counts.ixfr += 1,
+                TransferKind::IxfrAxfr => z.counts.ixfr_fallback += 1,
+                TransferKind::Current => z.counts.current += 1,
             }
             z.transfers.insert(
                 peer,
                 TransferStatus {
                     serial,
-                    kind: kind.to_owned(),
+                    kind,
                     at: now,
                 },
             );
@@ -199,13 +228,22 @@ mod tests {
         s.notify_sent("example.test", knot, 7, 100);
         s.notify_sent("example.test", knot, 7, 101);
         s.notify_acked("example.test", knot, 7);
-        s.transferred("example.test", knot.ip(), 7, "IXFR", 102);
-        s.transferred("example.test", "10.0.0.9".parse().unwrap(), 5, "AXFR", 103);
+        s.transferred("example.test", knot.ip(), 7, TransferKind::Ixfr, 102);
+        s.transferred(
+            "example.test",
+            "10.0.0.9".parse().unwrap(),
+            5,
+            TransferKind::Axfr,
+            103,
+        );
         s.refused("example.test");
         let (list, counts) = s.report("example.test", 7);
         let n = list[0].last_notify.as_ref().unwrap();
         assert_eq!((n.serial, n.sent, n.acked, n.attempts), (7, 101, true, 2));
-        assert_eq!(list[0].last_transfer.as_ref().unwrap().kind, "IXFR");
+        assert_eq!(
+            list[0].last_transfer.as_ref().unwrap().kind,
+            TransferKind::Ixfr
+        );
         assert!(!list[0].behind);
         assert_eq!(list[1].address, "10.0.0.9");
         assert!(list[1].behind, "serial 5 is behind 7");

@@ -29,9 +29,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::answer::{Transport, respond};
 use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse, rcode};
-use super::secondaries::Secondaries;
+use super::secondaries::{Secondaries, TransferKind};
 use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request, unix_now};
-use crate::store::serial_gt;
+use crate::record::serial_gt;
 use crate::zone::chain::Chain;
 use crate::zone::journal::{self, JournalEntry};
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
@@ -138,7 +138,11 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
     qname.make_ascii_lowercase();
     let zone = zones.iter().find(|z| *z.apex_wire == *qname).cloned();
     let zone_name = zone.as_ref().map_or("", |z| &*z.name).to_owned();
-    let kind = if q.qtype == TYPE_AXFR { "AXFR" } else { "IXFR" };
+    let kind = if q.qtype == TYPE_AXFR {
+        TransferKind::Axfr
+    } else {
+        TransferKind::Ixfr
+    };
 
     let signer = match authenticate(ctx, msg, &request) {
         RequestAuth::Failed {
@@ -146,7 +150,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
             key_name,
             id,
         } => {
-            tracing::info!(%peer, zone = %zone_name, kind, key = %key_name, ?error, "transfer refused: TSIG failed");
+            tracing::info!(%peer, zone = %zone_name, %kind, key = %key_name, ?error, "transfer refused: TSIG failed");
             ctx.secondaries.refused(&zone_name);
             error_answer(msg, NOTAUTH, &mut out);
             if let Err(e) = append_error(&mut out, &key_name, error, id) {
@@ -157,7 +161,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
         RequestAuth::Signed { key, mac, id } => Some(ResponseSigner::new(key, mac, id)),
         RequestAuth::Unsigned => {
             if !ctx.access.allow.iter().any(|net| net.contains(&peer)) {
-                tracing::info!(%peer, zone = %zone_name, kind, "transfer refused: address not allowed and no TSIG");
+                tracing::info!(%peer, zone = %zone_name, %kind, "transfer refused: address not allowed and no TSIG");
                 ctx.secondaries.refused(&zone_name);
                 error_answer(msg, rcode::REFUSED, &mut out);
                 return send(writer, &out).await;
@@ -189,28 +193,28 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
                 stream.start();
                 stream.soa(&zone);
                 stream.flush().await?;
-                ("current", stream.messages)
+                (TransferKind::Current, stream.messages)
             }
             Some(have) => match journal::path_from(&zone.journal, have, current) {
                 Some(path) => {
                     stream.ixfr(&zone, &path).await?;
-                    ("IXFR", stream.messages)
+                    (TransferKind::Ixfr, stream.messages)
                 }
                 None => {
                     stream.axfr(&zone).await?;
-                    ("IXFR-AXFR", stream.messages)
+                    (TransferKind::IxfrAxfr, stream.messages)
                 }
             },
             None => {
                 stream.axfr(&zone).await?;
-                ("IXFR-AXFR", stream.messages)
+                (TransferKind::IxfrAxfr, stream.messages)
             }
         }
     } else {
         stream.axfr(&zone).await?;
-        ("AXFR", stream.messages)
+        (TransferKind::Axfr, stream.messages)
     };
-    tracing::info!(%peer, zone = %zone.name, serial = current, kind = what, messages = served, "transfer served");
+    tracing::info!(%peer, zone = %zone.name, serial = current, kind = %what, messages = served, "transfer served");
     ctx.secondaries
         .transferred(&zone.name, peer, current, what, unix_now());
     Ok(())

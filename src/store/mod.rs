@@ -1,12 +1,15 @@
-//! The durable store: one SQLite file holding zones, nodes and the publish history.
+//! The durable store: one SQLite file holding zones, nodes, the publish history, the
+//! signatures made so far and the IXFR journal.
 //!
 //! SQLite runs in WAL mode with `synchronous=FULL`, so a commit is fsynced before it returns: once
 //! the API has answered 2xx, the write survives `kill -9` and power loss. Every write is one
-//! transaction, and a group of API writes can share one (group commit, see [`Store::apply`]),
-//! each inside its own savepoint so that a refused change leaves nothing behind.
+//! transaction ([`Store::write`]); the writer in `crate::publish` puts a whole group of changes
+//! into one (group commit), each change inside its own savepoint ([`Writer::apply`]) so that a
+//! refused change leaves nothing behind.
 //!
 //! The store is the source of truth; the zone snapshot that DNS answers from is built from it at
-//! start and updated after every commit. Nothing on the DNS query path touches SQLite.
+//! start and updated after every commit. Nothing on the DNS query path touches SQLite, and the
+//! store knows nothing of signing: it keeps what `crate::publish` hands it.
 
 mod journal;
 mod nodes;
@@ -20,11 +23,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use thiserror::Error;
 
-use crate::record::{Commit, NodeLabel};
+use crate::record::{Commit, NodeLabel, NodeRecord, Payload, newest_serial};
 
 pub use journal::JournalRow;
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use signatures::{SigWrite, StoredNode, StoredSig};
+pub use signatures::{StoredNode, StoredSig};
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -104,6 +107,23 @@ pub struct NodeRow {
     pub serial: u32,
 }
 
+impl NodeRow {
+    /// The node and its payload, checked: the store holds what the API validated, so an
+    /// invalid value means the file was changed behind Herald's back.
+    pub fn record(&self) -> Result<NodeRecord, Error> {
+        let corrupt =
+            |e: crate::record::RecordError| Error::Corrupt(format!("node {:?}: {e}", self.node));
+        Ok(NodeRecord {
+            node: NodeLabel::parse(&self.node).map_err(corrupt)?,
+            payload: Payload {
+                commit: Commit::parse(&self.commit).map_err(corrupt)?,
+                seq: self.seq,
+                ts: self.ts,
+            },
+        })
+    }
+}
+
 /// One past publish of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRow {
@@ -127,7 +147,7 @@ pub struct Applied {
     /// The nodes published, each with `true` when it did not exist before.
     pub set: Vec<(NodeRow, bool)>,
     /// The nodes deleted.
-    pub deleted: Vec<String>,
+    pub deleted: Vec<NodeLabel>,
 }
 
 /// A connection to the store. Open one for the writer and one for readers; WAL lets readers run
@@ -264,7 +284,7 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction (one fsync), committed when `f` returns `Ok` and
-    /// rolled back when it returns `Err`. The publisher groups API changes this way.
+    /// rolled back when it returns `Err`. The writer groups API changes this way.
     pub fn write<T, E: From<Error>>(
         &mut self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
@@ -279,31 +299,18 @@ impl Store {
         Ok(value)
     }
 
-    /// Applies a group of changes in one transaction: see [`Writer::apply`].
-    pub fn apply(
-        &mut self,
-        changes: &[(&str, &Change)],
-        now: u64,
-    ) -> Result<Vec<Result<Applied, Refusal>>, Error> {
-        self.write(|w| {
-            changes
-                .iter()
-                .map(|(zone, change)| w.apply(zone, change, now))
-                .collect()
-        })
-    }
-
     /// The zone's stored signatures other than nodes', by (owner, type).
     pub fn signatures(&self, zone: &str) -> Result<HashMap<(Vec<u8>, u16), StoredSig>, Error> {
         signatures::load(&self.conn, zone)
     }
 
-    /// Calls `f` for every node of `zone` with its stored signatures.
-    pub fn for_each_stored_node(
+    /// Calls `f` for every node of `zone` with its stored signatures, in name order; stops at
+    /// the first error, `f`'s or the store's.
+    pub fn for_each_stored_node<E: From<Error>>(
         &self,
         zone: &str,
-        f: impl FnMut(StoredNode) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        f: impl FnMut(StoredNode) -> Result<(), E>,
+    ) -> Result<(), E> {
         signatures::for_each_node(&self.conn, zone, f)
     }
 
@@ -330,15 +337,6 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<NodeRow>, Error> {
         nodes::list(&self.conn, zone, after, limit)
-    }
-
-    /// Calls `f` for every node of `zone`; used to build the snapshot at start.
-    pub fn for_each_node(
-        &self,
-        zone: &str,
-        f: impl FnMut(NodeRow) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        nodes::for_each(&self.conn, zone, f)
     }
 
     /// A node's publishes, newest first.
@@ -388,9 +386,39 @@ impl Writer<'_> {
         Ok(serial)
     }
 
-    /// Stores signatures of `zone`.
-    pub fn write_signatures(&mut self, zone: &str, writes: &[SigWrite]) -> Result<(), Error> {
-        signatures::write(&self.tx, zone, writes)
+    /// Stores the RRSIG over node `node`'s TXT RRset at `seq`.
+    pub fn set_node_txt_sig(
+        &mut self,
+        zone: &str,
+        node: &str,
+        seq: u64,
+        rrsig: &[u8],
+    ) -> Result<(), Error> {
+        signatures::set_node_txt(&self.tx, zone, node, seq, rrsig)
+    }
+
+    /// Stores the RRSIG over node `node`'s NSEC or NSEC3 record, made for `next`.
+    pub fn set_node_denial_sig(
+        &mut self,
+        zone: &str,
+        node: &str,
+        next: &[u8],
+        rrsig: &[u8],
+    ) -> Result<(), Error> {
+        signatures::set_node_denial(&self.tx, zone, node, next, rrsig)
+    }
+
+    /// Stores the RRSIG over another RRset of `zone`: `owner` relative to the apex in wire
+    /// format, `rtype` the type covered, `digest` what identifies the signed content.
+    pub fn put_signature(
+        &mut self,
+        zone: &str,
+        owner: &[u8],
+        rtype: u16,
+        digest: &[u8],
+        rrsig: &[u8],
+    ) -> Result<(), Error> {
+        signatures::put(&self.tx, zone, (owner, rtype), digest, rrsig)
     }
 
     /// Appends a journal entry for `zone` and returns its id.
@@ -410,17 +438,6 @@ impl Writer<'_> {
     pub fn journal_trim(&mut self, zone: &str, first_kept: i64) -> Result<usize, Error> {
         journal::trim(&self.tx, zone, first_kept)
     }
-}
-
-/// The newer of two SOA serials in RFC 1982 serial number arithmetic (`a` on a tie or when the
-/// comparison is undefined).
-pub fn newest_serial(a: u32, b: u32) -> u32 {
-    if serial_gt(b, a) { b } else { a }
-}
-
-/// `a > b` in RFC 1982 §3.2 serial number arithmetic.
-pub fn serial_gt(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < (1 << 31)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Node rows: reads, and the writes behind [`super::Change`].
 //!
-//! Writes run inside a transaction or savepoint owned by [`super::Store::apply`]; they check their
+//! Writes run inside a transaction or savepoint owned by [`super::Writer::apply`]; they check their
 //! preconditions (If-Match, existence) inside it, so a check and its write cannot interleave with
 //! another writer.
 
@@ -40,21 +40,6 @@ pub(super) fn list(
     ))?;
     let rows = stmt.query_map(params![zone, after.unwrap_or(""), limit as i64], node_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(super) fn for_each(
-    conn: &Connection,
-    zone: &str,
-    mut f: impl FnMut(NodeRow) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 ORDER BY name"
-    ))?;
-    let mut rows = stmt.query([zone])?;
-    while let Some(r) = rows.next()? {
-        f(node_row(r)?)?;
-    }
-    Ok(())
 }
 
 pub(super) fn history(
@@ -127,7 +112,7 @@ pub(super) fn apply(
                 return Ok(Err(r));
             }
             delete(conn, zone, node.as_str())?;
-            applied.deleted.push(node.to_string());
+            applied.deleted.push(node.clone());
         }
         Change::Batch { set, delete: dels } => {
             for node in dels {
@@ -135,7 +120,7 @@ pub(super) fn apply(
                     return Ok(Err(Refusal::NoSuchNode(node.to_string())));
                 }
                 delete(conn, zone, node.as_str())?;
-                applied.deleted.push(node.to_string());
+                applied.deleted.push(node.clone());
             }
             for (node, commit) in set {
                 let last = get(conn, zone, node.as_str())?.map(|n| n.seq);

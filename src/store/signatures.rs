@@ -9,33 +9,6 @@ use rusqlite::{Connection, params};
 
 use super::{Error, NodeRow};
 
-/// A signature to store or forget.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SigWrite {
-    /// The RRSIG over node `node`'s TXT RRset at `seq`.
-    NodeTxt {
-        node: String,
-        seq: u64,
-        rrsig: Vec<u8>,
-    },
-    /// The RRSIG over node `node`'s NSEC (next name key) or NSEC3 (next hash) record.
-    NodeDenial {
-        node: String,
-        next: Vec<u8>,
-        rrsig: Vec<u8>,
-    },
-    /// The RRSIG over any other RRset: owner relative to the apex (wire format), type covered,
-    /// and the digest of what was signed.
-    Rrset {
-        owner: Vec<u8>,
-        rtype: u16,
-        digest: [u8; 16],
-        rrsig: Vec<u8>,
-    },
-    /// An RRset that is gone.
-    RemoveRrset { owner: Vec<u8>, rtype: u16 },
-}
-
 /// A node row with its stored signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredNode {
@@ -53,39 +26,49 @@ pub struct StoredSig {
     pub rrsig: Vec<u8>,
 }
 
-pub(super) fn write(conn: &Connection, zone: &str, writes: &[SigWrite]) -> Result<(), Error> {
-    for w in writes {
-        match w {
-            SigWrite::NodeTxt { node, seq, rrsig } => {
-                conn.prepare_cached(
-                    "UPDATE node SET txt_sig = ?3, txt_sig_seq = ?4 WHERE zone = ?1 AND name = ?2",
-                )?
-                .execute(params![zone, node, rrsig, seq])?;
-            }
-            SigWrite::NodeDenial { node, next, rrsig } => {
-                conn.prepare_cached("UPDATE node SET denial_sig = ?3, denial_next = ?4 WHERE zone = ?1 AND name = ?2")?
-                    .execute(params![zone, node, rrsig, next])?;
-            }
-            SigWrite::Rrset {
-                owner,
-                rtype,
-                digest,
-                rrsig,
-            } => {
-                conn.prepare_cached(
-                    "INSERT INTO signature (zone, owner, type, digest, rrsig) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (zone, owner, type) DO UPDATE SET digest = ?4, rrsig = ?5",
-                )?
-                .execute(params![zone, owner, rtype, &digest[..], rrsig])?;
-            }
-            SigWrite::RemoveRrset { owner, rtype } => {
-                conn.prepare_cached(
-                    "DELETE FROM signature WHERE zone = ?1 AND owner = ?2 AND type = ?3",
-                )?
-                .execute(params![zone, owner, rtype])?;
-            }
-        }
-    }
+/// Stores the RRSIG over node `node`'s TXT RRset at `seq`.
+pub(super) fn set_node_txt(
+    conn: &Connection,
+    zone: &str,
+    node: &str,
+    seq: u64,
+    rrsig: &[u8],
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE node SET txt_sig = ?3, txt_sig_seq = ?4 WHERE zone = ?1 AND name = ?2",
+    )?
+    .execute(params![zone, node, rrsig, seq])?;
+    Ok(())
+}
+
+/// Stores the RRSIG over node `node`'s NSEC or NSEC3 record, made for `next`.
+pub(super) fn set_node_denial(
+    conn: &Connection,
+    zone: &str,
+    node: &str,
+    next: &[u8],
+    rrsig: &[u8],
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE node SET denial_sig = ?3, denial_next = ?4 WHERE zone = ?1 AND name = ?2",
+    )?
+    .execute(params![zone, node, rrsig, next])?;
+    Ok(())
+}
+
+/// Stores the RRSIG over any other RRset, by owner (relative, wire format) and type covered.
+pub(super) fn put(
+    conn: &Connection,
+    zone: &str,
+    (owner, rtype): (&[u8], u16),
+    digest: &[u8],
+    rrsig: &[u8],
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO signature (zone, owner, type, digest, rrsig) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (zone, owner, type) DO UPDATE SET digest = ?4, rrsig = ?5",
+    )?
+    .execute(params![zone, owner, rtype, digest, rrsig])?;
     Ok(())
 }
 
@@ -107,18 +90,20 @@ pub(super) fn load(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn for_each_node(
+pub(super) fn for_each_node<E: From<Error>>(
     conn: &Connection,
     zone: &str,
-    mut f: impl FnMut(StoredNode) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let mut stmt = conn.prepare(
-        "SELECT name, commit_id, seq, ts, serial, txt_sig, txt_sig_seq, denial_sig, denial_next \
-         FROM node WHERE zone = ?1",
-    )?;
-    let mut rows = stmt.query([zone])?;
-    while let Some(r) = rows.next()? {
-        f(StoredNode {
+    mut f: impl FnMut(StoredNode) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, commit_id, seq, ts, serial, txt_sig, txt_sig_seq, denial_sig, denial_next \
+             FROM node WHERE zone = ?1",
+        )
+        .map_err(Error::from)?;
+    let mut rows = stmt.query([zone]).map_err(Error::from)?;
+    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<StoredNode> {
+        Ok(StoredNode {
             row: NodeRow {
                 node: r.get(0)?,
                 commit: r.get(1)?,
@@ -130,7 +115,10 @@ pub(super) fn for_each_node(
             txt_sig_seq: r.get(6)?,
             denial_sig: r.get(7)?,
             denial_next: r.get(8)?,
-        })?;
+        })
+    };
+    while let Some(r) = rows.next().map_err(Error::from)? {
+        f(read(r).map_err(Error::from)?)?;
     }
     Ok(())
 }

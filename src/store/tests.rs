@@ -1,5 +1,22 @@
 use super::*;
 
+impl Store {
+    /// Applies a group of changes in one transaction, each in its savepoint, as the writer of
+    /// `crate::publish` does.
+    fn apply(
+        &mut self,
+        changes: &[(&str, &Change)],
+        now: u64,
+    ) -> Result<Vec<Result<Applied, Refusal>>, Error> {
+        self.write(|w| {
+            changes
+                .iter()
+                .map(|(zone, change)| w.apply(zone, change, now))
+                .collect()
+        })
+    }
+}
+
 const A: &str = "1111111111111111111111111111111111111111";
 const B: &str = "2222222222222222222222222222222222222222";
 
@@ -239,16 +256,6 @@ fn one_in(store: &mut Store, zone: &str, change: Change) {
         .pop()
         .unwrap()
         .unwrap();
-}
-
-#[test]
-fn serial_arithmetic_wraps() {
-    assert!(serial_gt(1, 0));
-    assert!(serial_gt(0, u32::MAX));
-    assert!(!serial_gt(u32::MAX, 0));
-    assert!(!serial_gt(5, 5));
-    assert_eq!(newest_serial(u32::MAX, 3), 3);
-    assert_eq!(newest_serial(10, 3), 10);
 }
 
 #[test]

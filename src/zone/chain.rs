@@ -1,5 +1,6 @@
 //! Authenticated denial of existence: the NSEC chain (RFC 4034 §4, RFC 4035 §2.3) or the NSEC3
-//! chain (RFC 5155) of a zone, as the snapshot holds it.
+//! chain (RFC 5155) of a zone, as the snapshot holds it and the query path searches it. The
+//! records in it are made and signed by [`crate::dnssec`].
 //!
 //! Both are persistent sorted maps ([`SortedMap`]), so adding a node copies a chunk and shares
 //! the rest with the previous snapshot, and the query path finds the record covering a name
@@ -13,9 +14,6 @@
 
 use std::sync::Arc;
 
-use hickory_proto::dnssec::Nsec3HashAlgorithm;
-use hickory_proto::dnssec::rdata::{NSEC, NSEC3};
-use hickory_proto::rr::{Name, RecordType};
 use ring::digest;
 
 use super::canon::{CanonKey, RelName};
@@ -78,39 +76,6 @@ impl Chain {
     }
 }
 
-/// NSEC: the name after `key` in canonical order, wrapping to the apex after the last
-/// (RFC 4034 §4.1.1).
-pub fn nsec_next(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> NameKey {
-    order
-        .get_after(RelName::new(key))
-        .map(|(k, _)| k.0.clone())
-        .unwrap_or_else(|| NameKey::from(&[][..]))
-}
-
-/// NSEC: the name before `key`, wrapping to the last name.
-pub fn nsec_prev(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> Option<NameKey> {
-    order
-        .get_before(RelName::new(key))
-        .or_else(|| order.last())
-        .map(|(k, _)| k.0.clone())
-}
-
-/// NSEC3: the hash after `hash`, wrapping to the first.
-pub fn nsec3_next(links: &SortedMap<Hash, Arc<Nsec3Record>>, hash: &Hash) -> Option<Hash> {
-    links
-        .get_after(hash)
-        .or_else(|| links.first())
-        .map(|(h, _)| *h)
-}
-
-/// NSEC3: the hash before `hash`, wrapping to the last.
-pub fn nsec3_prev(links: &SortedMap<Hash, Arc<Nsec3Record>>, hash: &Hash) -> Option<Hash> {
-    links
-        .get_before(hash)
-        .or_else(|| links.last())
-        .map(|(h, _)| *h)
-}
-
 /// The NSEC3 hash of a name given in lowercase wire format (root label included): SHA-1 over
 /// the name and the empty salt, with no extra iterations (RFC 5155 §5, RFC 9276 §3.1).
 #[inline]
@@ -121,51 +86,11 @@ pub fn nsec3_hash(wire: &[u8]) -> Hash {
     h
 }
 
-/// The owner label of an NSEC3 record: the hash in base32 with the extended hex alphabet
-/// (RFC 4648 §7), lowercase, without padding; 20 octets give exactly 32 characters.
-pub fn nsec3_label(hash: &Hash) -> [u8; 33] {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
-    let mut out = [0u8; 33];
-    out[0] = 32;
-    let mut bits = 0u64;
-    let mut nbits = 0;
-    let mut i = 1;
-    for &b in hash {
-        bits = (bits << 8) | u64::from(b);
-        nbits += 8;
-        while nbits >= 5 {
-            nbits -= 5;
-            out[i] = ALPHABET[((bits >> nbits) & 31) as usize];
-            i += 1;
-        }
-    }
-    out
-}
-
-/// The RDATA of an NSEC at a name with `types` (NSEC and RRSIG are added, RFC 4034 §4.1.2).
-pub fn nsec_rdata(next: Name, types: impl IntoIterator<Item = RecordType>) -> NSEC {
-    NSEC::new_cover_self(next, types)
-}
-
-/// The RDATA of an NSEC3 with `types`: RRSIG is added when the name has any type; an empty
-/// non-terminal has an empty bitmap (RFC 5155 §7.1).
-pub fn nsec3_rdata(next: &Hash, types: &[RecordType]) -> NSEC3 {
-    let mut all: Vec<RecordType> = types.to_vec();
-    if !all.is_empty() {
-        all.push(RecordType::RRSIG);
-    }
-    NSEC3::new(
-        Nsec3HashAlgorithm::SHA1,
-        false,
-        0,
-        Vec::new(),
-        next.to_vec(),
-        all,
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use hickory_proto::dnssec::Nsec3HashAlgorithm;
+    use hickory_proto::rr::{Name, RecordType};
+
     use super::*;
     use crate::zone::wire::name_wire;
 
@@ -185,20 +110,6 @@ mod tests {
             let theirs = Nsec3HashAlgorithm::SHA1.hash(&[], &n, 0).unwrap();
             assert_eq!(&ours[..], theirs.as_ref(), "{name}");
         }
-        // The label is hickory's base32hex, lowercased.
-        let h = nsec3_hash(&name_wire(&Name::from_ascii("example.test.").unwrap()));
-        let label = nsec3_label(&h);
-        let expected = data_encoding_like_base32hex(&h);
-        assert_eq!(std::str::from_utf8(&label[1..]).unwrap(), expected);
-    }
-
-    /// Base32hex via hickory's NSEC3 record, which encodes the next hash for display.
-    fn data_encoding_like_base32hex(h: &Hash) -> String {
-        let r = NSEC3::new(Nsec3HashAlgorithm::SHA1, false, 0, vec![], h.to_vec(), []);
-        r.next_hashed_owner_name_base32()
-            .unwrap()
-            .to_ascii()
-            .to_lowercase()
     }
 
     #[test]
@@ -215,7 +126,7 @@ mod tests {
         for n in [10u8, 20, 30] {
             links.insert([n; 20], rec(n));
         }
-        let chain = Chain::Nsec3(links.clone());
+        let chain = Chain::Nsec3(links);
         let cover = |n: u8| chain.nsec3_covering(&[n; 20]).unwrap().name[1];
         assert_eq!(cover(15), 10);
         assert_eq!(cover(35), 30);
@@ -226,28 +137,17 @@ mod tests {
         );
         assert_eq!(chain.nsec3_matching(&[20; 20]).unwrap().name[1], 20);
         assert!(chain.nsec3_matching(&[21; 20]).is_none());
-        assert_eq!(nsec3_next(&links, &[30; 20]), Some([10; 20]));
-        assert_eq!(nsec3_prev(&links, &[10; 20]), Some([30; 20]));
-        assert_eq!(nsec3_next(&links, &[15; 20]), Some([20; 20]));
     }
 
     #[test]
-    fn nsec_neighbours_wrap_to_the_apex() {
+    fn nsec_covering_is_the_greatest_name_not_above() {
         let mut order = SortedMap::new();
         for k in [&b""[..], b"\x01a", b"\x01c"] {
             order.insert(CanonKey(NameKey::from(k)), ());
         }
-        let chain = Chain::Nsec(order.clone());
+        let chain = Chain::Nsec(order);
         assert_eq!(chain.nsec_covering(b"\x01b"), Some(&b"\x01a"[..]));
         assert_eq!(chain.nsec_covering(b"\x01z"), Some(&b"\x01c"[..]));
-        assert_eq!(&*nsec_next(&order, b"\x01a"), b"\x01c");
-        assert_eq!(&*nsec_next(&order, b"\x01c"), b"");
-        assert_eq!(
-            &*nsec_next(&order, b"\x01b"),
-            b"\x01c",
-            "next of a name not in the chain"
-        );
-        assert_eq!(nsec_prev(&order, b"\x01b").as_deref(), Some(&b"\x01a"[..]));
-        assert_eq!(nsec_prev(&order, b"").as_deref(), Some(&b"\x01c"[..]));
+        assert_eq!(chain.nsec_covering(b"\x01a"), Some(&b"\x01a"[..]));
     }
 }

@@ -138,7 +138,7 @@ impl NameEntry {
 
 /// The entry's first bytes, in a buffer with room for `blocks` more.
 fn start(key: &[u8], blocks: usize) -> Result<Vec<u8>, ZoneError> {
-    let len = u8::try_from(key.len()).map_err(|_| ZoneError::Encode("name too long".into()))?;
+    let len = u8::try_from(key.len()).map_err(|_| ZoneError::NameTooLong)?;
     let mut out = Vec::with_capacity(1 + key.len() + blocks);
     out.push(len);
     out.extend_from_slice(key);
@@ -170,7 +170,7 @@ impl<'a> Block<'a> {
 }
 
 fn push_block(out: &mut Vec<u8>, b: &Block<'_>) -> Result<(), ZoneError> {
-    let too_large = || ZoneError::Encode(format!("RRset of type {} too large", b.rtype));
+    let too_large = || ZoneError::TooLarge(RecordType::from(b.rtype));
     let len = |bytes: &[u8]| u16::try_from(bytes.len()).map_err(|_| too_large());
     let fields = [
         b.rtype,

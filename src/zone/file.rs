@@ -98,9 +98,9 @@ pub fn load_file(path: &Path) -> Result<StaticZone, ZoneError> {
     })?;
     let (_origin, sets) = Parser::new(text, Some(path.to_owned()), Some(apex.clone()))
         .parse()
-        .map_err(|e| ZoneError::Parse {
+        .map_err(|cause| ZoneError::Parse {
             path: path.to_owned(),
-            msg: e.to_string(),
+            cause,
         })?;
 
     let mut soa = None;

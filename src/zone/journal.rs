@@ -193,7 +193,7 @@ pub fn split(diff: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::testing::{both_denials, node, publish, signed_zone};
+    use crate::dnssec::testing::{both_denials, node, publish, signed_zone};
 
     const T0: u32 = 1_800_000_000;
     const ZONE: &str = "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 60\n  IN NS ns1\nns1 IN A 127.0.0.1\n";

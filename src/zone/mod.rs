@@ -1,64 +1,65 @@
-//! Zones: the zone files, the in-memory snapshot DNS answers from, and the publisher that keeps
-//! the snapshot in step with the store.
+//! Zones as the DNS path reads them: the zone files, and the immutable snapshot of prepared
+//! answers that every query is answered from.
 //!
 //! - [`file`] loads and checks `zones/<zone>.zone`;
+//! - [`snapshot`] holds the prepared RRsets of every name of a zone at one serial, and the set
+//!   of served zones that the writer swaps in atomically ([`SharedZones`]);
 //! - [`wire`] prepares RRsets in wire format, once, when their data changes;
-//! - [`snapshot`] holds the prepared RRsets of every name of a zone at one serial;
 //! - [`entry`] packs everything at one name into one block, [`names`] indexes those blocks:
 //!   sharded, copy-on-write, one hash probe per lookup;
-//! - [`journal`] records each serial change for IXFR;
-//! - [`publish`] runs the write path: store, then snapshot, then the caller's answer.
+//! - [`chain`] is the NSEC/NSEC3 chain the snapshot holds, kept in canonical order ([`canon`])
+//!   in a persistent sorted map ([`sorted`]);
+//! - [`journal`] is the in-memory part of the IXFR journal: each serial change's difference.
 //!
-//! DNSSEC signing (issue 3) belongs here too: the signer runs in the publisher, at update time,
-//! never on the query path.
+//! Everything here is data and lookups. What fills a snapshot with signed records is
+//! [`crate::dnssec`]; what decides when is the writer in [`crate::publish`]. Nothing here
+//! touches SQLite or key material.
 
 pub mod canon;
 pub mod chain;
 pub mod entry;
 pub mod file;
 pub mod journal;
-pub mod keys;
 pub mod names;
-pub mod policy;
-pub mod publish;
-pub mod sign;
-pub mod signed;
 pub mod snapshot;
 pub mod sorted;
-#[cfg(test)]
-pub mod testing;
 pub mod wire;
 
 use std::path::PathBuf;
 
+use hickory_proto::rr::RecordType;
 use thiserror::Error;
 
 pub use file::StaticZone;
-pub use publish::{PublishError, Publisher, SharedZones};
-pub use snapshot::{ZoneSet, ZoneSnapshot};
+pub use snapshot::{SharedZones, ZoneSet, ZoneSnapshot};
 
-/// Default TTL of node TXT records (DESIGN.md, "The record").
-pub const DEFAULT_NODE_TTL: u32 = 60;
-
-/// Errors of loading zones and preparing their answers.
+/// Errors of loading zone files and preparing their answers.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ZoneError {
     #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error("no zone files (*.zone) in {0}")]
     NoZones(PathBuf),
-    #[error("cannot parse {path}: {msg}")]
-    Parse { path: PathBuf, msg: String },
+    #[error("cannot parse {path}: {cause}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        cause: hickory_proto::serialize::txt::ParseError,
+    },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
     #[error("cannot encode a record: {0}")]
-    Encode(String),
-    #[error("store: {0}")]
-    Store(String),
-    #[error("signing key: {0}")]
-    Key(#[from] keys::KeyError),
+    Encode(#[from] hickory_proto::ProtoError),
+    /// A record or RRset longer than a DNS message can carry.
+    #[error("{0} record or RRset too large")]
+    TooLarge(RecordType),
+    #[error("a name longer than 255 octets")]
+    NameTooLong,
+    #[error("more names in an RRset than compression can point to")]
+    TooManyNames,
 }

@@ -7,11 +7,13 @@
 //! not the zone, and everything else is shared between snapshots.
 //!
 //! Everything here is prepared wire format, signatures included: the query path copies, it
-//! never encodes or signs. [`super::signed::SignedZone`] keeps a snapshot up to date.
+//! never encodes or signs. `crate::dnssec::SignedZone` keeps a snapshot up to date, and the
+//! writer in `crate::publish` swaps each new [`ZoneSet`] into [`SharedZones`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 
 use super::chain::{Chain, Hash};
@@ -20,6 +22,9 @@ use super::file::StaticZone;
 use super::journal::Journal;
 use super::names::NameMap;
 use super::wire::{WireRrset, relative_key};
+
+/// The DNS path's view: the current [`ZoneSet`], swapped atomically on every change.
+pub type SharedZones = Arc<ArcSwap<ZoneSet>>;
 
 /// Lowercase wire-format labels of a name relative to its zone's apex (empty for the apex).
 pub type NameKey = Arc<[u8]>;
@@ -37,7 +42,8 @@ pub struct ZoneSnapshot {
     /// (RFC 2308 §3), and its RRSIG at that TTL.
     pub negative_soa: WireRrset,
     pub negative_soa_sigs: Option<WireRrset>,
-    pub(super) names: NameMap,
+    /// Every name's entry; written by the signer, read through [`ZoneSnapshot::lookup`].
+    pub names: NameMap,
     pub chain: Chain,
     /// NSEC3 only: the hash of `*.<apex>`, the wildcard of the usual closest encloser.
     pub wildcard_apex_hash: Option<Hash>,
@@ -58,11 +64,6 @@ impl ZoneSnapshot {
     /// Every name's entry, in no particular order (for AXFR).
     pub fn names_iter(&self) -> impl Iterator<Item = &NameEntry> {
         self.names.iter()
-    }
-
-    /// How many names the zone holds (static names, empty non-terminals and nodes).
-    pub fn name_count(&self) -> usize {
-        self.names.len()
     }
 }
 

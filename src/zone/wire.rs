@@ -64,21 +64,16 @@ impl WireRrset {
             encode_rdata(rdata, apex, &mut tail, &mut fixups)?;
             let rdlen = tail.len() - 10;
             if rdlen > usize::from(u16::MAX) || tail.len() > usize::from(u16::MAX) {
-                return Err(ZoneError::Encode(format!("{rtype} record too large")));
+                return Err(ZoneError::TooLarge(rtype));
             }
             tail[8..10].copy_from_slice(&(rdlen as u16).to_be_bytes());
             bytes.extend_from_slice(&(tail.len() as u16).to_be_bytes());
-            bytes.push(
-                u8::try_from(fixups.len())
-                    .map_err(|_| ZoneError::Encode("too many names".into()))?,
-            );
+            bytes.push(u8::try_from(fixups.len()).map_err(|_| ZoneError::TooManyNames)?);
             for f in &fixups {
                 bytes.extend_from_slice(&f.to_be_bytes());
             }
             bytes.extend_from_slice(&tail);
-            count = count
-                .checked_add(1)
-                .ok_or_else(|| ZoneError::Encode(format!("{rtype} RRset too large")))?;
+            count = count.checked_add(1).ok_or(ZoneError::TooLarge(rtype))?;
         }
         Ok(Self {
             rtype,
@@ -101,8 +96,7 @@ impl WireRrset {
         let mut bytes = Vec::with_capacity(size);
         let mut count: u16 = 0;
         for rdata in rdatas {
-            let rdlen = u16::try_from(rdata.len())
-                .map_err(|_| ZoneError::Encode(format!("{rtype} record too large")))?;
+            let rdlen = u16::try_from(rdata.len()).map_err(|_| ZoneError::TooLarge(rtype))?;
             bytes.extend_from_slice(&(10 + rdlen).to_be_bytes());
             bytes.push(0);
             bytes.extend_from_slice(&u16::from(rtype).to_be_bytes());
@@ -110,9 +104,7 @@ impl WireRrset {
             bytes.extend_from_slice(&ttl.to_be_bytes());
             bytes.extend_from_slice(&rdlen.to_be_bytes());
             bytes.extend_from_slice(rdata);
-            count = count
-                .checked_add(1)
-                .ok_or_else(|| ZoneError::Encode(format!("{rtype} RRset too large")))?;
+            count = count.checked_add(1).ok_or(ZoneError::TooLarge(rtype))?;
         }
         Ok(Self {
             rtype,
@@ -249,9 +241,7 @@ fn encode_rdata(
             let mut rdata = Vec::new();
             let mut encoder = BinEncoder::new(&mut rdata);
             encoder.set_name_encoding(NameEncoding::Uncompressed);
-            other
-                .emit(&mut encoder)
-                .map_err(|e| ZoneError::Encode(e.to_string()))?;
+            other.emit(&mut encoder)?;
             out.extend_from_slice(&rdata);
         }
     }

@@ -7,9 +7,9 @@ use hickory_proto::op::{
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::*;
-use crate::zone::policy::{Denial, ZonePolicy};
+use crate::dnssec::policy::{Denial, ZonePolicy};
+use crate::dnssec::testing::{node, publish, signed_zone, verify_all, zone_set};
 use crate::zone::snapshot::ZoneSet;
-use crate::zone::testing::{node, publish, signed_zone, verify_all, zone_set};
 
 const NOW: u32 = 1_800_000_000;
 
@@ -503,7 +503,7 @@ fn signed_node_answers_fit_512_bytes() {
         let (_dir, mut z, _) = signed_zone(apex, &format!("$TTL 3600\n{text}"), policy, NOW);
         let label = "f".repeat(63);
         let mut row = node(&label, &"9".repeat(64), u64::MAX / 2);
-        row.ts = u64::from(u32::MAX);
+        row.payload.ts = u64::from(u32::MAX);
         publish(&mut z, &[row], &[], 2, NOW);
         let key = z.signer().key().dnskey.clone();
         let zs = zone_set(&z);

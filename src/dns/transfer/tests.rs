@@ -9,9 +9,9 @@ use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
 
 use super::*;
+use crate::dnssec::SignedZone;
+use crate::dnssec::testing::{both_denials, node, publish, signed_zone, verify_all};
 use crate::zone::journal::{self, JournalEntry};
-use crate::zone::signed::SignedZone;
-use crate::zone::testing::{both_denials, node, publish, signed_zone, verify_all};
 
 const T0: u32 = 1_800_000_000;
 const ZONE: &str =
@@ -49,7 +49,7 @@ fn signer(secret: &[u8]) -> TSigner {
 }
 
 /// A signed zone with `n` nodes published at serial 2.
-fn zone(n: usize, policy: crate::zone::policy::ZonePolicy) -> (tempfile::TempDir, SignedZone) {
+fn zone(n: usize, policy: crate::dnssec::policy::ZonePolicy) -> (tempfile::TempDir, SignedZone) {
     let (dir, mut z, _) = signed_zone("example.test", ZONE, policy, T0);
     let rows: Vec<_> = (0..n)
         .map(|i| node(&format!("n{i}"), &format!("{i:040x}"), 1))
@@ -130,8 +130,8 @@ fn axfr_carries_the_whole_signed_zone_between_two_soas() {
             .count();
         assert_eq!(txt, 300);
         let (denial, extra) = match policy.denial {
-            crate::zone::policy::Denial::Nsec => (RecordType::NSEC, 0),
-            crate::zone::policy::Denial::Nsec3 => (RecordType::NSEC3, 1),
+            crate::dnssec::policy::Denial::Nsec => (RecordType::NSEC, 0),
+            crate::dnssec::policy::Denial::Nsec3 => (RecordType::NSEC3, 1),
         };
         // Every node, ns1 and the apex have a denial record (NSEC3: one per hashed name).
         assert_eq!(

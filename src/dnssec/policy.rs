@@ -15,7 +15,8 @@
 use hickory_proto::dnssec::Algorithm;
 use thiserror::Error;
 
-use crate::record::normalize_zone;
+use crate::config::value::{ValueError, duration};
+use crate::record::{DEFAULT_NODE_TTL, RecordError, normalize_zone};
 
 /// How nonexistence is proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,101 +51,95 @@ impl Default for ZonePolicy {
             validity: 14 * DAY,
             inception_offset: 3600,
             refresh: 7 * DAY,
-            node_ttl: crate::zone::DEFAULT_NODE_TTL,
+            node_ttl: DEFAULT_NODE_TTL,
         }
     }
 }
 
 /// A `--dnssec` value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("--dnssec {value:?}: {reason}")]
+#[error("--dnssec {value:?}: {problem}")]
 pub struct PolicyError {
     value: String,
-    reason: String,
+    problem: PolicyProblem,
+}
+
+/// What is wrong with a `--dnssec` value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PolicyProblem {
+    #[error("expected ZONE:key=value,…")]
+    Syntax,
+    #[error(transparent)]
+    Zone(#[from] RecordError),
+    #[error("{0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("unknown key {0:?}")]
+    UnknownKey(String),
+    #[error("algorithm {0:?}: use 13 (ecdsap256sha256) or 15 (ed25519)")]
+    Algorithm(String),
+    #[error("denial {0:?}: use nsec or nsec3")]
+    Denial(String),
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    #[error("validity must be at least 1h")]
+    ShortValidity,
+    #[error("refresh must be above 0 and below the validity")]
+    Refresh,
 }
 
 /// Parses `ZONE:key=value,…` into the zone's API name and its settings.
 pub fn parse_flag(value: &str) -> Result<(String, ZonePolicy), PolicyError> {
-    let fail = |reason: String| PolicyError {
+    parse(value).map_err(|problem| PolicyError {
         value: value.to_owned(),
-        reason,
-    };
-    let (zone, settings) = value
-        .split_once(':')
-        .ok_or_else(|| fail("expected ZONE:key=value,…".into()))?;
-    let zone = normalize_zone(zone).map_err(|e| fail(e.to_string()))?;
+        problem,
+    })
+}
+
+fn parse(value: &str) -> Result<(String, ZonePolicy), PolicyProblem> {
+    let (zone, settings) = value.split_once(':').ok_or(PolicyProblem::Syntax)?;
+    let zone = normalize_zone(zone)?;
     let mut policy = ZonePolicy::default();
     let mut refresh_set = false;
     for item in settings.split(',').filter(|s| !s.is_empty()) {
         let (key, v) = item
             .split_once('=')
-            .ok_or_else(|| fail(format!("{item:?} is not key=value")))?;
+            .ok_or_else(|| PolicyProblem::NotKeyValue(item.to_owned()))?;
         match key {
             "algorithm" => {
                 policy.algorithm = match v.to_ascii_lowercase().as_str() {
                     "13" | "ecdsap256sha256" => Algorithm::ECDSAP256SHA256,
                     "15" | "ed25519" => Algorithm::ED25519,
-                    _ => {
-                        return Err(fail(format!(
-                            "algorithm {v:?}: use 13 (ecdsap256sha256) or 15 (ed25519)"
-                        )));
-                    }
+                    _ => return Err(PolicyProblem::Algorithm(v.to_owned())),
                 }
             }
             "denial" => {
                 policy.denial = match v.to_ascii_lowercase().as_str() {
                     "nsec" => Denial::Nsec,
                     "nsec3" => Denial::Nsec3,
-                    _ => return Err(fail(format!("denial {v:?}: use nsec or nsec3"))),
+                    _ => return Err(PolicyProblem::Denial(v.to_owned())),
                 }
             }
-            "validity" => policy.validity = duration(v).map_err(&fail)?,
-            "inception-offset" => policy.inception_offset = duration(v).map_err(&fail)?,
+            "validity" => policy.validity = duration(v)?,
+            "inception-offset" => policy.inception_offset = duration(v)?,
             "refresh" => {
-                policy.refresh = duration(v).map_err(&fail)?;
+                policy.refresh = duration(v)?;
                 refresh_set = true;
             }
-            "node-ttl" => policy.node_ttl = duration(v).map_err(&fail)?,
-            _ => return Err(fail(format!("unknown key {key:?}"))),
+            "node-ttl" => policy.node_ttl = duration(v)?,
+            _ => return Err(PolicyProblem::UnknownKey(key.to_owned())),
         }
     }
     if !refresh_set {
         policy.refresh = policy.validity / 2;
     }
     if policy.validity < 3600 {
-        return Err(fail("validity must be at least 1h".into()));
+        return Err(PolicyProblem::ShortValidity);
     }
     if policy.refresh == 0 || policy.refresh >= policy.validity {
-        return Err(fail(
-            "refresh must be above 0 and below the validity".into(),
-        ));
+        return Err(PolicyProblem::Refresh);
     }
     Ok((zone, policy))
-}
-
-/// `90`, `90s`, `30m`, `12h`, `14d` or `2w`, in seconds.
-pub fn duration(text: &str) -> Result<u32, String> {
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => DAY,
-        "w" => 7 * DAY,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a duration like 90s, 30m, 12h, 14d or 2w"
-            ));
-        }
-    };
-    digits
-        .parse::<u32>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 30m, 12h, 14d or 2w"))
 }
 
 #[cfg(test)]

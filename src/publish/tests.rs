@@ -1,7 +1,9 @@
-//! The publisher thread on an injected clock: publishes are signed at the clock's time, and the
+//! The writer thread on an injected clock: publishes are signed at the clock's time, and the
 //! background refresh re-signs what comes due without being asked.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::thread::JoinHandle;
 
 use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Edns, Message, Query};
@@ -9,9 +11,10 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::*;
 use crate::dns::answer::{Transport, respond};
-use crate::record::Commit;
+use crate::record::{Commit, ManualClock, NodeLabel};
+use crate::store::Store;
+use crate::zone::SharedZones;
 use crate::zone::file::load_dir;
-use crate::zone::sign::ManualClock;
 
 const T0: u32 = 1_800_000_000;
 const DAY: u32 = 86_400;
@@ -137,7 +140,7 @@ async fn the_background_refresh_resigns_on_the_injected_clock() {
     clock.set(T0 + 8 * DAY + 13 * DAY + DAY / 2);
     let (publisher, zones, thread) = start_in(dir.path(), &zones_dir, &clock);
     let restarted = zones.load().get("example.test").unwrap().clone();
-    assert!(crate::store::serial_gt(restarted.serial, refreshed.serial));
+    assert!(crate::record::serial_gt(restarted.serial, refreshed.serial));
     assert!(
         crate::zone::journal::path_from(&restarted.journal, refreshed.serial, restarted.serial)
             .is_none()

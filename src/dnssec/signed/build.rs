@@ -26,11 +26,11 @@ use crate::zone::sorted::SortedMap;
 /// Collects a zone's nodes at start; see [`SignedZone::builder`].
 pub struct Builder {
     zone: SignedZone,
-    stored: HashMap<(Vec<u8>, u16), StoredSig>,
+    stored: PriorSignatures,
     /// Nodes' stored denial signatures that the fast path could not place: (next, RRSIG), used
     /// by [`Builder::finish`] if the chain agrees.
     denial: HashMap<NameKey, (Vec<u8>, Vec<u8>)>,
-    writes: Vec<SigWrite>,
+    writes: Vec<NewSignature>,
     node_keys: Vec<NameKey>,
     collisions: Vec<String>,
     now: u32,
@@ -61,14 +61,14 @@ struct Pending {
 }
 
 impl SignedZone {
-    /// Starts building a zone from its file and stored signatures; add the stored nodes with
-    /// [`Builder::add_node`], then call [`Builder::finish`].
+    /// Starts building a zone from its file and the signatures an earlier run made; add the
+    /// nodes with [`Builder::add_node`], then call [`Builder::finish`].
     pub fn builder(
         zone: Arc<StaticZone>,
         signer: Arc<Signer>,
-        stored: HashMap<(Vec<u8>, u16), StoredSig>,
+        stored: PriorSignatures,
         now: u32,
-    ) -> Result<Builder, ZoneError> {
+    ) -> Result<Builder, DnssecError> {
         let apex = zone.apex.clone();
         let soa_ttl = zone.soa_ttl;
         let negative_ttl = soa_ttl.min(zone.soa.minimum);
@@ -136,10 +136,10 @@ impl SignedZone {
             [RecordType::TXT],
         )));
         let probe = WireRrset::build(RecordType::NSEC, 0, [&probe], &z.snapshot.apex)?;
-        let rdata = first_rdata(probe.bytes())
-            .ok_or_else(|| ZoneError::Encode("NSEC probe has no RDATA".into()))?;
-        let name_len = wire_name_len(rdata)
-            .ok_or_else(|| ZoneError::Encode("NSEC probe has no next name".into()))?;
+        let rdata =
+            first_rdata(probe.bytes()).ok_or(DnssecError::Inconsistent("an NSEC without RDATA"))?;
+        let name_len =
+            wire_name_len(rdata).ok_or(DnssecError::Inconsistent("an NSEC without next name"))?;
         builder.apex_suffix = rdata[..name_len].to_vec();
         builder.node_bitmap = rdata[name_len..].to_vec();
         Ok(builder)
@@ -161,7 +161,7 @@ fn wire_name_len(bytes: &[u8]) -> Option<usize> {
 impl Builder {
     /// The zone file's names: their RRsets signed (or stored signatures reused), and the apex
     /// records Herald makes.
-    fn add_static(&mut self) -> Result<(), ZoneError> {
+    fn add_static(&mut self) -> Result<(), DnssecError> {
         let z = &mut self.zone;
         let apex = z.snapshot.apex.clone();
         for name in z.zone.names() {
@@ -202,52 +202,50 @@ impl Builder {
         Ok(())
     }
 
-    /// Makes room for `nodes` stored nodes.
+    /// Makes room for `nodes` nodes.
     pub fn reserve(&mut self, nodes: usize) {
         self.zone.snapshot.names.reserve(nodes);
         self.node_keys.reserve(nodes);
         self.placed.reserve(nodes);
     }
 
-    /// Adds a stored node, reusing its stored TXT signature when it was made for this seq
-    /// with this key and TTL and is fresh.
-    pub fn add_node(&mut self, node: StoredNode) -> Result<(), ZoneError> {
+    /// Adds a node, reusing its prior TXT signature when it was made for this seq with this
+    /// key and TTL and is fresh.
+    pub fn add_node(&mut self, node: PriorNode) -> Result<(), DnssecError> {
         let z = &mut self.zone;
-        let key = node_key(&node.row.node);
+        let PriorNode {
+            record,
+            txt_sig,
+            denial_sig,
+        } = node;
+        let key = node_key(record.node.as_str());
         if z.static_keys.contains(&key) {
-            self.collisions.push(node.row.node);
+            self.collisions.push(record.node.to_string());
             return Ok(());
         }
         let ttl = z.signer.policy().node_ttl;
-        let reusable = node.txt_sig.as_deref().filter(|s| {
-            node.txt_sig_seq == Some(node.row.seq)
-                && z.matches_key(s, RecordType::TXT, ttl)
-                && fresh(s, self.now)
+        let seq = record.payload.seq;
+        let reusable = txt_sig.as_ref().filter(|(signed_seq, s)| {
+            *signed_seq == seq && z.matches_key(s, RecordType::TXT, ttl) && fresh(s, self.now)
         });
         let (rrset, sigs) = match reusable {
-            Some(rrsig) => (
-                WireRrset::from_rdata(RecordType::TXT, ttl, [&txt_wire(&node.row)?[..]])?,
-                WireRrset::from_rdata(RecordType::RRSIG, ttl, [rrsig])?,
+            Some((_, rrsig)) => (
+                WireRrset::from_rdata(RecordType::TXT, ttl, [&txt_wire(&record.payload)[..]])?,
+                WireRrset::from_rdata(RecordType::RRSIG, ttl, [&rrsig[..]])?,
             ),
             None => {
-                let (rrset, sigs, sig) = z.txt_signed(&key, &node.row, self.now)?;
-                self.writes.push(SigWrite::NodeTxt {
-                    node: node.row.node.clone(),
-                    seq: node.row.seq,
+                let (rrset, sigs, sig) = z.txt_signed(&key, &record.payload, self.now)?;
+                self.writes.push(NewSignature::NodeTxt {
+                    node: record.node.to_string(),
+                    seq,
                     rrsig: sig.rdata,
                 });
                 (rrset, sigs)
             }
         };
-        let denial = match (node.denial_next, node.denial_sig) {
-            (Some(next), Some(sig))
-                if z.matches_key(&sig, z.denial_type(), z.negative_ttl)
-                    && fresh(&sig, self.now) =>
-            {
-                Some((next, sig))
-            }
-            _ => None,
-        };
+        let denial = denial_sig.filter(|(_, sig)| {
+            z.matches_key(sig, z.denial_type(), z.negative_ttl) && fresh(sig, self.now)
+        });
         let txt = RrsetEntry {
             rrset,
             sigs: Some(sigs),
@@ -280,7 +278,7 @@ impl Builder {
     /// Puts a pending node into the index: with its NSEC when the stored one links to the name
     /// that follows it, which is the next zone-file name or else `following` (the node read
     /// after it; none for the last). Otherwise without, for [`Builder::finish`] to sign.
-    fn place(&mut self, node: Pending, following: Option<&NameKey>) -> Result<(), ZoneError> {
+    fn place(&mut self, node: Pending, following: Option<&NameKey>) -> Result<(), DnssecError> {
         let chain = &self.static_chain;
         while self.static_pos < chain.len()
             && canonical_cmp(&chain[self.static_pos], &node.key) != Ordering::Greater
@@ -337,17 +335,13 @@ impl Builder {
         a == next && b == self.apex_suffix && c == self.node_bitmap
     }
 
-    /// Builds the chain, signs what the store did not have, and sets the serial. Returns the
-    /// zone and the signatures to store.
-    pub fn finish(mut self, serial: u32) -> Result<(SignedZone, Vec<SigWrite>), ZoneError> {
+    /// Builds the chain, signs what no prior signature covers, and sets the serial. Returns
+    /// the zone and the signatures made.
+    pub fn finish(mut self, serial: u32) -> Result<(SignedZone, Vec<NewSignature>), DnssecError> {
         if !self.collisions.is_empty() {
-            return Err(ZoneError::Invalid {
+            return Err(DnssecError::Collision {
                 path: self.zone.zone.path.clone(),
-                msg: format!(
-                    "stored nodes {} have the names of records in the zone file; rename those \
-                     records, or start with the old file and delete the nodes first",
-                    self.collisions.join(", ")
-                ),
+                nodes: self.collisions.join(", "),
             });
         }
         if let Some(last) = self.pending.take() {

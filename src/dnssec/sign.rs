@@ -9,8 +9,7 @@
 //!   signature, so a restart can reuse a stored signature without verifying it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::dnssec::TBS;
 use hickory_proto::dnssec::rdata::sig::SigInput;
@@ -21,47 +20,6 @@ use ring::digest;
 
 use super::keys::{KeyError, ZoneKey};
 use super::policy::ZonePolicy;
-
-/// Seconds since the Unix epoch, as DNSSEC counts them (RFC 4034 §3.1.5, modulo 2^32).
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> u32;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u32 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32)
-    }
-}
-
-/// A clock that moves only when told to, for tests of refresh and expiry.
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicU32);
-
-impl ManualClock {
-    pub fn new(now: u32) -> Self {
-        Self(AtomicU32::new(now))
-    }
-
-    pub fn set(&self, now: u32) {
-        self.0.store(now, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, seconds: u32) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> u32 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// What identifies a signature's content: see the module documentation.
 pub type Digest = [u8; 16];
@@ -162,8 +120,7 @@ impl Signer {
             .iter()
             .map(|r| Record::from_rdata(owner.clone(), ttl, r.clone()))
             .collect();
-        TBS::from_input(owner, DNSClass::IN, input, records.iter())
-            .map_err(|e| KeyError::Crypto(e.to_string()))
+        Ok(TBS::from_input(owner, DNSClass::IN, input, records.iter())?)
     }
 
     /// The digest of a signature over this RRset; equal digests mean a stored signature still
@@ -200,9 +157,7 @@ impl Signer {
         let digest = digest_of(&timeless);
         let rrsig = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)));
         let mut rdata = Vec::with_capacity(128);
-        rrsig
-            .emit(&mut BinEncoder::new(&mut rdata))
-            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        rrsig.emit(&mut BinEncoder::new(&mut rdata))?;
         Ok(Signature { rdata, digest })
     }
 
@@ -228,7 +183,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::keys::ZoneKey;
+    use crate::dnssec::keys::ZoneKey;
     use hickory_proto::dnssec::rdata::DNSKEY;
     use hickory_proto::dnssec::{PublicKey, Verifier};
     use hickory_proto::rr::rdata::TXT;

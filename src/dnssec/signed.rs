@@ -9,10 +9,12 @@
 //! - [`SignedZone::refresh`] sweeps a bounded number of names per call and re-signs what is due,
 //!   so refresh work is spread out and never stalls the publisher for long.
 //!
-//! Nothing is signed per query. Signatures are returned as [`SigWrite`]s for the caller to store
-//! in the same transaction as the change, so a restart reuses them.
+//! Nothing is signed per query. A [`SignedZone`] takes record-level inputs ([`NodeRecord`]s, and
+//! at start the [`PriorNode`]s and [`PriorSignature`]s an earlier run made) and returns the
+//! [`NewSignature`]s it made. It never sees SQLite: `crate::publish` stores what it returns in
+//! the same transaction as the change, so a restart reuses them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
@@ -20,21 +22,20 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC3PARAM};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::ZoneError;
-use super::canon::{CanonKey, RelName};
-use super::chain::{
-    Chain, Hash, Nsec3Record, nsec_next, nsec_prev, nsec_rdata, nsec3_hash, nsec3_label,
-    nsec3_next, nsec3_prev, nsec3_rdata,
+use super::DnssecError;
+use super::nsec::{
+    nsec_next, nsec_prev, nsec_rdata, nsec3_label, nsec3_next, nsec3_prev, nsec3_rdata,
 };
-use super::entry::{NameEntry, RrsetEntry};
-use super::file::StaticZone;
-use super::names::NameMap;
 use super::policy::Denial;
-use super::sign::{Signer, rrsig_expiration};
-use super::snapshot::{KeySet, NameKey, ZoneSnapshot, node_key, static_keys};
-use super::wire::{WireRrset, first_rdata, name_wire, relative_key};
-use crate::record::{Commit, Payload, render_into};
-use crate::store::{Applied, NodeRow, SigWrite, StoredNode, StoredSig};
+use super::sign::{Digest, Signature, Signer, rrsig_expiration};
+use crate::record::{NodeLabel, NodeRecord, Payload, render_into};
+use crate::zone::canon::{CanonKey, RelName};
+use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};
+use crate::zone::entry::{NameEntry, RrsetEntry};
+use crate::zone::file::StaticZone;
+use crate::zone::names::NameMap;
+use crate::zone::snapshot::{KeySet, NameKey, ZoneSnapshot, node_key, static_keys};
+use crate::zone::wire::{WireRrset, first_rdata, name_wire, relative_key};
 
 /// A stored signature with less than this left at start is made again before serving.
 const START_MARGIN: u32 = 86_400;
@@ -52,8 +53,56 @@ fn cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// A node's TXT RRset, its RRSIG RRset, and the signature to store.
-type TxtSigned = (WireRrset, WireRrset, super::sign::Signature);
+/// A node's TXT RRset, its RRSIG RRset, and the signature to keep.
+type TxtSigned = (WireRrset, WireRrset, Signature);
+
+/// A signature a [`SignedZone`] made, for the caller to keep so that a restart can reuse it.
+/// Signatures are a cache of work, not the source of truth: one that is lost is made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewSignature {
+    /// The RRSIG over node `node`'s TXT RRset at `seq`.
+    NodeTxt {
+        node: String,
+        seq: u64,
+        rrsig: Vec<u8>,
+    },
+    /// The RRSIG over node `node`'s NSEC (next name key) or NSEC3 (next hash) record.
+    NodeDenial {
+        node: String,
+        next: Vec<u8>,
+        rrsig: Vec<u8>,
+    },
+    /// The RRSIG over any other RRset: owner relative to the apex (wire format), type covered,
+    /// and the digest of what was signed.
+    Rrset {
+        owner: Vec<u8>,
+        rtype: u16,
+        digest: Digest,
+        rrsig: Vec<u8>,
+    },
+}
+
+/// A signature over a zone-file or apex RRset made by an earlier run, offered for reuse when
+/// its digest says it covers exactly the data of this run (see [`super::sign`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorSignature {
+    pub digest: Vec<u8>,
+    pub rrsig: Vec<u8>,
+}
+
+/// Prior signatures by (owner relative to the apex in wire format, type covered).
+pub type PriorSignatures = HashMap<(Vec<u8>, u16), PriorSignature>;
+
+/// A node as an earlier run left it: its record and the signatures made for it, offered to
+/// [`Builder::add_node`] at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorNode {
+    pub record: NodeRecord,
+    /// The RRSIG over its TXT RRset, and the seq it was made for.
+    pub txt_sig: Option<(u64, Vec<u8>)>,
+    /// The RRSIG over its NSEC or NSEC3 record, and the next name or hash it was made for.
+    pub denial_sig: Option<(Vec<u8>, Vec<u8>)>,
+}
 
 /// Where the refresh sweep continues.
 #[derive(Debug, Clone)]
@@ -89,13 +138,8 @@ impl SignedZone {
         &self.signer
     }
 
-    /// Whether NSEC/NSEC3 records wait to be signed by [`SignedZone::finish`].
-    pub fn has_pending(&self) -> bool {
-        !self.dirty.is_empty()
-    }
-
     /// The fully qualified name of `key`.
-    fn name_of(&self, key: &[u8]) -> Result<Name, ZoneError> {
+    fn name_of(&self, key: &[u8]) -> Result<Name, DnssecError> {
         let mut labels: Vec<&[u8]> = Vec::new();
         let mut i = 0;
         while i < key.len() {
@@ -104,7 +148,7 @@ impl SignedZone {
             i += len + 1;
         }
         labels.extend(self.snapshot.apex.iter());
-        let mut name = Name::from_labels(labels).map_err(|e| ZoneError::Encode(e.to_string()))?;
+        let mut name = Name::from_labels(labels)?;
         name.set_fqdn(true);
         Ok(name)
     }
@@ -125,7 +169,7 @@ impl SignedZone {
         ttl: u32,
         rdatas: &[RData],
         now: u32,
-    ) -> Result<(WireRrset, WireRrset, super::sign::Signature), ZoneError> {
+    ) -> Result<TxtSigned, DnssecError> {
         let sig = self.signer.sign(owner, rtype, ttl, rdatas, now)?;
         let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
         let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&sig.rdata[..]])?;
@@ -137,10 +181,10 @@ impl SignedZone {
         &self,
         key: &[u8],
         (rtype, ttl, rdatas): (RecordType, u32, &[RData]),
-        stored: Option<&StoredSig>,
+        stored: Option<&PriorSignature>,
         now: u32,
-        writes: &mut Vec<SigWrite>,
-    ) -> Result<(WireRrset, WireRrset), ZoneError> {
+        writes: &mut Vec<NewSignature>,
+    ) -> Result<(WireRrset, WireRrset), DnssecError> {
         let owner = self.name_of(key)?;
         if let Some(s) = stored {
             let digest = self.signer.digest(&owner, rtype, ttl, rdatas)?;
@@ -151,7 +195,7 @@ impl SignedZone {
             }
         }
         let (rrset, sigs, sig) = self.sign(&owner, rtype, ttl, rdatas, now)?;
-        writes.push(SigWrite::Rrset {
+        writes.push(NewSignature::Rrset {
             owner: key.to_vec(),
             rtype: rtype.into(),
             digest: sig.digest,
@@ -160,25 +204,30 @@ impl SignedZone {
         Ok((rrset, sigs))
     }
 
-    /// Applies a committed change: signs published nodes' TXT RRsets, removes deleted nodes,
-    /// and marks the chain links that changed.
-    pub fn apply(&mut self, applied: &Applied, now: u32) -> Result<Vec<SigWrite>, ZoneError> {
-        for node in &applied.deleted {
-            self.remove_node(&node_key(node));
+    /// Applies a committed change: removes the `deleted` nodes, signs the TXT RRsets of the
+    /// `published` ones, and marks the chain links that changed. Returns the signatures made;
+    /// call [`SignedZone::finish`] once the group of changes is complete.
+    pub fn apply(
+        &mut self,
+        published: &[NodeRecord],
+        deleted: &[NodeLabel],
+        now: u32,
+    ) -> Result<Vec<NewSignature>, DnssecError> {
+        for node in deleted {
+            self.remove_node(&node_key(node.as_str()));
         }
-        let signed = self.sign_txts(&applied.set, now)?;
-        applied
-            .set
+        let signed = self.sign_txts(published, now)?;
+        published
             .iter()
             .zip(signed)
-            .map(|((row, _), signed)| self.put_node(row, signed))
+            .map(|(record, signed)| self.put_node(record, signed))
             .collect()
     }
 
     /// Signs the TXT RRsets of `set`. A large batch is split over the CPUs this process may
     /// use (signing is two thirds of a batch's cost, and each signature is independent); on
     /// one CPU, or for a few nodes, it runs here.
-    fn sign_txts(&self, set: &[(NodeRow, bool)], now: u32) -> Result<Vec<TxtSigned>, ZoneError> {
+    fn sign_txts(&self, set: &[NodeRecord], now: u32) -> Result<Vec<TxtSigned>, DnssecError> {
         let workers = if set.len() >= PARALLEL_MIN { cpus() } else { 1 };
         self.sign_txts_on(set, now, workers)
     }
@@ -186,11 +235,11 @@ impl SignedZone {
     /// [`SignedZone::sign_txts`] on `workers` threads; the results in the order of `set`.
     fn sign_txts_on(
         &self,
-        set: &[(NodeRow, bool)],
+        set: &[NodeRecord],
         now: u32,
         workers: usize,
-    ) -> Result<Vec<TxtSigned>, ZoneError> {
-        let one = |(row, _): &(NodeRow, bool)| self.txt_signed(&node_key(&row.node), row, now);
+    ) -> Result<Vec<TxtSigned>, DnssecError> {
+        let one = |r: &NodeRecord| self.txt_signed(&node_key(r.node.as_str()), &r.payload, now);
         if workers < 2 || set.is_empty() {
             return set.iter().map(one).collect();
         }
@@ -203,17 +252,19 @@ impl SignedZone {
                 .collect();
             let mut out = Vec::with_capacity(set.len());
             for part in parts {
-                let signed = part
-                    .join()
-                    .map_err(|_| ZoneError::Encode("a signing thread panicked".into()))?;
+                let signed = part.join().map_err(|_| DnssecError::SigningThread)?;
                 out.extend(signed?);
             }
             Ok(out)
         })
     }
 
-    fn put_node(&mut self, row: &NodeRow, signed: TxtSigned) -> Result<SigWrite, ZoneError> {
-        let key = node_key(&row.node);
+    fn put_node(
+        &mut self,
+        record: &NodeRecord,
+        signed: TxtSigned,
+    ) -> Result<NewSignature, DnssecError> {
+        let key = node_key(record.node.as_str());
         let (rrset, sigs, sig) = signed;
         let entry = match self.snapshot.names.get(&key) {
             Some(e) => e.with_rrset(&rrset, Some(&sigs))?,
@@ -230,15 +281,20 @@ impl SignedZone {
             }
         };
         self.snapshot.names.insert(entry);
-        Ok(SigWrite::NodeTxt {
-            node: row.node.clone(),
-            seq: row.seq,
+        Ok(NewSignature::NodeTxt {
+            node: record.node.to_string(),
+            seq: record.payload.seq,
             rrsig: sig.rdata,
         })
     }
 
-    fn txt_signed(&self, key: &[u8], row: &NodeRow, now: u32) -> Result<TxtSigned, ZoneError> {
-        let txt = [txt_rdata(row)?];
+    fn txt_signed(
+        &self,
+        key: &[u8],
+        payload: &Payload,
+        now: u32,
+    ) -> Result<TxtSigned, DnssecError> {
+        let txt = [RData::TXT(TXT::new(vec![payload.render()]))];
         self.sign(
             &self.name_of(key)?,
             RecordType::TXT,
@@ -291,7 +347,7 @@ impl SignedZone {
 
     /// Signs the marked NSEC/NSEC3 records and the SOA at `serial`. Call once per group of
     /// changes, before publishing the snapshot.
-    pub fn finish(&mut self, serial: u32, now: u32) -> Result<Vec<SigWrite>, ZoneError> {
+    pub fn finish(&mut self, serial: u32, now: u32) -> Result<Vec<NewSignature>, DnssecError> {
         let mut writes = Vec::with_capacity(self.dirty.len() + 1);
         for key in std::mem::take(&mut self.dirty) {
             if self.snapshot.names.get(&key).is_some()
@@ -325,7 +381,7 @@ impl SignedZone {
         key: &NameKey,
         reuse: Reuse<'_>,
         now: u32,
-    ) -> Result<Option<SigWrite>, ZoneError> {
+    ) -> Result<Option<NewSignature>, DnssecError> {
         let ttl = self.negative_ttl;
         let types = self.types_at(key);
         let (rdata, next, hash) = match &self.snapshot.chain {
@@ -364,13 +420,13 @@ impl SignedZone {
             None => {
                 let sig = self.signer.sign(&owner, rtype, ttl, rdatas, now)?;
                 let write = if self.is_node(key) {
-                    SigWrite::NodeDenial {
+                    NewSignature::NodeDenial {
                         node: node_label(key),
                         next,
                         rrsig: sig.rdata.clone(),
                     }
                 } else {
-                    SigWrite::Rrset {
+                    NewSignature::Rrset {
                         owner: key.to_vec(),
                         rtype: rtype.into(),
                         digest: sig.digest,
@@ -388,7 +444,9 @@ impl SignedZone {
                     .snapshot
                     .names
                     .get(key)
-                    .ok_or_else(|| ZoneError::Encode("NSEC for a missing name".into()))?
+                    .ok_or(DnssecError::Inconsistent(
+                        "an NSEC for a name the zone lacks",
+                    ))?
                     .with_rrset(&rrset, Some(&sigs))?;
                 self.snapshot.names.insert(entry);
             }
@@ -412,10 +470,10 @@ impl SignedZone {
     fn set_serial(
         &mut self,
         serial: u32,
-        stored: Option<&StoredSig>,
+        stored: Option<&PriorSignature>,
         now: u32,
-        writes: &mut Vec<SigWrite>,
-    ) -> Result<(), ZoneError> {
+        writes: &mut Vec<NewSignature>,
+    ) -> Result<(), DnssecError> {
         let mut soa = self.zone.soa.clone();
         soa.serial = serial;
         let rdata = [RData::SOA(soa)];
@@ -430,7 +488,7 @@ impl SignedZone {
             .snapshot
             .names
             .get(&[])
-            .ok_or_else(|| ZoneError::Encode("zone without apex".into()))?
+            .ok_or(DnssecError::Inconsistent("a zone without an apex entry"))?
             .with_rrset(&rrset, Some(&sigs))?;
         self.snapshot.names.insert(apex);
         self.snapshot.negative_soa = WireRrset::build(
@@ -494,7 +552,7 @@ enum Reuse<'a> {
     /// A node's: (next name or hash it was made for, RRSIG).
     Next(&'a [u8], &'a [u8]),
     /// A zone-file name's: reused when the digest matches.
-    Digest(&'a StoredSig),
+    Digest(&'a PriorSignature),
 }
 
 /// Whether a stored RRSIG still has more than [`START_MARGIN`] left at `now`.
@@ -513,29 +571,21 @@ fn placeholder(key: &NameKey) -> Nsec3Record {
     }
 }
 
+/// The label of the node whose key (one wire-format label) is `key`.
 fn node_label(key: &[u8]) -> String {
     String::from_utf8_lossy(&key[1..]).into_owned()
 }
 
-fn txt_rdata(row: &NodeRow) -> Result<RData, ZoneError> {
-    let payload = Payload {
-        commit: Commit::parse(&row.commit).map_err(|e| ZoneError::Encode(e.to_string()))?,
-        seq: row.seq,
-        ts: row.ts,
-    };
-    Ok(RData::TXT(TXT::new(vec![payload.render()])))
-}
-
-/// [`txt_rdata`] in wire format, encoded here for the start-up path (see `build.rs`): one
-/// character-string (RFC 1035 §3.3.14), as the payload is always shorter than 256 octets.
-fn txt_wire(row: &NodeRow) -> Result<Vec<u8>, ZoneError> {
-    Commit::check(&row.commit).map_err(|e| ZoneError::Encode(e.to_string()))?;
+/// A node's TXT RDATA in wire format, encoded here for the start-up path (see `build.rs`)
+/// rather than through hickory's `TXT`: one character-string (RFC 1035 §3.3.14), as the
+/// payload is always shorter than 256 octets.
+fn txt_wire(payload: &Payload) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
     out.push(0);
-    render_into(&row.commit, row.seq, row.ts, &mut out);
-    out[0] = u8::try_from(out.len() - 1)
-        .map_err(|_| ZoneError::Encode("TXT payload longer than 255 octets".into()))?;
-    Ok(out)
+    render_into(payload.commit.as_str(), payload.seq, payload.ts, &mut out);
+    // At most 130 octets: the longest commit (64 digits), seq and ts (20 digits each).
+    out[0] = (out.len() - 1) as u8;
+    out
 }
 
 fn glue_targets(rdatas: &[RData]) -> impl Iterator<Item = &Name> {

@@ -1,6 +1,6 @@
 //! Incremental signing, stored-signature reuse and refresh, on an explicit clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::DNSSECRData;
@@ -10,10 +10,9 @@ use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 
 use super::*;
 use crate::dns::answer::{Transport, respond};
-use crate::store::StoredNode;
-use crate::zone::policy::ZonePolicy;
-use crate::zone::sign::rrsig_inception;
-use crate::zone::testing::{
+use crate::dnssec::policy::ZonePolicy;
+use crate::dnssec::sign::rrsig_inception;
+use crate::dnssec::testing::{
     both_denials, node, publish, signer_for, static_zone, verify_all, zone_set,
 };
 
@@ -21,44 +20,41 @@ const T0: u32 = 1_800_000_000;
 const DAY: u32 = 86_400;
 const ZONE: &str = "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 60\n  IN NS ns1\nns1 IN A 127.0.0.1\na.b IN TXT \"x\"\n";
 
-/// What the store would hold: the signatures written so far, applied like SQLite does.
+/// What a store would hold: the signatures kept so far, applied as `crate::publish` stores
+/// them. No SQLite: the signed zone sees plain values only.
 #[derive(Default)]
 struct FakeStore {
-    sigs: HashMap<(Vec<u8>, u16), StoredSig>,
-    nodes: BTreeMap<String, StoredNode>,
+    sigs: PriorSignatures,
+    nodes: BTreeMap<String, PriorNode>,
 }
 
 impl FakeStore {
-    fn put_node(&mut self, row: &NodeRow) {
+    fn put_node(&mut self, record: &NodeRecord) {
         let n = self
             .nodes
-            .entry(row.node.clone())
-            .or_insert_with(|| StoredNode {
-                row: row.clone(),
+            .entry(record.node.to_string())
+            .or_insert_with(|| PriorNode {
+                record: record.clone(),
                 txt_sig: None,
-                txt_sig_seq: None,
                 denial_sig: None,
-                denial_next: None,
             });
-        n.row = row.clone();
+        n.record = record.clone();
     }
 
-    fn apply(&mut self, writes: &[SigWrite]) {
+    fn apply(&mut self, writes: &[NewSignature]) {
         for w in writes {
             match w {
-                SigWrite::NodeTxt { node, seq, rrsig } => {
+                NewSignature::NodeTxt { node, seq, rrsig } => {
                     if let Some(n) = self.nodes.get_mut(node) {
-                        n.txt_sig = Some(rrsig.clone());
-                        n.txt_sig_seq = Some(*seq);
+                        n.txt_sig = Some((*seq, rrsig.clone()));
                     }
                 }
-                SigWrite::NodeDenial { node, next, rrsig } => {
+                NewSignature::NodeDenial { node, next, rrsig } => {
                     if let Some(n) = self.nodes.get_mut(node) {
-                        n.denial_sig = Some(rrsig.clone());
-                        n.denial_next = Some(next.clone());
+                        n.denial_sig = Some((next.clone(), rrsig.clone()));
                     }
                 }
-                SigWrite::Rrset {
+                NewSignature::Rrset {
                     owner,
                     rtype,
                     digest,
@@ -66,14 +62,11 @@ impl FakeStore {
                 } => {
                     self.sigs.insert(
                         (owner.clone(), *rtype),
-                        StoredSig {
+                        PriorSignature {
                             digest: digest.to_vec(),
                             rrsig: rrsig.clone(),
                         },
                     );
-                }
-                SigWrite::RemoveRrset { owner, rtype } => {
-                    self.sigs.remove(&(owner.clone(), *rtype));
                 }
             }
         }
@@ -99,7 +92,7 @@ impl Fixture {
     }
 
     /// Starts the zone from what the store holds, as `herald serve` does.
-    fn build(&mut self, serial: u32, now: u32) -> (SignedZone, Vec<SigWrite>) {
+    fn build(&mut self, serial: u32, now: u32) -> (SignedZone, Vec<NewSignature>) {
         self.build_in(serial, now, |nodes| nodes)
     }
 
@@ -109,8 +102,8 @@ impl Fixture {
         &mut self,
         serial: u32,
         now: u32,
-        order: impl Fn(Vec<StoredNode>) -> Vec<StoredNode>,
-    ) -> (SignedZone, Vec<SigWrite>) {
+        order: impl Fn(Vec<PriorNode>) -> Vec<PriorNode>,
+    ) -> (SignedZone, Vec<NewSignature>) {
         let signer = signer_for(self.dir.path(), &self.zone, self.policy.clone());
         let mut b = SignedZone::builder(
             Arc::new(self.zone.clone()),
@@ -130,18 +123,18 @@ impl Fixture {
     fn publish(
         &mut self,
         zone: &mut SignedZone,
-        rows: &[NodeRow],
+        records: &[NodeRecord],
         deleted: &[&str],
         serial: u32,
         now: u32,
-    ) -> Vec<SigWrite> {
-        for r in rows {
+    ) -> Vec<NewSignature> {
+        for r in records {
             self.store.put_node(r);
         }
         for d in deleted {
             self.store.nodes.remove(*d);
         }
-        let writes = publish(zone, rows, deleted, serial, now);
+        let writes = publish(zone, records, deleted, serial, now);
         self.store.apply(&writes);
         writes
     }
@@ -151,12 +144,12 @@ fn commit(i: u64) -> String {
     format!("{i:040x}")
 }
 
-fn count(writes: &[SigWrite], pred: impl Fn(&SigWrite) -> bool) -> usize {
+fn count(writes: &[NewSignature], pred: impl Fn(&NewSignature) -> bool) -> usize {
     writes.iter().filter(|w| pred(w)).count()
 }
 
-fn is_soa(w: &SigWrite) -> bool {
-    matches!(w, SigWrite::Rrset { rtype: 6, .. })
+fn is_soa(w: &NewSignature) -> bool {
+    matches!(w, NewSignature::Rrset { rtype: 6, .. })
 }
 
 fn ask(zone: &SignedZone, name: &str, rtype: RecordType) -> Message {
@@ -228,8 +221,11 @@ fn one_publish_signs_only_what_changed() {
     let (mut z, _) = f.build(1, T0);
     // A new node: its TXT, its NSEC, its predecessor's NSEC, the SOA.
     let w = f.publish(&mut z, &[node("n5", &commit(1), 1)], &[], 2, T0);
-    assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeTxt { .. })), 1);
-    assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeDenial { .. })), 1);
+    assert_eq!(count(&w, |w| matches!(w, NewSignature::NodeTxt { .. })), 1);
+    assert_eq!(
+        count(&w, |w| matches!(w, NewSignature::NodeDenial { .. })),
+        1
+    );
     assert_eq!(count(&w, is_soa), 1);
     assert_eq!(w.len(), 4, "{w:?}");
     // A new commit for it: the TXT and the SOA.
@@ -237,7 +233,10 @@ fn one_publish_signs_only_what_changed() {
     assert_eq!(w.len(), 2, "{w:?}");
     // A name after it: its own NSEC and n5's.
     let w = f.publish(&mut z, &[node("n6", &commit(1), 1)], &[], 4, T0);
-    assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeDenial { .. })), 2);
+    assert_eq!(
+        count(&w, |w| matches!(w, NewSignature::NodeDenial { .. })),
+        2
+    );
     // Deleting n6: n5's NSEC and the SOA.
     let w = f.publish(&mut z, &[], &["n6"], 5, T0);
     assert_eq!(w.len(), 2, "{w:?}");
@@ -257,13 +256,16 @@ fn a_batch_signs_the_soa_once_and_each_link_once() {
     for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
-        let rows: Vec<NodeRow> = (0..100)
+        let rows: Vec<NodeRecord> = (0..100)
             .map(|i| node(&format!("n{i}"), &commit(i), 1))
             .collect();
         let w = f.publish(&mut z, &rows, &[], 2, T0);
         assert_eq!(count(&w, is_soa), 1);
-        assert_eq!(count(&w, |w| matches!(w, SigWrite::NodeTxt { .. })), 100);
-        let denials = count(&w, |w| matches!(w, SigWrite::NodeDenial { .. }));
+        assert_eq!(
+            count(&w, |w| matches!(w, NewSignature::NodeTxt { .. })),
+            100
+        );
+        let denials = count(&w, |w| matches!(w, NewSignature::NodeDenial { .. }));
         assert_eq!(denials, 100, "each new node's record once");
         // Up to four zone-file names (apex, ns1, a.b, and with NSEC3 the empty non-terminal b)
         // get new successors.
@@ -331,7 +333,7 @@ fn a_restart_reuses_stored_signatures() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, first) = f.build(1, T0);
         assert!(!first.is_empty());
-        let rows: Vec<NodeRow> = (0..50)
+        let rows: Vec<NodeRecord> = (0..50)
             .map(|i| node(&format!("n{i}"), &commit(i), 1))
             .collect();
         f.publish(&mut z, &rows, &[], 2, T0);
@@ -357,7 +359,7 @@ fn a_restart_reuses_stored_signatures() {
 }
 
 /// A way to reorder the stored nodes handed to the builder.
-type Order = fn(Vec<StoredNode>) -> Vec<StoredNode>;
+type Order = fn(Vec<PriorNode>) -> Vec<PriorNode>;
 
 #[test]
 fn a_restart_links_the_chain_whatever_order_the_nodes_come_in() {
@@ -365,7 +367,7 @@ fn a_restart_links_the_chain_whatever_order_the_nodes_come_in() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
         // Nodes on both sides of the zone file's ns1, so zone-file names sit inside the run.
-        let rows: Vec<NodeRow> = (0..60)
+        let rows: Vec<NodeRecord> = (0..60)
             .map(|i| node(&format!("{}{i}", ["n", "z"][i as usize % 2]), &commit(i), 1))
             .collect();
         f.publish(&mut z, &rows, &[], 2, T0);
@@ -432,7 +434,7 @@ fn a_restart_re_signs_the_links_a_vanished_node_leaves() {
     for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
-        let rows: Vec<NodeRow> = (0..30)
+        let rows: Vec<NodeRecord> = (0..30)
             .map(|i| node(&format!("n{i}"), &commit(i), 1))
             .collect();
         f.publish(&mut z, &rows, &[], 2, T0);
@@ -441,7 +443,7 @@ fn a_restart_re_signs_the_links_a_vanished_node_leaves() {
         f.store.nodes.remove("n17");
         let (again, writes) = f.build(2, T0 + DAY);
         assert_eq!(
-            count(&writes, |w| matches!(w, SigWrite::NodeDenial { .. })),
+            count(&writes, |w| matches!(w, NewSignature::NodeDenial { .. })),
             1,
             "{:?}: {writes:?}",
             policy.denial
@@ -464,13 +466,13 @@ fn a_restart_re_signs_the_links_a_vanished_node_leaves() {
 fn a_batch_signed_on_several_threads_keeps_its_order_and_verifies() {
     let mut f = Fixture::new(ZonePolicy::default());
     let (mut z, _) = f.build(1, T0);
-    let set: Vec<(NodeRow, bool)> = (0..101)
-        .map(|i| (node(&format!("p{i}"), &commit(i), 1), true))
+    let set: Vec<NodeRecord> = (0..101)
+        .map(|i| node(&format!("p{i}"), &commit(i), 1))
         .collect();
     let signed = z.sign_txts_on(&set, T0, 3).unwrap();
     assert_eq!(signed.len(), set.len());
-    for ((row, _), s) in set.iter().zip(signed) {
-        z.put_node(row, s).unwrap();
+    for (record, s) in set.iter().zip(signed) {
+        z.put_node(record, s).unwrap();
     }
     z.finish(2, T0).unwrap();
     let key = z.signer().key().dnskey.clone();
@@ -494,7 +496,7 @@ fn a_batch_signed_on_several_threads_keeps_its_order_and_verifies() {
 fn expired_signatures_are_made_again_at_start() {
     let mut f = Fixture::new(ZonePolicy::default());
     let (mut z, _) = f.build(1, T0);
-    let rows: Vec<NodeRow> = (0..10)
+    let rows: Vec<NodeRecord> = (0..10)
         .map(|i| node(&format!("n{i}"), &commit(i), 1))
         .collect();
     f.publish(&mut z, &rows, &[], 2, T0);
@@ -516,7 +518,7 @@ fn refresh_spreads_resigning_and_keeps_the_zone_valid() {
     for policy in both_denials() {
         let mut f = Fixture::new(policy.clone());
         let (mut z, _) = f.build(1, T0);
-        let rows: Vec<NodeRow> = (0..800)
+        let rows: Vec<NodeRecord> = (0..800)
             .map(|i| node(&format!("n{i}"), &commit(i), 1))
             .collect();
         f.publish(&mut z, &rows, &[], 2, T0);

@@ -9,7 +9,7 @@ impl SignedZone {
     /// [`SWEEP_NAMES`] names of the chain. Returns `None` when nothing is due, else the
     /// signatures to store; the caller then raises the serial and calls
     /// [`SignedZone::finish`], which signs the marked chain links and the SOA.
-    pub fn refresh(&mut self, now: u32) -> Result<Option<Vec<SigWrite>>, ZoneError> {
+    pub fn refresh(&mut self, now: u32) -> Result<Option<Vec<NewSignature>>, DnssecError> {
         let mut writes = Vec::new();
         let mut soa_due = false;
         // The zone file's names and the apex: few, checked every step.
@@ -62,8 +62,8 @@ impl SignedZone {
         key: &NameKey,
         rtype: RecordType,
         now: u32,
-        writes: &mut Vec<SigWrite>,
-    ) -> Result<(), ZoneError> {
+        writes: &mut Vec<NewSignature>,
+    ) -> Result<(), DnssecError> {
         let name = self.name_of(key)?;
         let generated = if key.is_empty() {
             self.generated_apex_rrsets()
@@ -78,7 +78,9 @@ impl SignedZone {
                     .rrsets
                     .get(&name)
                     .and_then(|sets| sets.iter().find(|s| s.rtype == rtype))
-                    .ok_or_else(|| ZoneError::Encode(format!("no {rtype} at {name} to re-sign")))?;
+                    .ok_or(DnssecError::Inconsistent(
+                        "a zone-file RRset to re-sign is gone",
+                    ))?;
                 (set.ttl, set.rdatas.clone())
             }
         };
@@ -87,7 +89,7 @@ impl SignedZone {
             .snapshot
             .names
             .get(key)
-            .ok_or_else(|| ZoneError::Encode(format!("no entry at {name}")))?
+            .ok_or(DnssecError::Inconsistent("an RRset to re-sign has no name"))?
             .with_rrset(&rrset, Some(&sigs))?;
         self.snapshot.names.insert(entry);
         Ok(())
@@ -95,7 +97,7 @@ impl SignedZone {
 
     /// Examines up to [`SWEEP_NAMES`] names after the cursor; re-signs due node TXT RRsets and
     /// marks due NSEC/NSEC3 records, at most [`SWEEP_SIGNATURES`] in all.
-    fn sweep_nodes(&mut self, now: u32, writes: &mut Vec<SigWrite>) -> Result<(), ZoneError> {
+    fn sweep_nodes(&mut self, now: u32, writes: &mut Vec<NewSignature>) -> Result<(), DnssecError> {
         let mut todo_txt: Vec<NameKey> = Vec::new();
         let mut todo_denial: Vec<NameKey> = Vec::new();
         let mut last = Cursor::Start;
@@ -167,30 +169,26 @@ impl SignedZone {
             Cursor::Start
         };
         for key in todo_txt {
-            let row = self.node_row_from_entry(&key)?;
-            let signed = self.txt_signed(&key, &row, now)?;
-            writes.push(self.put_node(&row, signed)?);
+            let record = self.node_record_from_entry(&key)?;
+            let signed = self.txt_signed(&key, &record.payload, now)?;
+            writes.push(self.put_node(&record, signed)?);
         }
         self.dirty.extend(todo_denial);
         Ok(())
     }
 
-    /// Reads a node's current payload back from its prepared TXT record, to re-sign it.
-    fn node_row_from_entry(&self, key: &[u8]) -> Result<NodeRow, ZoneError> {
-        let bad = || ZoneError::Encode("unreadable node TXT record".into());
+    /// Reads a node's current record back from its prepared TXT record, to re-sign it.
+    fn node_record_from_entry(&self, key: &[u8]) -> Result<NodeRecord, DnssecError> {
+        let bad = || DnssecError::Inconsistent("an unreadable node TXT record");
         let entry = self.snapshot.names.get(key).ok_or_else(bad)?;
         let rdata =
             first_rdata(entry.rrset(RecordType::TXT).ok_or_else(bad)?.records()).ok_or_else(bad)?;
         let (&len, text) = rdata.split_first().ok_or_else(bad)?;
         let text = std::str::from_utf8(text.get(..usize::from(len)).ok_or_else(bad)?)
             .map_err(|_| bad())?;
-        let payload = Payload::parse(text).map_err(|_| bad())?;
-        Ok(NodeRow {
-            node: node_label(key),
-            commit: payload.commit.to_string(),
-            seq: payload.seq,
-            ts: payload.ts,
-            serial: self.snapshot.serial,
+        Ok(NodeRecord {
+            node: NodeLabel::parse(&node_label(key))?,
+            payload: Payload::parse(text)?,
         })
     }
 }

@@ -15,11 +15,7 @@
 //! private-key: <base64 of the PKCS#8 document>
 //! ```
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -31,6 +27,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 use thiserror::Error;
 
+use crate::config::secret::{self, SecretError};
+use crate::record::unix_now;
+
 /// DNSKEY flags of a combined signing key: Zone Key and Secure Entry Point (RFC 4034 §2.1.1).
 const CSK_FLAGS: u16 = 257;
 
@@ -38,13 +37,9 @@ const CSK_FLAGS: u16 = 257;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    #[error("{path}: {cause}")]
-    Io {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
-    Mode { path: PathBuf, mode: u32 },
+    /// Missing, unreadable, or readable by others.
+    #[error(transparent)]
+    File(#[from] SecretError),
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error(
@@ -59,7 +54,11 @@ pub enum KeyError {
     #[error("no signing key for {zone} in {dir} (it is created by the first `herald serve`)")]
     Missing { zone: String, dir: PathBuf },
     #[error("signing failed: {0}")]
-    Crypto(String),
+    Crypto(#[from] hickory_proto::dnssec::DnsSecError),
+    #[error("cannot encode the key or a record to sign: {0}")]
+    Encode(#[from] hickory_proto::ProtoError),
+    #[error("the system could not generate a key")]
+    Generate,
 }
 
 /// A zone's signing key with its public records.
@@ -107,7 +106,7 @@ impl ZoneKey {
                 wanted: u8::from(algorithm),
             }),
             Ok(key) => Ok((key, false)),
-            Err(KeyError::Io { cause, .. }) if cause.kind() == ErrorKind::NotFound => {
+            Err(KeyError::File(e)) if e.is_not_found() => {
                 create(&path, apex, algorithm)?;
                 Ok((Self::load_file(&path, apex)?, true))
             }
@@ -119,36 +118,20 @@ impl ZoneKey {
     pub fn load(data_dir: &Path, zone: &str, apex: &Name) -> Result<Self, KeyError> {
         let path = key_path(data_dir, zone);
         match Self::load_file(&path, apex) {
-            Err(KeyError::Io { cause, .. }) if cause.kind() == ErrorKind::NotFound => {
-                Err(KeyError::Missing {
-                    zone: zone.to_owned(),
-                    dir: data_dir.join("keys"),
-                })
-            }
+            Err(KeyError::File(e)) if e.is_not_found() => Err(KeyError::Missing {
+                zone: zone.to_owned(),
+                dir: data_dir.join("keys"),
+            }),
             other => other,
         }
     }
 
     fn load_file(path: &Path, apex: &Name) -> Result<Self, KeyError> {
-        let io = |cause| KeyError::Io {
-            path: path.to_owned(),
-            cause,
-        };
         let format = |reason: String| KeyError::Format {
             path: path.to_owned(),
             reason,
         };
-        let mut file = File::open(path).map_err(io)?;
-        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Mode {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .map_err(|_| format("not a text file".into()))?;
+        let text = secret::read(path)?;
         let (mut zone, mut alg, mut secret) = (None, None, None);
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with(';') {
@@ -192,16 +175,10 @@ impl ZoneKey {
             .map_err(|_| format("private-key is not a P-256 PKCS#8 key".into()))?;
             Box::new(EcdsaSigningKey::from_ecdsa(pair, algorithm))
         };
-        let public = signer
-            .to_public_key()
-            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let public = signer.to_public_key()?;
         let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
-        let key_tag = dnskey
-            .calculate_key_tag()
-            .map_err(|e| KeyError::Crypto(e.to_string()))?;
-        let digest = dnskey
-            .to_digest(apex, DigestType::SHA256)
-            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let key_tag = dnskey.calculate_key_tag()?;
+        let digest = dnskey.to_digest(apex, DigestType::SHA256)?;
         let ds = DS::new(
             key_tag,
             algorithm,
@@ -221,9 +198,7 @@ impl ZoneKey {
 
     /// Signs to-be-signed data.
     pub fn sign(&self, tbs: &TBS) -> Result<Vec<u8>, KeyError> {
-        self.signer
-            .sign(tbs)
-            .map_err(|e| KeyError::Crypto(e.to_string()))
+        Ok(self.signer.sign(tbs)?)
     }
 
     /// `example.test. 3600 IN DNSKEY 257 3 13 <base64>`
@@ -237,19 +212,9 @@ impl ZoneKey {
     }
 }
 
-/// Writes a new key: a temporary file created with mode 0600, synced, then renamed into place,
-/// so a crash leaves either no key or a whole one.
+/// Writes a new key file (see [`secret::create`]: mode 0600 in a 0700 directory, whole or not
+/// at all, never over an existing key).
 fn create(path: &Path, apex: &Name, algorithm: Algorithm) -> Result<(), KeyError> {
-    let io = |cause| KeyError::Io {
-        path: path.to_owned(),
-        cause,
-    };
-    let dir = path.parent().expect("key paths have a directory");
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io)?;
     let rng = SystemRandom::new();
     let pkcs8 = if algorithm == Algorithm::ED25519 {
         Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec())
@@ -257,34 +222,23 @@ fn create(path: &Path, apex: &Name, algorithm: Algorithm) -> Result<(), KeyError
         EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map(|d| d.as_ref().to_vec())
     }
-    .map_err(|_| KeyError::Crypto("key generation failed".into()))?;
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    .map_err(|_| KeyError::Generate)?;
     let text = format!(
         "; Herald zone signing key (CSK) of {apex} Secret: keep mode 0600.\n\
-         zone: {apex}\nalgorithm: {}\ncreated: {created}\nprivate-key: {}\n",
+         zone: {apex}\nalgorithm: {}\ncreated: {}\nprivate-key: {}\n",
         u8::from(algorithm),
+        unix_now(),
         STANDARD.encode(pkcs8)
     );
-    let tmp = path.with_extension("key.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    secret::create(path, &text)?;
     tracing::info!(path = %path.display(), algorithm = u8::from(algorithm), "zone signing key created");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn apex() -> Name {
@@ -352,7 +306,10 @@ mod tests {
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = ZoneKey::load(dir.path(), "example.test", &apex()).unwrap_err();
-        assert!(matches!(err, KeyError::Mode { mode: 0o640, .. }), "{err}");
+        assert!(
+            matches!(err, KeyError::File(SecretError::Mode { mode: 0o640, .. })),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 
         let err = ZoneKey::load_or_create(dir.path(), "example.test", &apex(), Algorithm::ED25519)

@@ -9,13 +9,13 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::file::{StaticZone, load_file};
 use super::keys::ZoneKey;
 use super::policy::ZonePolicy;
 use super::sign::Signer;
-use super::signed::SignedZone;
-use super::snapshot::ZoneSet;
-use crate::store::{Applied, NodeRow, SigWrite};
+use super::signed::{NewSignature, SignedZone};
+use crate::record::{Commit, NodeLabel, NodeRecord, Payload};
+use crate::zone::file::{StaticZone, load_file};
+use crate::zone::snapshot::ZoneSet;
 
 /// A zone file written to a temporary directory and loaded.
 pub fn static_zone(name: &str, text: &str) -> (tempfile::TempDir, StaticZone) {
@@ -32,7 +32,7 @@ pub fn signed_zone(
     text: &str,
     policy: ZonePolicy,
     now: u32,
-) -> (tempfile::TempDir, SignedZone, Vec<SigWrite>) {
+) -> (tempfile::TempDir, SignedZone, Vec<NewSignature>) {
     let (dir, zone) = static_zone(name, text);
     let signer = signer_for(dir.path(), &zone, policy);
     let builder = SignedZone::builder(Arc::new(zone.clone()), signer, HashMap::new(), now).unwrap();
@@ -45,20 +45,19 @@ pub fn signer_for(dir: &std::path::Path, zone: &StaticZone, policy: ZonePolicy) 
     Arc::new(Signer::new(Arc::new(key), policy))
 }
 
-/// Publishes nodes into a signed zone the way the publisher does (apply, then finish).
+/// Publishes nodes into a signed zone the way the writer does (apply, then finish).
 pub fn publish(
     zone: &mut SignedZone,
-    rows: &[NodeRow],
+    records: &[NodeRecord],
     deleted: &[&str],
     serial: u32,
     now: u32,
-) -> Vec<SigWrite> {
-    let applied = Applied {
-        serial,
-        set: rows.iter().map(|r| (r.clone(), true)).collect(),
-        deleted: deleted.iter().map(|d| d.to_string()).collect(),
-    };
-    let mut writes = zone.apply(&applied, now).unwrap();
+) -> Vec<NewSignature> {
+    let deleted: Vec<NodeLabel> = deleted
+        .iter()
+        .map(|d| NodeLabel::parse(d).unwrap())
+        .collect();
+    let mut writes = zone.apply(records, &deleted, now).unwrap();
     writes.extend(zone.finish(serial, now).unwrap());
     writes
 }
@@ -74,13 +73,14 @@ pub fn both_denials() -> [ZonePolicy; 2] {
     ]
 }
 
-pub fn node(name: &str, commit: &str, seq: u64) -> NodeRow {
-    NodeRow {
-        node: name.into(),
-        commit: commit.into(),
-        seq,
-        ts: 1_764_086_400,
-        serial: 0,
+pub fn node(name: &str, commit: &str, seq: u64) -> NodeRecord {
+    NodeRecord {
+        node: NodeLabel::parse(name).unwrap(),
+        payload: Payload {
+            commit: Commit::parse(commit).unwrap(),
+            seq,
+            ts: 1_764_086_400,
+        },
     }
 }
 

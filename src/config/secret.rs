@@ -1,0 +1,147 @@
+//! Secret files: the admin token and the zones' signing keys, and later the secrets a
+//! configuration file names.
+//!
+//! A secret file must be readable by its owner only (mode 0600 or stricter): one that others
+//! may read is refused with the `chmod` that fixes it, because a secret that leaked once cannot
+//! be trusted again. New secret files are never readable by anyone else, not even for a
+//! moment, and never half-written: see [`create`].
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// A secret file that cannot be read or written.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    #[error("{path}: {cause}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
+    Mode { path: PathBuf, mode: u32 },
+    #[error("{path} is not a text file")]
+    NotText { path: PathBuf },
+}
+
+impl SecretError {
+    /// Whether the file does not exist (as opposed to existing and being unusable).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Io { cause, .. } if cause.kind() == ErrorKind::NotFound)
+    }
+}
+
+/// Reads the secret file at `path`, refusing it when other users may read it.
+pub fn read(path: &Path) -> Result<String, SecretError> {
+    let io = |cause| SecretError::Io {
+        path: path.to_owned(),
+        cause,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Mode {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(|e| match e.kind() {
+        ErrorKind::InvalidData => SecretError::NotText {
+            path: path.to_owned(),
+        },
+        _ => io(e),
+    })?;
+    Ok(text)
+}
+
+/// Creates the secret file `path` holding `text`, which must not exist yet (an `Io` error of
+/// kind `AlreadyExists` if it does: a secret someone else just wrote is never replaced).
+///
+/// Its directory is created with mode 0700 if missing. The text goes to a temporary file
+/// created with mode 0600, is synced, and is then linked to `path`, which fails rather than
+/// replace an existing file; the directory is synced last. A crash leaves no file or the whole
+/// one, never a part.
+pub fn create(path: &Path, text: &str) -> Result<(), SecretError> {
+    let io = |cause| SecretError::Io {
+        path: path.to_owned(),
+        cause,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io)?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    // A temporary file left by a crash holds nothing that counts.
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written.map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_private_read_back_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("secret");
+        create(&path, "s3cret\n").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(read(&path).unwrap(), "s3cret\n");
+        assert!(!dir.path().join("keys").join("secret.tmp").exists());
+
+        let err = create(&path, "other\n").unwrap_err();
+        assert!(
+            matches!(&err, SecretError::Io { cause, .. } if cause.kind() == ErrorKind::AlreadyExists),
+            "{err}"
+        );
+        assert_eq!(read(&path).unwrap(), "s3cret\n", "the first secret stays");
+    }
+
+    #[test]
+    fn refuses_files_others_may_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(
+            matches!(err, SecretError::Mode { mode: 0o640, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"));
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert!(matches!(read(&path), Err(SecretError::NotText { .. })));
+
+        let missing = read(&dir.path().join("nothing")).unwrap_err();
+        assert!(missing.is_not_found(), "{missing}");
+    }
+}

@@ -1,0 +1,202 @@
+//! Start-up of the writer: every zone built from its file and the store, signed where no
+//! stored signature still fits, before anything is served.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::writer::Worker;
+use super::{Publisher, StartError, WriteError, keep};
+use crate::dnssec::{
+    PriorNode, PriorSignature, PriorSignatures, SignedZone, ZoneKey, ZonePolicy, sign::Signer,
+};
+use crate::record::{Clock, NodeLabel, NodeRecord, Payload};
+use crate::store::{self, Store, StoredNode, StoredSig};
+use crate::zone::file::StaticZone;
+use crate::zone::journal::{self, JournalEntry, JournalLimits};
+use crate::zone::{SharedZones, ZoneSet};
+
+/// What `herald serve` tells the writer at start.
+pub struct Setup<'a> {
+    pub zones: &'a [StaticZone],
+    /// Settings by zone; zones not listed get [`ZonePolicy::default`].
+    pub policies: &'a HashMap<String, ZonePolicy>,
+    /// Where the signing keys live (`<data>/keys`).
+    pub data_dir: &'a Path,
+    pub clock: Arc<dyn Clock>,
+    /// How much IXFR journal to keep per zone.
+    pub journal: JournalLimits,
+}
+
+/// Loads every zone from the store, signs what is not signed yet, then starts the writer
+/// thread. Returns the handle for writers, the shared snapshot for the DNS path, and the
+/// thread to join at shutdown.
+pub fn start(
+    mut store: Store,
+    setup: Setup<'_>,
+) -> Result<(Publisher, SharedZones, JoinHandle<()>), StartError> {
+    for name in setup.policies.keys() {
+        if !setup.zones.iter().any(|z| &z.name == name) {
+            return Err(StartError::UnknownPolicyZone(name.clone()));
+        }
+    }
+    let mut working = HashMap::new();
+    for zone in setup.zones {
+        let started = Instant::now();
+        let policy = setup.policies.get(&zone.name).cloned().unwrap_or_default();
+        let (key, created) =
+            ZoneKey::load_or_create(setup.data_dir, &zone.name, &zone.apex, policy.algorithm)
+                .map_err(|source| StartError::Key {
+                    zone: zone.name.clone(),
+                    source,
+                })?;
+        if created {
+            tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
+        }
+        let signer = Arc::new(Signer::new(Arc::new(key), policy));
+        let loaded =
+            load(&mut store, zone, signer, &*setup.clock, setup.journal).map_err(|source| {
+                StartError::Zone {
+                    zone: zone.name.clone(),
+                    source,
+                }
+            })?;
+        let signed = loaded.zone;
+        tracing::info!(
+            zone = %zone.name,
+            serial = signed.snapshot.serial,
+            journal = signed.snapshot.journal.len(),
+            nodes = loaded.nodes,
+            signed = loaded.signed,
+            ms = started.elapsed().as_millis() as u64,
+            "zone loaded"
+        );
+        working.insert(zone.name.clone(), signed);
+    }
+    let set = ZoneSet::new(
+        working
+            .values()
+            .map(|w| Arc::new(w.snapshot.clone()))
+            .collect(),
+    );
+    let shared: SharedZones = Arc::new(ArcSwap::from_pointee(set));
+    let (jobs, rx) = mpsc::channel();
+    let (changed, changes) = watch::channel(());
+    let worker = Worker {
+        store,
+        zones: working,
+        shared: shared.clone(),
+        clock: setup.clock.clone(),
+        limits: setup.journal,
+        changed,
+    };
+    let thread = std::thread::Builder::new()
+        .name("herald-publish".into())
+        .spawn(move || worker.run(rx))
+        .map_err(StartError::Thread)?;
+    Ok((Publisher { jobs, changes }, shared, thread))
+}
+
+/// A zone as [`load`] built it.
+struct Loaded {
+    zone: SignedZone,
+    /// Nodes read from the store.
+    nodes: u64,
+    /// Signatures made because no stored one fitted.
+    signed: usize,
+}
+
+/// Builds one zone's working copy from its file and what the store holds: its serial, nodes,
+/// stored signatures and journal.
+fn load(
+    store: &mut Store,
+    zone: &StaticZone,
+    signer: Arc<Signer>,
+    clock: &dyn Clock,
+    limits: JournalLimits,
+) -> Result<Loaded, WriteError> {
+    let row = store.init_zone(&zone.name, zone.soa.serial, &zone.digest)?;
+    let stored = prior_signatures(store.signatures(&zone.name)?);
+    // Signatures made now change what the zone served at this serial before the restart,
+    // so a secondary that has it must see a new serial (with no journal entry for the
+    // step: it gets a full transfer). A zone that never had signatures was never served.
+    let served_before = !stored.is_empty();
+    let mut builder = SignedZone::builder(Arc::new(zone.clone()), signer, stored, clock.now())?;
+    builder.reserve(usize::try_from(row.node_count).unwrap_or(0));
+    store.for_each_stored_node(&zone.name, |n| -> Result<(), WriteError> {
+        builder.add_node(prior_node(n)?)?;
+        Ok(())
+    })?;
+    let (mut signed, made) = builder.finish(row.serial)?;
+    if !made.is_empty() {
+        let now = clock.now();
+        store.write(|w| -> Result<(), WriteError> {
+            keep(w, &zone.name, &made)?;
+            if served_before {
+                let serial = w.bump_serial(&zone.name)?;
+                let more = signed.finish(serial, now)?;
+                keep(w, &zone.name, &more)?;
+            }
+            Ok(())
+        })?;
+    }
+    for r in store.journal(&zone.name)? {
+        signed.snapshot.journal.insert(
+            r.id,
+            Arc::new(JournalEntry {
+                serial_from: r.serial_from,
+                serial_to: r.serial_to,
+                created: r.created,
+                diff: r.diff.into(),
+            }),
+        );
+    }
+    if let Some(first) = journal::trim(&mut signed.snapshot.journal, limits, u64::from(clock.now()))
+    {
+        store.write(|w| w.journal_trim(&zone.name, first))?;
+    }
+    Ok(Loaded {
+        zone: signed,
+        nodes: row.node_count,
+        signed: made.len(),
+    })
+}
+
+/// The store's signatures of zone-file and apex RRsets, as the signer takes them.
+fn prior_signatures(stored: HashMap<(Vec<u8>, u16), StoredSig>) -> PriorSignatures {
+    stored
+        .into_iter()
+        .map(|(k, s)| {
+            let sig = PriorSignature {
+                digest: s.digest,
+                rrsig: s.rrsig,
+            };
+            (k, sig)
+        })
+        .collect()
+}
+
+/// A stored node as the signer takes it. The strings are moved, not copied: this runs for
+/// every node at start.
+fn prior_node(n: StoredNode) -> Result<PriorNode, store::Error> {
+    let corrupt =
+        |e: crate::record::RecordError| store::Error::Corrupt(format!("a stored node: {e}"));
+    Ok(PriorNode {
+        record: NodeRecord {
+            node: NodeLabel::try_from(n.row.node).map_err(corrupt)?,
+            payload: Payload {
+                commit: n.row.commit.try_into().map_err(corrupt)?,
+                seq: n.row.seq,
+                ts: n.row.ts,
+            },
+        },
+        txt_sig: n.txt_sig_seq.zip(n.txt_sig),
+        denial_sig: n.denial_next.zip(n.denial_sig),
+    })
+}

@@ -1,0 +1,254 @@
+//! The writer thread: group commit, the refresh step, and the swap (steps 1–7 of the module
+//! documentation of [`super`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{Job, Msg, PublishError, WriteError, keep};
+use crate::dnssec::SignedZone;
+use crate::record::{Clock, NodeLabel, NodeRecord};
+use crate::store::{self, Change, Store, Writer};
+use crate::zone::SharedZones;
+use crate::zone::journal::{self, JournalEntry, JournalLimits};
+use crate::zone::snapshot::{ZoneSnapshot, node_key};
+
+/// At most this many changes share one transaction.
+const MAX_GROUP: usize = 512;
+/// How often the refresh step runs.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer thread's state.
+pub(super) struct Worker {
+    pub store: Store,
+    pub zones: HashMap<String, SignedZone>,
+    pub shared: SharedZones,
+    pub clock: Arc<dyn Clock>,
+    pub limits: JournalLimits,
+    /// Marked after every swap.
+    pub changed: watch::Sender<()>,
+}
+
+impl Worker {
+    pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut last_refresh = Instant::now();
+        loop {
+            match rx.recv_timeout(REFRESH_EVERY) {
+                Ok(Msg::Change(first)) => {
+                    if self.group(first, &rx) {
+                        break;
+                    }
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if last_refresh.elapsed() >= REFRESH_EVERY {
+                self.refresh();
+                last_refresh = Instant::now();
+            }
+        }
+        tracing::debug!("publisher stopped");
+    }
+
+    /// Applies `first` and everything else waiting as one group. Returns true when a stop
+    /// request came in with the group.
+    fn group(&mut self, first: Job, rx: &mpsc::Receiver<Msg>) -> bool {
+        let mut group = vec![first];
+        let mut stopping = false;
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Msg::Change(job)) => group.push(job),
+                Ok(Msg::Stop) => {
+                    stopping = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // Refuse what the store need not see: unknown zones and names of the zone file.
+        let mut accepted = Vec::with_capacity(group.len());
+        for job in group {
+            match self.precheck(&job) {
+                Ok(()) => accepted.push(job),
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return stopping;
+        }
+        let now = self.clock.now();
+        let started = Instant::now();
+        // Time spent preparing and signing, apart from SQLite and the fsync.
+        let mut signing = Duration::ZERO;
+        let mut staged: HashMap<String, SignedZone> = HashMap::new();
+        let zones = &self.zones;
+        let limits = self.limits;
+        let outcome = self.store.write(|w| -> Result<_, WriteError> {
+            let mut results = Vec::with_capacity(accepted.len());
+            let mut serials: HashMap<String, u32> = HashMap::new();
+            for job in &accepted {
+                let result = w.apply(&job.zone, &job.change, u64::from(now))?;
+                if let Ok(applied) = &result {
+                    let zone = staged
+                        .entry(job.zone.clone())
+                        .or_insert_with(|| zones[&job.zone].clone());
+                    let published = applied
+                        .set
+                        .iter()
+                        .map(|(row, _)| row.record())
+                        .collect::<Result<Vec<NodeRecord>, store::Error>>()?;
+                    let t = Instant::now();
+                    let made = zone.apply(&published, &applied.deleted, now)?;
+                    signing += t.elapsed();
+                    keep(w, &job.zone, &made)?;
+                    serials.insert(job.zone.clone(), applied.serial);
+                }
+                results.push(result);
+            }
+            // The chain links and the SOA, once per zone for the whole group; then the journal.
+            for (name, zone) in staged.iter_mut() {
+                let t = Instant::now();
+                let made = zone.finish(serials[name], now)?;
+                signing += t.elapsed();
+                keep(w, name, &made)?;
+                record(w, &zones[name].snapshot, &mut zone.snapshot, limits, now)?;
+            }
+            Ok(results)
+        });
+        tracing::debug!(
+            changes = accepted.len(),
+            sign_us = signing.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "group committed"
+        );
+        match outcome {
+            Ok(results) => {
+                let touched: Vec<String> = staged.keys().cloned().collect();
+                self.zones.extend(staged);
+                self.swap(&touched);
+                for (job, result) in accepted.into_iter().zip(results) {
+                    let _ = job.reply.send(result.map_err(PublishError::from));
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    changes = accepted.len(),
+                    "write failed; nothing was written"
+                );
+                let e = Arc::new(e);
+                for job in accepted {
+                    let _ = job.reply.send(Err(PublishError::Failed(e.clone())));
+                }
+            }
+        }
+        stopping
+    }
+
+    fn precheck(&self, job: &Job) -> Result<(), PublishError> {
+        let zone = self
+            .zones
+            .get(&job.zone)
+            .ok_or_else(|| PublishError::UnknownZone(job.zone.clone()))?;
+        let clash = |node: &NodeLabel| zone.static_keys().contains(&node_key(node.as_str()));
+        let clashing = match &job.change {
+            Change::Put { node, .. } => clash(node).then_some(node),
+            Change::Delete { .. } => None,
+            Change::Batch { set, .. } => set.iter().map(|(n, _)| n).find(|n| clash(n)),
+        };
+        match clashing {
+            Some(node) => Err(PublishError::StaticName(node.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// One refresh step for every zone; a zone whose signatures changed gets a new serial.
+    fn refresh(&mut self) {
+        let names: Vec<String> = self.zones.keys().cloned().collect();
+        let mut touched = Vec::new();
+        for name in names {
+            let now = self.clock.now();
+            let mut staged = self.zones[&name].clone();
+            let made = match staged.refresh(now) {
+                Ok(None) => continue,
+                Ok(Some(made)) => made,
+                Err(e) => {
+                    tracing::error!(zone = %name, error = &e as &dyn std::error::Error, "refresh failed");
+                    continue;
+                }
+            };
+            let served = &self.zones[&name].snapshot;
+            let limits = self.limits;
+            let result = self.store.write(|w| -> Result<u32, WriteError> {
+                keep(w, &name, &made)?;
+                let serial = w.bump_serial(&name)?;
+                let more = staged.finish(serial, now)?;
+                keep(w, &name, &more)?;
+                record(w, served, &mut staged.snapshot, limits, now)?;
+                Ok(serial)
+            });
+            match result {
+                Ok(serial) => {
+                    tracing::info!(zone = %name, serial, resigned = made.len(), "signatures refreshed");
+                    self.zones.insert(name.clone(), staged);
+                    touched.push(name);
+                }
+                Err(e) => tracing::error!(
+                    zone = %name,
+                    error = &e as &dyn std::error::Error,
+                    "refresh failed; will retry"
+                ),
+            }
+        }
+        self.swap(&touched);
+    }
+
+    /// Swaps in a zone set with the `touched` zones' new snapshots (step 6).
+    fn swap(&self, touched: &[String]) {
+        if touched.is_empty() {
+            return;
+        }
+        let unique: HashSet<&String> = touched.iter().collect();
+        let mut set = (**self.shared.load()).clone();
+        for name in unique {
+            set = set.with(Arc::new(self.zones[name].snapshot.clone()));
+        }
+        self.shared.store(Arc::new(set));
+        self.changed.send_replace(());
+    }
+}
+
+/// Journals the step from `served` to `staged` (RFC 1995): in the store, inside the
+/// transaction of the change, and in the staged snapshot, both trimmed to `limits`.
+fn record(
+    w: &mut Writer<'_>,
+    served: &ZoneSnapshot,
+    staged: &mut ZoneSnapshot,
+    limits: JournalLimits,
+    now: u32,
+) -> Result<(), store::Error> {
+    if served.serial == staged.serial {
+        return Ok(());
+    }
+    let now = u64::from(now);
+    let diff = journal::diff(served, staged);
+    let id = w.journal_append(&staged.name, served.serial, staged.serial, now, &diff)?;
+    staged.journal.insert(
+        id,
+        Arc::new(JournalEntry {
+            serial_from: served.serial,
+            serial_to: staged.serial,
+            created: now,
+            diff: diff.into(),
+        }),
+    );
+    if let Some(first) = journal::trim(&mut staged.journal, limits, now) {
+        w.journal_trim(&staged.name, first)?;
+    }
+    Ok(())
+}
