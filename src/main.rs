@@ -239,7 +239,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| NotifyTarget::parse(t, &args.tsig_key))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(Usage)?;
+        .map_err(usage)?;
     let secondaries = SecondaryConfig {
         access: Access {
             allow: args.allow_transfer,
@@ -333,10 +333,15 @@ fn key_show(args: KeyShowArgs) -> anyhow::Result<()> {
 /// Exit code of a usage error (DESIGN.md): the same as clap's.
 const USAGE: u8 = 2;
 
-/// An error in how the command was called: exits with [`USAGE`].
+/// An error in how the command was called: exits with [`USAGE`]. It keeps the error it
+/// wraps, whose message (and causes) are printed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Usage(String);
+#[error(transparent)]
+struct Usage(Box<dyn std::error::Error + Send + Sync>);
+
+fn usage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Usage {
+    Usage(e.into())
+}
 
 fn parse_duration(text: &str) -> Result<Duration, ValueError> {
     value::duration(text).map(|s| Duration::from_secs(u64::from(s)))
@@ -350,14 +355,14 @@ fn parse_target(text: &str, recursive: bool) -> Result<Target, Usage> {
             text.parse::<std::net::IpAddr>()
                 .map(|ip| std::net::SocketAddr::new(ip, 53))
         })
-        .map_err(|_| Usage(format!("{text:?} is not an address (ADDR or ADDR:PORT)")))?;
+        .map_err(|_| usage(format!("{text:?} is not an address (ADDR or ADDR:PORT)")))?;
     Ok(Target { addr, recursive })
 }
 
 /// The checker and the zone/node names from the shared arguments.
 fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, String)> {
-    let zone = normalize_zone(&args.zone).map_err(|e| Usage(e.to_string()))?;
-    let node = NodeLabel::parse(&args.node).map_err(|e| Usage(e.to_string()))?;
+    let zone = normalize_zone(&args.zone).map_err(usage)?;
+    let node = NodeLabel::parse(&args.node).map_err(usage)?;
     let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}."))?;
     let mut targets = Vec::new();
     for s in &args.servers {
@@ -367,10 +372,9 @@ fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, String)> {
         targets.push(parse_target(s, true)?);
     }
     if targets.is_empty() {
-        return Err(Usage("give at least one --server or --resolver".into()).into());
+        return Err(usage("give at least one --server or --resolver").into());
     }
-    let anchors =
-        TrustAnchors::load(&args.trust_anchor, &apex).map_err(|e| Usage(e.to_string()))?;
+    let anchors = TrustAnchors::load(&args.trust_anchor, &apex).map_err(usage)?;
     let config = CheckConfig {
         targets,
         zone: apex,
@@ -386,7 +390,7 @@ fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, String)> {
 fn check(args: CheckCmd) -> anyhow::Result<u8> {
     let (checker, zone, node) = checker(&args.check)?;
     let applied = match &args.check.state {
-        Some(path) => state::load(path, &zone, &node).map_err(|e| Usage(e.to_string()))?,
+        Some(path) => state::load(path, &zone, &node).map_err(usage)?,
         None => None,
     };
     let report = checker.check(applied.map(|s| s.seq), SystemClock.now());
@@ -417,9 +421,9 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         .check
         .state
         .clone()
-        .ok_or_else(|| Usage("herald watch needs --state FILE".into()))?;
+        .ok_or_else(|| usage("herald watch needs --state FILE"))?;
     // Refuse an unreadable or foreign state file before the first round.
-    state::load(&state, &zone, &node).map_err(|e| Usage(e.to_string()))?;
+    state::load(&state, &zone, &node).map_err(usage)?;
     let config = WatchConfig {
         checker: std::sync::Arc::new(checker),
         zone,

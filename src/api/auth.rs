@@ -1,13 +1,10 @@
 //! Bearer-token authentication.
 //!
-//! Tokens are kept only as SHA-256 hashes, and a presented token is hashed and compared in
-//! constant time. The admin token comes from `HERALD_ADMIN_TOKEN`, or is generated on first
-//! start into `<data>/admin.token` with mode 0600 so that only its owner can read it. Scoped
-//! tokens (a later issue) are stored hashed in SQLite and checked the same way.
+//! The API has one token today, the admin token, which may do everything. It comes from
+//! `HERALD_ADMIN_TOKEN`, or is generated on first start into `<data>/admin.token`, a secret file
+//! that only its owner may read (`crate::config::secret`). Herald keeps only its SHA-256 hash,
+//! and a presented token is hashed and compared in constant time.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Request, State};
@@ -23,6 +20,7 @@ use thiserror::Error;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::config::secret::{self, SecretError};
 
 /// The environment variable that sets the admin token.
 pub const ADMIN_TOKEN_ENV: &str = "HERALD_ADMIN_TOKEN";
@@ -37,13 +35,9 @@ const MIN_TOKEN_LEN: usize = 16;
 pub enum AuthError {
     #[error("{ADMIN_TOKEN_ENV} is shorter than {MIN_TOKEN_LEN} characters")]
     WeakToken,
-    #[error("{path}: {cause}")]
-    Io {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
-    Mode { path: PathBuf, mode: u32 },
+    /// The token file is unreadable, or readable by others.
+    #[error(transparent)]
+    File(#[from] SecretError),
     #[error("{path} is empty or not a token; delete it to generate a new one")]
     BadFile { path: PathBuf },
     #[error("the system random number generator failed")]
@@ -104,40 +98,20 @@ pub fn admin_token(
         return Ok((token, TokenSource::Environment));
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
-    let io = |cause| AuthError::Io {
-        path: path.clone(),
-        cause,
-    };
-    match File::open(&path) {
-        Ok(mut file) => {
-            let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(AuthError::Mode { path, mode });
-            }
-            let mut text = String::new();
-            file.read_to_string(&mut text).map_err(io)?;
+    match secret::read(&path) {
+        Ok(text) => {
             let token = text.trim().to_owned();
             if token.len() < MIN_TOKEN_LEN {
                 return Err(AuthError::BadFile { path });
             }
             Ok((token, TokenSource::File(path)))
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             let token = generate()?;
-            // create_new: never overwrite a token someone else just wrote; mode 0600 from the
-            // start, so there is no moment when the file is readable by others.
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            file.write_all(format!("{token}\n").as_bytes())
-                .map_err(io)?;
-            file.sync_all().map_err(io)?;
+            secret::create(&path, &format!("{token}\n"))?;
             Ok((token, TokenSource::Generated(path)))
         }
-        Err(e) => Err(io(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -176,6 +150,8 @@ pub async fn require_token(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -214,7 +190,10 @@ mod tests {
         std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = admin_token(dir.path(), None).unwrap_err();
-        assert!(matches!(err, AuthError::Mode { mode: 0o644, .. }), "{err}");
+        assert!(
+            matches!(err, AuthError::File(SecretError::Mode { mode: 0o644, .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains("chmod 600"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(admin_token(dir.path(), None).is_ok());

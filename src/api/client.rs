@@ -17,11 +17,15 @@ pub enum ClientError {
     #[error("{status}: {message}")]
     Api { status: u16, message: String },
     /// The API could not be reached.
-    #[error("cannot reach the API at {url}: {message}")]
-    Transport { url: String, message: String },
+    #[error("cannot reach the API at {url}")]
+    Transport {
+        url: String,
+        #[source]
+        cause: ureq::Error,
+    },
     /// The answer was not what the API returns.
-    #[error("unexpected answer from the API: {0}")]
-    Decode(String),
+    #[error("unexpected answer from the API")]
+    Decode(#[source] ureq::Error),
 }
 
 /// A client for one API base URL and token.
@@ -56,15 +60,14 @@ impl AdminClient {
             .send_json(PutNode {
                 commit: commit.to_owned(),
             })
-            .map_err(|e| ClientError::Transport {
+            .map_err(|cause| ClientError::Transport {
                 url: url.clone(),
-                message: e.to_string(),
+                cause,
             })?;
         let status = response.status().as_u16();
         let body = response.body_mut();
         if (200..300).contains(&status) {
-            body.read_json::<NodeJson>()
-                .map_err(|e| ClientError::Decode(e.to_string()))
+            body.read_json::<NodeJson>().map_err(ClientError::Decode)
         } else {
             let message = body
                 .read_json::<ErrorBody>()

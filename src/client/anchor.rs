@@ -24,8 +24,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum AnchorError {
-    #[error("cannot read the trust anchor {path}: {cause}")]
-    Io { path: String, cause: std::io::Error },
+    #[error("cannot read the trust anchor {path}")]
+    Io {
+        path: String,
+        #[source]
+        cause: std::io::Error,
+    },
     #[error("trust anchor line {line}: {reason}")]
     Line { line: usize, reason: String },
     #[error("the trust anchor file has no DNSKEY or DS record for {0}")]
@@ -80,15 +84,19 @@ impl TrustAnchors {
                 continue;
             }
             let rest = &fields[at + 1..];
-            let number = |s: Option<&&str>, what: &str| -> Result<u64, AnchorError> {
-                s.and_then(|v| v.parse().ok()).ok_or_else(|| bad(what))
-            };
+            // Each field parsed as its own width: 65536 is not a flags value of 0.
+            fn number<T: std::str::FromStr>(s: Option<&&str>) -> Option<T> {
+                s.and_then(|v| v.parse().ok())
+            }
             if fields[at].eq_ignore_ascii_case("DNSKEY") {
-                let flags = number(rest.first(), "bad DNSKEY flags")? as u16;
-                if number(rest.get(1), "bad DNSKEY protocol")? != 3 {
+                let flags: u16 = number(rest.first()).ok_or_else(|| bad("bad DNSKEY flags"))?;
+                let protocol: u8 = number(rest.get(1)).ok_or_else(|| bad("bad DNSKEY protocol"))?;
+                if protocol != 3 {
                     return Err(bad("DNSKEY protocol must be 3"));
                 }
-                let alg = Algorithm::from_u8(number(rest.get(2), "bad DNSKEY algorithm")? as u8);
+                let alg = Algorithm::from_u8(
+                    number(rest.get(2)).ok_or_else(|| bad("bad DNSKEY algorithm"))?,
+                );
                 let key = STANDARD
                     .decode(rest.get(3..).unwrap_or_default().concat())
                     .map_err(|_| bad("the DNSKEY public key is not base64"))?;
@@ -99,10 +107,12 @@ impl TrustAnchors {
                     .dnskeys
                     .push(DNSKEY::with_flags(flags, PublicKeyBuf::new(key, alg)));
             } else {
-                let tag = number(rest.first(), "bad DS key tag")? as u16;
-                let alg = Algorithm::from_u8(number(rest.get(1), "bad DS algorithm")? as u8);
-                let digest_type =
-                    DigestType::from(number(rest.get(2), "bad DS digest type")? as u8);
+                let tag: u16 = number(rest.first()).ok_or_else(|| bad("bad DS key tag"))?;
+                let alg =
+                    Algorithm::from_u8(number(rest.get(1)).ok_or_else(|| bad("bad DS algorithm"))?);
+                let digest_type = DigestType::from(
+                    number::<u8>(rest.get(2)).ok_or_else(|| bad("bad DS digest type"))?,
+                );
                 let digest = hex(&rest.get(3..).unwrap_or_default().concat())
                     .ok_or_else(|| bad("the DS digest is not hex"))?;
                 anchors.ds.push(DS::new(tag, alg, digest_type, digest));
@@ -165,6 +175,23 @@ mod tests {
             ("example.test. IN DNSKEY 257 3 13 !!!", "not base64"),
             ("example.test. IN DS 1 13 2 XYZ", "not hex"),
             ("example.test. CH DNSKEY 257 3 13 AAAA", "expected"),
+            // Out of range for the field's width: refused, never wrapped.
+            (
+                "example.test. IN DNSKEY 65793 3 13 AAAA",
+                "bad DNSKEY flags",
+            ),
+            (
+                "example.test. IN DNSKEY 257 259 13 AAAA",
+                "bad DNSKEY protocol",
+            ),
+            (
+                "example.test. IN DNSKEY 257 3 269 AAAA",
+                "bad DNSKEY algorithm",
+            ),
+            ("example.test. IN DS 112247 13 2 00FF", "bad DS key tag"),
+            ("example.test. IN DS 1 269 2 00FF", "bad DS algorithm"),
+            ("example.test. IN DS 1 13 258 00FF", "bad DS digest type"),
+            ("example.test. IN DS -1 13 2 00FF", "bad DS key tag"),
             (
                 "other.test. IN DS 1 13 2 00FF",
                 "no DNSKEY or DS record for example.test.",

@@ -255,7 +255,9 @@ impl Checker {
                 }
             }
             Verdict::NoRecord => Outcome::NoRecord,
-            Verdict::Bogus(reason) => Outcome::Bogus { reason },
+            Verdict::Bogus(reason) => Outcome::Bogus {
+                reason: chain(&reason),
+            },
             Verdict::ServerFailure(rcode) => Outcome::ServerFailure {
                 rcode: rcode.to_string(),
             },
@@ -288,7 +290,7 @@ impl Checker {
                 Ok(x.response)
             }
             Err(TransportError::Timeout(_)) => Err(Outcome::Timeout),
-            Err(TransportError::Network(reason)) => Err(Outcome::Unreachable { reason }),
+            Err(e) => Err(Outcome::Unreachable { reason: chain(&e) }),
         }
     }
 
@@ -356,11 +358,23 @@ impl Checker {
         };
         verify_rrset(zone, RecordType::DNSKEY, &rrset, &m.answers, &cx).map_err(|e| {
             Outcome::Bogus {
-                reason: format!("DNSKEY: {e}"),
+                reason: format!("DNSKEY: {}", chain(&e)),
             }
         })?;
         let until = now.wrapping_add(3600);
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((keys.clone(), until));
         Ok(keys)
     }
+}
+
+/// An error and its causes, as one line for a report: `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

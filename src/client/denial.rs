@@ -2,9 +2,12 @@
 //! RFC 5155 §8). The records' signatures are checked by the caller; this is only the name
 //! arithmetic, in canonical order (hickory's `Name` ordering is RFC 4034 §6.1's).
 
+use data_encoding::BASE32HEX_NOPAD;
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::dnssec::rdata::{NSEC, NSEC3};
 use hickory_proto::rr::{Name, RecordType};
+
+use super::validate::Bogus;
 
 /// NSEC3 records with more extra iterations than this are not trusted (RFC 9276 §3.2 lets
 /// validators treat them as insecure; Herald's own zones use none).
@@ -76,28 +79,13 @@ fn covered_empty_non_terminal(qname: &Name, nsecs: &[(Name, &NSEC)]) -> bool {
     })
 }
 
-/// The hash in an NSEC3 owner name's first label (base32hex, RFC 4648 §7).
+/// The hash in an NSEC3 owner name's first label (base32hex, RFC 4648 §7, any case).
 fn owner_hash(owner: &Name, zone: &Name) -> Option<Vec<u8>> {
     if owner.num_labels() != zone.num_labels() + 1 || !zone.zone_of(owner) {
         return None;
     }
-    let label = owner.iter().next()?;
-    let mut out = Vec::with_capacity(20);
-    let (mut bits, mut n) = (0u64, 0);
-    for &c in label {
-        let v = match c.to_ascii_lowercase() {
-            c @ b'0'..=b'9' => c - b'0',
-            c @ b'a'..=b'v' => c - b'a' + 10,
-            _ => return None,
-        };
-        bits = (bits << 5) | u64::from(v);
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    Some(out)
+    let label = owner.iter().next()?.to_ascii_uppercase();
+    BASE32HEX_NOPAD.decode(&label).ok()
 }
 
 /// NSEC3 proof (RFC 5155 §8.4, §8.5): NODATA needs the record matching the name without TXT or
@@ -108,13 +96,15 @@ pub fn nsec3_proves(
     zone: &Name,
     nsec3s: &[(Name, &NSEC3)],
     nxdomain: bool,
-) -> Result<bool, String> {
+) -> Result<bool, Bogus> {
     let mut links: Vec<(Vec<u8>, &NSEC3)> = Vec::new();
     for (owner, n) in nsec3s {
-        let hash = owner_hash(owner, zone)
-            .ok_or_else(|| format!("{owner} is not an NSEC3 owner name of {zone}"))?;
+        let hash = owner_hash(owner, zone).ok_or_else(|| Bogus::Nsec3Owner {
+            owner: owner.clone(),
+            zone: zone.clone(),
+        })?;
         if n.iterations() > MAX_ITERATIONS {
-            return Err(format!("NSEC3 with {} iterations", n.iterations()));
+            return Err(Bogus::Iterations(n.iterations()));
         }
         links.push((hash, n));
     }
@@ -122,11 +112,11 @@ pub fn nsec3_proves(
         Some((_, n)) => (n.salt().to_vec(), n.iterations()),
         None => return Ok(false),
     };
-    let hash = |name: &Name| -> Result<Vec<u8>, String> {
+    let hash = |name: &Name| -> Result<Vec<u8>, Bogus> {
         Nsec3HashAlgorithm::SHA1
             .hash(&salt, name, iterations)
             .map(|d| d.as_ref().to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(Bogus::Hash)
     };
     let matching = |h: &[u8]| links.iter().find(|(o, _)| o == h).map(|(_, n)| *n);
     let covering = |h: &[u8]| {

@@ -27,13 +27,18 @@ pub struct State {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StateError {
-    #[error("state file {path}: {cause}")]
+    #[error("state file {path}")]
     Io {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
-    #[error("state file {path} is not a Herald state file ({reason}); move it away to start over")]
-    Corrupt { path: PathBuf, reason: String },
+    #[error("state file {path} is not a Herald state file; move it away to start over")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        cause: serde_json::Error,
+    },
     #[error("state file {path} is for {found}, not {wanted}")]
     Mismatch {
         path: PathBuf,
@@ -54,9 +59,9 @@ pub fn load(path: &Path, zone: &str, node: &str) -> Result<Option<State>, StateE
             });
         }
     };
-    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+    let state: State = serde_json::from_str(&text).map_err(|cause| StateError::Corrupt {
         path: path.to_owned(),
-        reason: e.to_string(),
+        cause,
     })?;
     if state.zone != zone || state.node != node {
         return Err(StateError::Mismatch {

@@ -12,13 +12,28 @@ use hickory_proto::op::Message;
 use thiserror::Error;
 
 /// Why an exchange produced no answer.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum TransportError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("{0}")]
-    Network(String),
+    #[error("cannot encode the query")]
+    Encode(#[source] hickory_proto::ProtoError),
+    #[error("{server}{}", if *tcp { " (tcp)" } else { "" })]
+    Io {
+        server: SocketAddr,
+        tcp: bool,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("{server} (tcp): malformed answer")]
+    Malformed {
+        server: SocketAddr,
+        #[source]
+        cause: hickory_proto::serialize::binary::DecodeError,
+    },
+    #[error("{server} (tcp): the answer does not match the query")]
+    Mismatch { server: SocketAddr },
 }
 
 /// An answer and what it cost.
@@ -39,10 +54,12 @@ pub fn exchange(
     query: &Message,
     timeout: Duration,
 ) -> Result<Exchange, TransportError> {
-    let wire = query
-        .to_vec()
-        .map_err(|e| TransportError::Network(format!("cannot encode the query: {e}")))?;
-    let net = |e: std::io::Error| TransportError::Network(format!("{server}: {e}"));
+    let wire = query.to_vec().map_err(TransportError::Encode)?;
+    let net = |cause| TransportError::Io {
+        server,
+        tcp: false,
+        cause,
+    };
     let local: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -105,7 +122,11 @@ fn exchange_tcp(
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             TransportError::Timeout(timeout)
         }
-        _ => TransportError::Network(format!("{server} (tcp): {e}")),
+        _ => TransportError::Io {
+            server,
+            tcp: true,
+            cause: e,
+        },
     };
     let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(net)?;
     stream.set_read_timeout(Some(timeout)).map_err(net)?;
@@ -118,12 +139,10 @@ fn exchange_tcp(
     stream.read_exact(&mut len).map_err(net)?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut buf).map_err(net)?;
-    let message = Message::from_vec(&buf)
-        .map_err(|e| TransportError::Network(format!("{server} (tcp): malformed answer: {e}")))?;
+    let message =
+        Message::from_vec(&buf).map_err(|cause| TransportError::Malformed { server, cause })?;
     if !answers(query, &message) {
-        return Err(TransportError::Network(format!(
-            "{server} (tcp): the answer does not match the query"
-        )));
+        return Err(TransportError::Mismatch { server });
     }
     Ok((message, framed.len(), buf.len() + 2))
 }
@@ -208,6 +227,9 @@ mod tests {
             Duration::from_millis(200),
         )
         .unwrap_err();
-        assert_eq!(err, TransportError::Timeout(Duration::from_millis(200)));
+        assert!(
+            matches!(err, TransportError::Timeout(d) if d == Duration::from_millis(200)),
+            "{err}"
+        );
     }
 }

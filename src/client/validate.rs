@@ -9,11 +9,12 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
 use hickory_proto::dnssec::{PublicKey, Verifier};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use thiserror::Error;
 
-use crate::record::Payload;
+use crate::record::{Payload, RecordError};
 
 /// What one answer says, after checking.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Verdict {
     /// A validly signed node record.
     Found {
@@ -24,9 +25,54 @@ pub enum Verdict {
     /// Authenticated denial: the name or its TXT RRset does not exist.
     NoRecord,
     /// The answer does not validate.
-    Bogus(String),
+    Bogus(Bogus),
     /// The server answered with another RCODE (SERVFAIL, REFUSED, …).
     ServerFailure(ResponseCode),
+}
+
+/// Why an answer does not validate.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum Bogus {
+    #[error("the answer is a CNAME; node names are not aliases")]
+    Cname,
+    #[error("expected exactly one TXT record")]
+    TxtCount,
+    #[error(transparent)]
+    Payload(#[from] RecordError),
+    /// The RRset `rtype` (at `owner`, when it is not the name asked for) failed.
+    #[error("{rtype}{}: {problem}", owner.as_ref().map(|o| format!(" at {o}")).unwrap_or_default())]
+    Rrset {
+        rtype: RecordType,
+        owner: Option<Name>,
+        problem: Box<Bogus>,
+    },
+    #[error("unproven denial: {0}")]
+    Denial(Box<Bogus>),
+    #[error("missing signature")]
+    MissingSignature,
+    #[error("signed by {signer}, not {zone}")]
+    Signer { signer: Name, zone: Name },
+    #[error("wildcard-expanded answers are not accepted")]
+    Wildcard,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("unknown key (tag {tag}, algorithm {algorithm})")]
+    UnknownKey { tag: u16, algorithm: u8 },
+    #[error("signature expired at {0}")]
+    Expired(u32),
+    #[error("signature not valid before {0}")]
+    NotYetValid(u32),
+    #[error("no NSEC or NSEC3 records")]
+    NoDenialRecords,
+    #[error("the NSEC/NSEC3 records do not cover the name")]
+    NotCovered,
+    #[error("{owner} is not an NSEC3 owner name of {zone}")]
+    Nsec3Owner { owner: Name, zone: Name },
+    #[error("NSEC3 with {0} iterations")]
+    Iterations(u16),
+    #[error("cannot compute an NSEC3 hash")]
+    Hash(#[source] hickory_proto::ProtoError),
 }
 
 /// What a check needs to know.
@@ -55,12 +101,18 @@ pub fn verify_answer(m: &Message, cx: &Context<'_>) -> Verdict {
         .iter()
         .any(|r| r.record_type() == RecordType::CNAME)
     {
-        return Verdict::Bogus("the answer is a CNAME; node names are not aliases".into());
+        return Verdict::Bogus(Bogus::Cname);
     }
     if rcode == ResponseCode::NoError && !txt.is_empty() {
         let inception = match verify_rrset(cx.qname, RecordType::TXT, &txt, &m.answers, cx) {
             Ok(inception) => inception,
-            Err(e) => return Verdict::Bogus(format!("TXT: {e}")),
+            Err(e) => {
+                return Verdict::Bogus(Bogus::Rrset {
+                    rtype: RecordType::TXT,
+                    owner: None,
+                    problem: Box::new(e),
+                });
+            }
         };
         let mut payloads = txt.iter().filter_map(|r| match &r.data {
             RData::TXT(t) => Some(
@@ -72,16 +124,16 @@ pub fn verify_answer(m: &Message, cx: &Context<'_>) -> Verdict {
             _ => None,
         });
         let (Some(text), None) = (payloads.next(), payloads.next()) else {
-            return Verdict::Bogus("expected exactly one TXT record".into());
+            return Verdict::Bogus(Bogus::TxtCount);
         };
         return match Payload::parse(&text) {
             Ok(payload) => Verdict::Found { payload, inception },
-            Err(e) => Verdict::Bogus(e.to_string()),
+            Err(e) => Verdict::Bogus(e.into()),
         };
     }
     match verify_denial(m, cx, rcode == ResponseCode::NXDomain) {
         Ok(()) => Verdict::NoRecord,
-        Err(e) => Verdict::Bogus(format!("unproven denial: {e}")),
+        Err(e) => Verdict::Bogus(Bogus::Denial(Box::new(e))),
     }
 }
 
@@ -93,7 +145,7 @@ pub fn verify_rrset(
     records: &[&Record],
     section: &[Record],
     cx: &Context<'_>,
-) -> Result<u32, String> {
+) -> Result<u32, Bogus> {
     let sigs: Vec<&RRSIG> = section
         .iter()
         .filter(|r| r.name.eq_ignore_root(name))
@@ -102,19 +154,19 @@ pub fn verify_rrset(
             _ => None,
         })
         .collect();
-    if sigs.is_empty() {
-        return Err("missing signature".into());
-    }
-    let mut problem = String::from("no signature by a trusted key");
+    let mut problem = None;
     for sig in sigs {
         let input = sig.input();
         if !input.signer_name.eq_ignore_root(cx.zone) {
-            problem = format!("signed by {}, not {}", input.signer_name, cx.zone);
+            problem = Some(Bogus::Signer {
+                signer: input.signer_name.clone(),
+                zone: cx.zone.clone(),
+            });
             continue;
         }
         // Labels below the owner's would mean a wildcard expansion; Herald zones have none.
         if input.num_labels != name.num_labels() {
-            problem = "wildcard-expanded answers are not accepted".into();
+            problem = Some(Bogus::Wildcard);
             continue;
         }
         let inception = input.sig_inception.get();
@@ -127,32 +179,30 @@ pub fn verify_rrset(
                 .verify_rrsig(name, DNSClass::IN, sig, records.iter().copied())
                 .is_err()
             {
-                problem = "bad signature".into();
+                problem = Some(Bogus::BadSignature);
                 continue;
             }
             // RFC 4034 §3.1.5: serial number arithmetic on the times.
             if (cx.now.wrapping_sub(expiration) as i32) > cx.skew as i32 {
-                return Err(format!("signature expired at {expiration}"));
+                return Err(Bogus::Expired(expiration));
             }
             if (inception.wrapping_sub(cx.now) as i32) > cx.skew as i32 {
-                return Err(format!("signature not valid before {inception}"));
+                return Err(Bogus::NotYetValid(inception));
             }
             return Ok(inception);
         }
-        if problem == "no signature by a trusted key" {
-            problem = format!(
-                "unknown key (tag {}, algorithm {})",
-                input.key_tag,
-                u8::from(input.algorithm)
-            );
-        }
+        problem.get_or_insert(Bogus::UnknownKey {
+            tag: input.key_tag,
+            algorithm: u8::from(input.algorithm),
+        });
     }
-    Err(problem)
+    // No RRSIG covers the RRset, or none verified: say why the last one failed.
+    Err(problem.unwrap_or(Bogus::MissingSignature))
 }
 
 /// The NSEC or NSEC3 proof for a NODATA (`nxdomain == false`) or NXDOMAIN answer: every record
 /// used must be validly signed.
-fn verify_denial(m: &Message, cx: &Context<'_>, nxdomain: bool) -> Result<(), String> {
+fn verify_denial(m: &Message, cx: &Context<'_>, nxdomain: bool) -> Result<(), Bogus> {
     let auth = &m.authorities;
     let mut nsecs: Vec<(Name, &NSEC)> = Vec::new();
     let mut nsec3s: Vec<(Name, &NSEC3)> = Vec::new();
@@ -175,8 +225,11 @@ fn verify_denial(m: &Message, cx: &Context<'_>, nxdomain: bool) -> Result<(), St
                 .iter()
                 .filter(|r| r.record_type() == rtype && r.name.eq_ignore_root(&owner))
                 .collect();
-            verify_rrset(&owner, rtype, &rrset, auth, cx)
-                .map_err(|e| format!("{rtype} at {owner}: {e}"))?;
+            verify_rrset(&owner, rtype, &rrset, auth, cx).map_err(|e| Bogus::Rrset {
+                rtype,
+                owner: Some(owner.clone()),
+                problem: Box::new(e),
+            })?;
         }
     }
     let proven = if !nsec3s.is_empty() {
@@ -184,12 +237,12 @@ fn verify_denial(m: &Message, cx: &Context<'_>, nxdomain: bool) -> Result<(), St
     } else if !nsecs.is_empty() {
         super::denial::nsec_proves(cx.qname, cx.zone, &nsecs, nxdomain)
     } else {
-        return Err("no NSEC or NSEC3 records".into());
+        return Err(Bogus::NoDenialRecords);
     };
     if proven {
         Ok(())
     } else {
-        Err("the NSEC/NSEC3 records do not cover the name".into())
+        Err(Bogus::NotCovered)
     }
 }
 
@@ -258,7 +311,7 @@ mod tests {
 
     fn bogus(v: Verdict) -> String {
         match v {
-            Verdict::Bogus(reason) => reason,
+            Verdict::Bogus(reason) => reason.to_string(),
             other => panic!("expected bogus, got {other:?}"),
         }
     }
@@ -320,9 +373,8 @@ mod tests {
             let (_d, z) = zone(denial);
             for name in ["nope.example.test.", "ns1.example.test."] {
                 let m = answer(&z, name);
-                assert_eq!(
-                    verdict(&m, &z, name, T0),
-                    Verdict::NoRecord,
+                assert!(
+                    matches!(verdict(&m, &z, name, T0), Verdict::NoRecord),
                     "{denial:?} {name}"
                 );
                 // Without the NSEC/NSEC3 records, or with their signatures gone, no proof.
@@ -356,9 +408,9 @@ mod tests {
         let (_d, z) = zone(Denial::Nsec);
         let mut m = answer(&z, "n1.example.test.");
         m.metadata.response_code = ResponseCode::ServFail;
-        assert_eq!(
+        assert!(matches!(
             verdict(&m, &z, "n1.example.test.", T0),
             Verdict::ServerFailure(ResponseCode::ServFail)
-        );
+        ));
     }
 }

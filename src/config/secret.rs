@@ -17,7 +17,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SecretError {
-    #[error("{path}: {cause}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -17,7 +17,9 @@
 //!   over TCP and TSIG-signed queries go to [`super::transfer`]);
 //! - AA on every authoritative answer; RD and CD copied; the question echoed as asked.
 //! - UDP answers fit the requester's EDNS size, at most 1232 bytes (512 without EDNS); an answer
-//!   that does not fit loses its glue first, then is sent empty with TC set (RFC 2181 §9).
+//!   that does not fit loses its glue first, then is sent empty with TC set (RFC 2181 §9). The
+//!   cold path can ask for room to be left for the TSIG record it appends
+//!   ([`respond_reserving`], RFC 8945 §5.3).
 
 use hickory_proto::rr::RecordType;
 
@@ -55,9 +57,19 @@ pub enum Reply {
     Send,
     /// Send nothing.
     Drop,
-    /// A TSIG-signed query, or a zone transfer over TCP: hand it to [`super::transfer`],
-    /// the cold path. `out` is empty.
-    Defer,
+    /// Hand the message to [`super::transfer`], the cold path, for the reason given. `out` is
+    /// empty.
+    Defer(Deferred),
+}
+
+/// Why a message was not answered on the query path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferred {
+    /// A zone transfer (AXFR or IXFR) over TCP, signed or not: [`super::transfer::transfer`].
+    Transfer,
+    /// A TSIG-signed query: [`super::transfer::signed_query`] checks the signature and signs
+    /// the answer.
+    Signed,
 }
 
 /// The socket loops' entry: [`respond`], except that signed queries and (over TCP) zone
@@ -66,13 +78,15 @@ pub enum Reply {
 pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
     out.clear();
     let parsed = parse(msg);
-    if let Parsed::Query(q) = &parsed
-        && (q.tsig
-            || (transport == Transport::Tcp && (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR)))
-    {
-        return Reply::Defer;
+    if let Parsed::Query(q) = &parsed {
+        if transport == Transport::Tcp && (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR) {
+            return Reply::Defer(Deferred::Transfer);
+        }
+        if q.tsig {
+            return Reply::Defer(Deferred::Signed);
+        }
     }
-    if reply(zones, parsed, transport, out) {
+    if reply(zones, parsed, transport, 0, out) {
         Reply::Send
     } else {
         Reply::Drop
@@ -83,12 +97,31 @@ pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u
 /// to be sent back. A TSIG record is not checked here, and zone transfers are REFUSED: see
 /// [`handle`].
 pub fn respond(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
+    respond_reserving(zones, msg, transport, 0, out)
+}
+
+/// [`respond`], with the answer's size limit lowered by `reserve` bytes: room for a record
+/// the caller appends afterwards (a TSIG record, RFC 8945 §5.3), so that the answer with it
+/// still fits what the requester can take.
+pub fn respond_reserving(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    reserve: usize,
+    out: &mut Vec<u8>,
+) -> bool {
     out.clear();
-    reply(zones, parse(msg), transport, out)
+    reply(zones, parse(msg), transport, reserve, out)
 }
 
 #[inline]
-fn reply(zones: &ZoneSet, parsed: Parsed<'_>, transport: Transport, out: &mut Vec<u8>) -> bool {
+fn reply(
+    zones: &ZoneSet,
+    parsed: Parsed<'_>,
+    transport: Transport,
+    reserve: usize,
+    out: &mut Vec<u8>,
+) -> bool {
     match parsed {
         Parsed::Drop => false,
         Parsed::Error {
@@ -116,19 +149,20 @@ fn reply(zones: &ZoneSet, parsed: Parsed<'_>, transport: Transport, out: &mut Ve
             true
         }
         Parsed::Query(q) => {
-            answer(zones, &q, transport, out);
+            answer(zones, &q, transport, reserve, out);
             true
         }
     }
 }
 
-fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, out: &mut Vec<u8>) {
+fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, reserve: usize, out: &mut Vec<u8>) {
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => usize::from(q.edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
             e.udp_size.clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
         })),
-    };
+    }
+    .saturating_sub(reserve);
     let dnssec = q.edns.is_some_and(|e| e.dnssec_ok);
     let flags = FLAG_QR | (q.flags & COPIED_FLAGS);
     header(out, q.id, flags, rcode::REFUSED);

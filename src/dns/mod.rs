@@ -38,14 +38,15 @@ use transfer::Transfers;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DnsError {
-    #[error("cannot bind dns {proto} on {addr}: {cause}")]
+    #[error("cannot bind dns {proto} on {addr}")]
     Bind {
         proto: &'static str,
         addr: SocketAddr,
+        #[source]
         cause: std::io::Error,
     },
-    #[error("cannot start a dns thread: {0}")]
-    Thread(std::io::Error),
+    #[error("cannot start a dns thread")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Bound but not yet serving sockets.

@@ -29,8 +29,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use thiserror::Error;
+
 use super::secondaries::Secondaries;
-use super::tsig::{TsigKey, unix_now};
+use super::tsig::{SignError, TsigKey};
+use crate::record::unix_now;
 use crate::zone::SharedZones;
 use crate::zone::snapshot::ZoneSnapshot;
 use crate::zone::wire::Owner;
@@ -43,6 +46,38 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 const OPCODE_NOTIFY: u16 = 4;
 
+/// A `--notify` value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum NotifyTargetError {
+    #[error("--notify {0:?}: expected IP, IP:PORT or [IPv6]:PORT")]
+    Address(String),
+    #[error("--notify {0:?}: the only option is key=NAME")]
+    Option(String),
+    #[error("--notify {target:?}: no --tsig-key is named {key}")]
+    UnknownKey { target: String, key: String },
+}
+
+/// Why a NOTIFY was not acknowledged.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    #[error("the zone has no SOA")]
+    NoSoa,
+    #[error("cannot encode the NOTIFY")]
+    Encode(#[from] hickory_proto::ProtoError),
+    #[error("cannot read back the NOTIFY to sign it")]
+    Decode(#[from] hickory_proto::serialize::binary::DecodeError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error("cannot send or receive")]
+    Io(#[from] std::io::Error),
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("answered with rcode {0}")]
+    Rcode(u16),
+}
+
 /// A `--notify` value.
 #[derive(Debug, Clone)]
 pub struct NotifyTarget {
@@ -54,7 +89,7 @@ pub struct NotifyTarget {
 impl NotifyTarget {
     /// Parses `ADDR[,key=NAME]`, where ADDR is `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when
     /// omitted) and NAME is the name of one of `keys`.
-    pub fn parse(text: &str, keys: &[TsigKey]) -> Result<Self, String> {
+    pub fn parse(text: &str, keys: &[TsigKey]) -> Result<Self, NotifyTargetError> {
         let (addr, options) = match text.split_once(',') {
             Some((a, o)) => (a, Some(o)),
             None => (text, None),
@@ -63,19 +98,22 @@ impl NotifyTarget {
             Ok(ip) => SocketAddr::new(ip, 53),
             Err(_) => addr
                 .parse()
-                .map_err(|_| format!("--notify {text:?}: expected IP, IP:PORT or [IPv6]:PORT"))?,
+                .map_err(|_| NotifyTargetError::Address(text.to_owned()))?,
         };
         let key = match options {
             None => None,
             Some(o) => {
                 let name = o
                     .strip_prefix("key=")
-                    .ok_or_else(|| format!("--notify {text:?}: the only option is key=NAME"))?;
+                    .ok_or_else(|| NotifyTargetError::Option(text.to_owned()))?;
                 let wanted = name.trim_end_matches('.').to_ascii_lowercase();
                 let key = keys
                     .iter()
                     .find(|k| k.name.to_ascii().trim_end_matches('.') == wanted)
-                    .ok_or_else(|| format!("--notify {text:?}: no --tsig-key is named {name}"))?;
+                    .ok_or_else(|| NotifyTargetError::UnknownKey {
+                        target: text.to_owned(),
+                        key: name.to_owned(),
+                    })?;
                 Some(key.clone())
             }
         };
@@ -169,7 +207,7 @@ impl Task {
                         acked.insert(zone.name.clone(), zone.serial);
                     }
                     Err(e) => {
-                        tracing::info!(target = %addr, zone = %zone.name, serial = zone.serial, error = %e, retry_s = retry.as_secs(), "NOTIFY not acknowledged; will retry");
+                        tracing::info!(target = %addr, zone = %zone.name, serial = zone.serial, error = &e as &dyn std::error::Error, retry_s = retry.as_secs(), "NOTIFY not acknowledged; will retry");
                         failed = Some(sent);
                     }
                 }
@@ -199,19 +237,19 @@ impl Task {
     }
 
     /// Sends one NOTIFY and waits up to [`REPLY_WAIT`] for its acknowledgement.
-    async fn notify(&self, socket: &UdpSocket, zone: &ZoneSnapshot) -> Result<(), String> {
+    async fn notify(&self, socket: &UdpSocket, zone: &ZoneSnapshot) -> Result<(), NotifyError> {
         let wait = REPLY_WAIT;
         let id = random_id();
         let msg = notify_message(zone, id, self.target.key.as_ref())?;
-        socket.send(&msg).await.map_err(|e| e.to_string())?;
+        socket.send(&msg).await?;
         let deadline = Instant::now() + wait;
         let mut buf = vec![0u8; 4096];
         loop {
             let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
                 Ok(Ok(n)) => n,
                 // ICMP port unreachable and the like: the retry timer decides what next.
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err(format!("no answer within {} s", wait.as_secs())),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(NotifyError::Timeout(wait)),
             };
             let reply = &buf[..n];
             if reply.len() < 12 || reply[..2] != id.to_be_bytes() {
@@ -223,7 +261,7 @@ impl Task {
             }
             return match flags & 0xF {
                 0 => Ok(()),
-                rcode => Err(format!("answered with rcode {rcode}")),
+                rcode => Err(NotifyError::Rcode(rcode)),
             };
         }
     }
@@ -234,7 +272,7 @@ pub fn notify_message(
     zone: &ZoneSnapshot,
     id: u16,
     key: Option<&TsigKey>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, NotifyError> {
     let mut msg = Vec::with_capacity(512);
     msg.extend_from_slice(&id.to_be_bytes());
     msg.extend_from_slice(&((OPCODE_NOTIFY << 11) | 0x0400).to_be_bytes());
@@ -244,15 +282,15 @@ pub fn notify_message(
     let soa = zone
         .lookup(&[])
         .and_then(|e| e.rrset(RecordType::SOA))
-        .ok_or("the zone has no SOA")?;
+        .ok_or(NotifyError::NoSoa)?;
     let n = soa.write(&mut msg, Owner::Relative(&[]), 0xC00C, false);
     msg[6..8].copy_from_slice(&n.to_be_bytes());
     let Some(key) = key else {
         return Ok(msg);
     };
-    let mut m = Message::from_vec(&msg).map_err(|e| e.to_string())?;
+    let mut m = Message::from_vec(&msg)?;
     key.sign_message(&mut m)?;
-    m.to_vec().map_err(|e| e.to_string())
+    Ok(m.to_vec()?)
 }
 
 fn random_id() -> u16 {
@@ -285,7 +323,7 @@ mod tests {
             ("127.0.0.1,key=other", "no --tsig-key"),
             ("127.0.0.1,tsig=xfr", "only option"),
         ] {
-            let err = NotifyTarget::parse(bad, &keys).unwrap_err();
+            let err = NotifyTarget::parse(bad, &keys).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");
         }
     }

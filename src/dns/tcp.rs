@@ -15,8 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Reply, Transport, handle};
-use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse};
+use super::answer::{Deferred, Reply, Transport, handle};
 use super::transfer::{Transfers, signed_query, transfer};
 use crate::zone::SharedZones;
 
@@ -94,15 +93,14 @@ async fn connection(
             Reply::Send => {}
             // A response or garbage on a query connection: nothing sensible follows.
             Reply::Drop => return Ok(()),
-            Reply::Defer => {
-                let is_transfer = matches!(parse(msg), Parsed::Query(q) if q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR);
-                if is_transfer {
-                    // The snapshot is held for the whole transfer: one consistent serial.
-                    let set = zones.load_full();
-                    // An IPv4 peer on an IPv6 socket is matched as IPv4 against --allow-transfer.
-                    transfer(&transfers, &set, msg, peer.ip().to_canonical(), &mut writer).await?;
-                    continue;
-                }
+            Reply::Defer(Deferred::Transfer) => {
+                // The snapshot is held for the whole transfer: one consistent serial.
+                let set = zones.load_full();
+                // An IPv4 peer on an IPv6 socket is matched as IPv4 against --allow-transfer.
+                transfer(&transfers, &set, msg, peer.ip().to_canonical(), &mut writer).await?;
+                continue;
+            }
+            Reply::Defer(Deferred::Signed) => {
                 if !signed_query(&transfers, &zones.load(), msg, Transport::Tcp, &mut out) {
                     return Ok(());
                 }

@@ -27,11 +27,11 @@ use hickory_proto::rr::RecordType;
 use ipnet::IpNet;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::answer::{Transport, respond};
+use super::answer::{Transport, respond, respond_reserving};
 use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse, rcode};
 use super::secondaries::{Secondaries, TransferKind};
-use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request, unix_now};
-use crate::record::serial_gt;
+use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request};
+use crate::record::{serial_gt, unix_now};
 use crate::zone::chain::Chain;
 use crate::zone::journal::{self, JournalEntry};
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
@@ -85,17 +85,30 @@ pub fn signed_query(
         } => {
             error_answer(msg, NOTAUTH, out);
             if let Err(e) = append_error(out, &key_name, error, id) {
-                tracing::debug!(error = %e, "cannot add a TSIG error record");
+                tracing::debug!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot add a TSIG error record"
+                );
             }
             true
         }
         RequestAuth::Signed { key, mac, id } => {
-            if !respond(zones, msg, transport, out) {
+            // The answer and its TSIG record together must fit what the requester can take,
+            // so the answer is made with room left for the record. RFC 8945 §5.3: an answer
+            // that does not fit then is sent truncated (TC, RCODE 0), signed, and the
+            // requester asks again over TCP.
+            if !respond_reserving(zones, msg, transport, key.record_len(), out) {
                 return false;
+            }
+            if out.len() >= 4 && out[2] & 0x02 != 0 {
+                out[3] &= 0xF0;
             }
             let mut signer = ResponseSigner::new(key, mac, id);
             if let Err(e) = signer.sign(out) {
-                tracing::warn!(error = %e, "cannot sign an answer");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot sign an answer"
+                );
                 return false;
             }
             true
@@ -154,7 +167,10 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
             ctx.secondaries.refused(&zone_name);
             error_answer(msg, NOTAUTH, &mut out);
             if let Err(e) = append_error(&mut out, &key_name, error, id) {
-                tracing::debug!(error = %e, "cannot add a TSIG error record");
+                tracing::debug!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot add a TSIG error record"
+                );
             }
             return send(writer, &out).await;
         }

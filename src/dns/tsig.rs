@@ -7,8 +7,6 @@
 //! hickory verifies but has no signer for; that digest input is assembled here and MACed with
 //! the same `TSigner`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
@@ -16,15 +14,45 @@ use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use thiserror::Error;
 
+use crate::record::unix_now;
+
 /// Seconds of clock difference allowed on a signed message (RFC 8945 §10 recommends 300).
 const FUDGE: u16 = 300;
 
 /// A `--tsig-key` value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("--tsig-key {name:?}: {reason}")]
-pub struct KeyError {
+#[derive(Debug, Error)]
+#[error("--tsig-key {name:?}: {problem}")]
+pub struct TsigKeyError {
     name: String,
-    reason: String,
+    problem: TsigKeyProblem,
+}
+
+/// What is wrong with a `--tsig-key` value.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TsigKeyProblem {
+    #[error("expected NAME:ALGORITHM:BASE64SECRET")]
+    Syntax,
+    #[error("the algorithm must be hmac-sha256, hmac-sha384 or hmac-sha512")]
+    Algorithm,
+    #[error("the secret is not base64")]
+    Base64,
+    #[error("the secret is shorter than 16 bytes")]
+    Short,
+    #[error("the name is not a domain name")]
+    Name,
+    #[error(transparent)]
+    Signer(hickory_proto::dnssec::DnsSecError),
+}
+
+/// A TSIG record could not be made.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SignError {
+    #[error("cannot make a TSIG record")]
+    Record(#[from] hickory_proto::ProtoError),
+    #[error("cannot compute a TSIG MAC")]
+    Mac(#[from] hickory_proto::dnssec::DnsSecError),
 }
 
 /// One shared secret.
@@ -44,55 +72,56 @@ impl std::fmt::Debug for TsigKey {
 impl TsigKey {
     /// Parses `NAME:ALGORITHM:BASE64SECRET`; the algorithm is `hmac-sha256` (or `hmac-sha384`,
     /// `hmac-sha512`).
-    pub fn parse(text: &str) -> Result<Self, KeyError> {
+    pub fn parse(text: &str) -> Result<Self, TsigKeyError> {
         let mut parts = text.splitn(3, ':');
         let (name, alg, secret) = (parts.next().unwrap_or(""), parts.next(), parts.next());
-        let fail = |reason: &str| KeyError {
+        let fail = |problem| TsigKeyError {
             name: name.to_owned(),
-            reason: reason.to_owned(),
+            problem,
         };
         let (Some(alg), Some(secret)) = (alg, secret) else {
-            return Err(fail("expected NAME:ALGORITHM:BASE64SECRET"));
+            return Err(fail(TsigKeyProblem::Syntax));
         };
         let algorithm = match alg.to_ascii_lowercase().as_str() {
             "hmac-sha256" => TsigAlgorithm::HmacSha256,
             "hmac-sha384" => TsigAlgorithm::HmacSha384,
             "hmac-sha512" => TsigAlgorithm::HmacSha512,
-            _ => {
-                return Err(fail(
-                    "the algorithm must be hmac-sha256, hmac-sha384 or hmac-sha512",
-                ));
-            }
+            _ => return Err(fail(TsigKeyProblem::Algorithm)),
         };
         let key = STANDARD
             .decode(secret)
-            .map_err(|_| fail("the secret is not base64"))?;
+            .map_err(|_| fail(TsigKeyProblem::Base64))?;
         if key.len() < 16 {
-            return Err(fail("the secret is shorter than 16 bytes"));
+            return Err(fail(TsigKeyProblem::Short));
         }
         let name = Name::from_ascii(name)
-            .map_err(|_| fail("the name is not a domain name"))?
+            .map_err(|_| fail(TsigKeyProblem::Name))?
             .to_lowercase();
-        let signer =
-            TSigner::new(key, algorithm, name.clone(), FUDGE).map_err(|e| fail(&e.to_string()))?;
+        let signer = TSigner::new(key, algorithm, name.clone(), FUDGE)
+            .map_err(|e| fail(TsigKeyProblem::Signer(e)))?;
         Ok(Self { name, signer })
     }
 
+    /// The length of the TSIG record that signs an answer with this key (RFC 8945 §4.2): the
+    /// key name, type, class, TTL and RDLENGTH, then the algorithm name, time (6), fudge (2),
+    /// MAC size (2), the MAC, original ID (2), error (2) and other length (2), with no other
+    /// data. Names are written uncompressed, as [`ResponseSigner`] writes them.
+    pub fn record_len(&self) -> usize {
+        let wire_len = |name: &Name| name.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+        let mac = match self.signer.algorithm() {
+            TsigAlgorithm::HmacSha256 => 32,
+            TsigAlgorithm::HmacSha384 => 48,
+            _ => 64,
+        };
+        wire_len(&self.name) + 10 + wire_len(&self.signer.algorithm().to_name()) + 16 + mac
+    }
+
     /// Signs a message Herald sends (a NOTIFY): returns it with the TSIG record added.
-    pub fn sign_message(&self, message: &mut hickory_proto::op::Message) -> Result<(), String> {
-        let (tsig, _) = self
-            .signer
-            .sign_message(message, unix_now())
-            .map_err(|e| e.to_string())?;
+    pub fn sign_message(&self, message: &mut hickory_proto::op::Message) -> Result<(), SignError> {
+        let (tsig, _) = self.signer.sign_message(message, unix_now())?;
         message.set_signature(tsig);
         Ok(())
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// What a request's TSIG record says.
@@ -179,7 +208,7 @@ impl ResponseSigner {
     }
 
     /// Appends a TSIG record to `message` (a complete DNS message) and raises its ARCOUNT.
-    pub fn sign(&mut self, message: &mut Vec<u8>) -> Result<(), String> {
+    pub fn sign(&mut self, message: &mut Vec<u8>) -> Result<(), SignError> {
         let record = if self.first {
             self.first = false;
             let context = TSigResponseContext::new(
@@ -189,7 +218,7 @@ impl ResponseSigner {
                 self.prior.clone(),
                 None,
             );
-            *context.sign(message).map_err(|e| e.to_string())?
+            *context.sign(message)?
         } else {
             // RFC 8945 §5.3.1: prior MAC, the message, and the timers only.
             let mut tbs = Vec::with_capacity(message.len() + self.prior.len() + 10);
@@ -198,7 +227,7 @@ impl ResponseSigner {
             tbs.extend_from_slice(message);
             tbs.extend_from_slice(&self.time.to_be_bytes()[2..]);
             tbs.extend_from_slice(&FUDGE.to_be_bytes());
-            let mac = self.key.signer.sign(&tbs).map_err(|e| e.to_string())?;
+            let mac = self.key.signer.sign(&tbs)?;
             make_tsig_record(
                 self.key.name.clone(),
                 TSIG::new(
@@ -218,11 +247,9 @@ impl ResponseSigner {
 }
 
 /// Appends `record` to `message` and raises its ARCOUNT.
-fn append_record(message: &mut Vec<u8>, record: &Record<TSIG>) -> Result<(), String> {
+fn append_record(message: &mut Vec<u8>, record: &Record<TSIG>) -> Result<(), SignError> {
     let mut rr = Vec::with_capacity(128);
-    record
-        .emit(&mut BinEncoder::new(&mut rr))
-        .map_err(|e| e.to_string())?;
+    record.emit(&mut BinEncoder::new(&mut rr))?;
     message.extend_from_slice(&rr);
     let ar = u16::from_be_bytes([message[10], message[11]]) + 1;
     message[10..12].copy_from_slice(&ar.to_be_bytes());
@@ -236,9 +263,9 @@ pub fn append_error(
     key_name: &Name,
     error: TsigError,
     id: u16,
-) -> Result<(), String> {
+) -> Result<(), SignError> {
     let context = TSigResponseContext::unknown_key(id, unix_now(), key_name.clone());
-    let mut record = *context.sign(message).map_err(|e| e.to_string())?;
+    let mut record = *context.sign(message)?;
     record.data.error = Some(error);
     append_record(message, &record)
 }
@@ -246,6 +273,22 @@ pub fn append_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_len_is_what_signing_appends() {
+        for alg in ["hmac-sha256", "hmac-sha384", "hmac-sha512"] {
+            let key = TsigKey::parse(&format!(
+                "transfer.key.example.:{alg}:c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+            ))
+            .unwrap();
+            // A header-only answer, signed as the first message of a response.
+            let mut message = vec![0x12, 0x34, 0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            ResponseSigner::new(key.clone(), vec![0; 32], 0x1234)
+                .sign(&mut message)
+                .unwrap();
+            assert_eq!(message.len() - 12, key.record_len(), "{alg}");
+        }
+    }
 
     #[test]
     fn parses_keys_and_hides_secrets() {

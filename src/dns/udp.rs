@@ -54,8 +54,9 @@ fn answer(
     match handle(zones, msg, Transport::Udp, out) {
         Reply::Send => true,
         Reply::Drop => false,
-        // TSIG-signed: checked and signed on the cold path.
-        Reply::Defer => signed_query(transfers, zones, msg, Transport::Udp, out),
+        // TSIG-signed: checked and signed on the cold path. (Transfers are deferred over TCP
+        // only; over UDP they get REFUSED on the query path.)
+        Reply::Defer(_) => signed_query(transfers, zones, msg, Transport::Udp, out),
     }
 }
 

@@ -53,9 +53,9 @@ pub enum KeyError {
     },
     #[error("no signing key for {zone} in {dir} (it is created by the first `herald serve`)")]
     Missing { zone: String, dir: PathBuf },
-    #[error("signing failed: {0}")]
+    #[error("signing failed")]
     Crypto(#[from] hickory_proto::dnssec::DnsSecError),
-    #[error("cannot encode the key or a record to sign: {0}")]
+    #[error("cannot encode the key or a record to sign")]
     Encode(#[from] hickory_proto::ProtoError),
     #[error("the system could not generate a key")]
     Generate,

@@ -41,10 +41,10 @@ pub enum DnssecError {
     /// A signed RRset could not be prepared in wire format.
     #[error(transparent)]
     Zone(#[from] ZoneError),
-    #[error("cannot encode a DNSSEC record: {0}")]
+    #[error("cannot encode a DNSSEC record")]
     Encode(#[from] hickory_proto::ProtoError),
     /// A node's record read back from the zone is not a Herald record.
-    #[error("a node record: {0}")]
+    #[error("a node record read back from the zone")]
     Record(#[from] RecordError),
     #[error(
         "{}: stored nodes {nodes} have the names of records in the zone file; rename those \

@@ -185,13 +185,11 @@ fn prior_signatures(stored: HashMap<(Vec<u8>, u16), StoredSig>) -> PriorSignatur
 /// A stored node as the signer takes it. The strings are moved, not copied: this runs for
 /// every node at start.
 fn prior_node(n: StoredNode) -> Result<PriorNode, store::Error> {
-    let corrupt =
-        |e: crate::record::RecordError| store::Error::Corrupt(format!("a stored node: {e}"));
     Ok(PriorNode {
         record: NodeRecord {
-            node: NodeLabel::try_from(n.row.node).map_err(corrupt)?,
+            node: NodeLabel::try_from(n.row.node)?,
             payload: Payload {
-                commit: n.row.commit.try_into().map_err(corrupt)?,
+                commit: n.row.commit.try_into()?,
                 seq: n.row.seq,
                 ts: n.row.ts,
             },

@@ -23,7 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use thiserror::Error;
 
-use crate::record::{Commit, NodeLabel, NodeRecord, Payload, newest_serial};
+use crate::record::{Commit, NodeLabel, NodeRecord, Payload, RecordError, newest_serial};
 
 pub use journal::JournalRow;
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -37,9 +37,10 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("cannot open the store {path}: {cause}")]
+    #[error("cannot open the store {path}")]
     Open {
         path: PathBuf,
+        #[source]
         cause: rusqlite::Error,
     },
     #[error(
@@ -47,10 +48,13 @@ pub enum Error {
          run a newer Herald or restore a backup"
     )]
     TooNew { found: u32, known: u32 },
-    #[error("sqlite: {0}")]
+    #[error("sqlite failed")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the store holds an invalid value: {0}")]
     Corrupt(String),
+    /// A node row that is not a valid record: the file was changed behind Herald's back.
+    #[error("the store holds an invalid node record")]
+    InvalidRecord(#[from] RecordError),
 }
 
 /// Why one change was refused. The change was rolled back; the rest of its group is unaffected.
@@ -111,12 +115,10 @@ impl NodeRow {
     /// The node and its payload, checked: the store holds what the API validated, so an
     /// invalid value means the file was changed behind Herald's back.
     pub fn record(&self) -> Result<NodeRecord, Error> {
-        let corrupt =
-            |e: crate::record::RecordError| Error::Corrupt(format!("node {:?}: {e}", self.node));
         Ok(NodeRecord {
-            node: NodeLabel::parse(&self.node).map_err(corrupt)?,
+            node: NodeLabel::parse(&self.node)?,
             payload: Payload {
-                commit: Commit::parse(&self.commit).map_err(corrupt)?,
+                commit: Commit::parse(&self.commit)?,
                 seq: self.seq,
                 ts: self.ts,
             },

@@ -37,7 +37,7 @@ pub use snapshot::{SharedZones, ZoneSet, ZoneSnapshot};
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ZoneError {
-    #[error("cannot read {path}: {cause}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -45,7 +45,7 @@ pub enum ZoneError {
     },
     #[error("no zone files (*.zone) in {0}")]
     NoZones(PathBuf),
-    #[error("cannot parse {path}: {cause}")]
+    #[error("cannot parse {path}")]
     Parse {
         path: PathBuf,
         #[source]
@@ -53,7 +53,7 @@ pub enum ZoneError {
     },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
-    #[error("cannot encode a record: {0}")]
+    #[error("cannot encode a record")]
     Encode(#[from] hickory_proto::ProtoError),
     /// A record or RRset longer than a DNS message can carry.
     #[error("{0} record or RRset too large")]

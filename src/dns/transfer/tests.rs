@@ -233,7 +233,7 @@ fn signed_queries_get_signed_answers() {
     let mut plain = Vec::new();
     assert_eq!(
         super::super::answer::handle(&set, &wire, Transport::Udp, &mut plain),
-        super::super::answer::Reply::Defer
+        super::super::answer::Reply::Defer(super::super::answer::Deferred::Signed)
     );
     // A bad signature gets NOTAUTH.
     let mut req = request(RecordType::SOA, None);
@@ -249,6 +249,91 @@ fn signed_queries_get_signed_answers() {
         &mut out
     ));
     assert_eq!(rcode(&out), NOTAUTH);
+}
+
+/// A zone whose `big` TXT record holds two character-strings, the second `extra` long.
+fn big_txt_zone(extra: usize) -> (tempfile::TempDir, SignedZone) {
+    let text = format!(
+        "{ZONE}big IN TXT \"{}\" \"{}\"\n",
+        "a".repeat(200),
+        "b".repeat(extra)
+    );
+    let (dir, z, _) = signed_zone("example.test", &text, Default::default(), T0);
+    (dir, z)
+}
+
+/// `big.example.test. TXT` with EDNS and a 512-byte UDP size, without DO.
+fn big_query() -> Message {
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("big.example.test.").unwrap(),
+        RecordType::TXT,
+    ));
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.set_max_payload(512);
+    q.set_edns(edns);
+    q
+}
+
+#[test]
+fn a_signed_udp_answer_that_the_tsig_would_push_past_the_limit_is_truncated_and_signed() {
+    // Size the record so that the unsigned answer is 40 bytes under the requester's 512: it
+    // fits alone, but not with the 84-byte TSIG record of an hmac-sha256 key.
+    let key = TsigKey::parse(&key_text()).unwrap();
+    assert_eq!(key.record_len(), 84);
+    let unsigned = |z: &SignedZone| {
+        let mut out = Vec::new();
+        assert!(respond(
+            &set_of(&z.snapshot),
+            &big_query().to_vec().unwrap(),
+            Transport::Udp,
+            &mut out
+        ));
+        out
+    };
+    let (_d, probe) = big_txt_zone(100);
+    let extra = 100 + (512 - 40) - unsigned(&probe).len();
+    let (_d, z) = big_txt_zone(extra);
+    let plain = unsigned(&z);
+    assert_eq!(plain.len(), 512 - 40);
+    assert_eq!(plain[2] & 0x02, 0, "unsigned, it fits without TC");
+    let set = set_of(&z.snapshot);
+
+    let mut req = big_query();
+    let (sig, verifier) = signer(SECRET).sign_message(&req, unix_now()).unwrap();
+    req.set_signature(sig);
+    let wire = req.to_vec().unwrap();
+    let mut out = Vec::new();
+    assert!(signed_query(&ctx(), &set, &wire, Transport::Udp, &mut out));
+    assert!(
+        out.len() <= 512,
+        "{} bytes for a 512-byte requester",
+        out.len()
+    );
+    let m = verifier
+        .unwrap()
+        .verify(&out)
+        .expect("the truncated answer is signed");
+    assert!(m.metadata.truncation, "TC set (RFC 8945 §5.3)");
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+
+    // Over TCP the whole answer comes, signed.
+    let (sig, verifier) = signer(SECRET)
+        .sign_message(&big_query(), unix_now())
+        .unwrap();
+    let mut req = big_query();
+    req.set_signature(sig);
+    assert!(signed_query(
+        &ctx(),
+        &set,
+        &req.to_vec().unwrap(),
+        Transport::Tcp,
+        &mut out
+    ));
+    let m = verifier.unwrap().verify(&out).expect("signed");
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers[0].record_type(), RecordType::TXT);
 }
 
 #[test]
