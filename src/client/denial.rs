@@ -100,8 +100,8 @@ pub fn nsec3_proves(
     let mut links: Vec<(Vec<u8>, &NSEC3)> = Vec::new();
     for (owner, n) in nsec3s {
         let hash = owner_hash(owner, zone).ok_or_else(|| Bogus::Nsec3Owner {
-            owner: owner.clone(),
-            zone: zone.clone(),
+            owner: Box::new(owner.clone()),
+            zone: Box::new(zone.clone()),
         })?;
         if n.iterations() > MAX_ITERATIONS {
             return Err(Bogus::Iterations(n.iterations()));

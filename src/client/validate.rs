@@ -44,7 +44,7 @@ pub enum Bogus {
     #[error("{rtype}{}: {problem}", owner.as_ref().map(|o| format!(" at {o}")).unwrap_or_default())]
     Rrset {
         rtype: RecordType,
-        owner: Option<Name>,
+        owner: Option<Box<Name>>,
         problem: Box<Bogus>,
     },
     #[error("unproven denial: {0}")]
@@ -52,7 +52,7 @@ pub enum Bogus {
     #[error("missing signature")]
     MissingSignature,
     #[error("signed by {signer}, not {zone}")]
-    Signer { signer: Name, zone: Name },
+    Signer { signer: Box<Name>, zone: Box<Name> },
     #[error("wildcard-expanded answers are not accepted")]
     Wildcard,
     #[error("bad signature")]
@@ -68,7 +68,7 @@ pub enum Bogus {
     #[error("the NSEC/NSEC3 records do not cover the name")]
     NotCovered,
     #[error("{owner} is not an NSEC3 owner name of {zone}")]
-    Nsec3Owner { owner: Name, zone: Name },
+    Nsec3Owner { owner: Box<Name>, zone: Box<Name> },
     #[error("NSEC3 with {0} iterations")]
     Iterations(u16),
     #[error("cannot compute an NSEC3 hash")]
@@ -159,8 +159,8 @@ pub fn verify_rrset(
         let input = sig.input();
         if !input.signer_name.eq_ignore_root(cx.zone) {
             problem = Some(Bogus::Signer {
-                signer: input.signer_name.clone(),
-                zone: cx.zone.clone(),
+                signer: Box::new(input.signer_name.clone()),
+                zone: Box::new(cx.zone.clone()),
             });
             continue;
         }
@@ -227,7 +227,7 @@ fn verify_denial(m: &Message, cx: &Context<'_>, nxdomain: bool) -> Result<(), Bo
                 .collect();
             verify_rrset(&owner, rtype, &rrset, auth, cx).map_err(|e| Bogus::Rrset {
                 rtype,
-                owner: Some(owner.clone()),
+                owner: Some(Box::new(owner.clone())),
                 problem: Box::new(e),
             })?;
         }
