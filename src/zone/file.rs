@@ -309,9 +309,12 @@ www  300 IN CNAME ns1
             } else {
                 format!("{GOOD}{extra}")
             };
-            let err = load_file(&write(dir.path(), "example.test.zone", &text))
-                .unwrap_err()
-                .to_string();
+            let err = load_file(&write(dir.path(), "example.test.zone", &text)).unwrap_err();
+            // The message with its causes, as `herald serve` prints it.
+            let err = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
             assert!(
                 err.contains(want) || (want == "parse" && err.contains("cannot parse")),
                 "{extra:?}: {err}"
