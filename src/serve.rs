@@ -24,7 +24,7 @@ use crate::dns::notify::{self, NotifyTarget};
 use crate::dns::secondaries::Secondaries;
 use crate::dns::transfer::{Access, Transfers};
 use crate::dns::{self, DnsError, DnsServer};
-use crate::dnssec::ZonePolicy;
+use crate::dnssec::policy::ZonePolicy;
 use crate::publish::{self, Setup, StartError};
 use crate::record::SystemClock;
 use crate::store::{self, Store};
