@@ -7,10 +7,8 @@
 //! On Linux the loop moves datagrams in batches: `recvmmsg` with `MSG_WAITFORONE` returns as
 //! soon as one datagram is there, with up to [`BATCH`] if more are queued, and `sendmmsg` sends
 //! the answers back in one call. Written by hand on `libc` because no maintained crate offers
-//! these calls without allocating per batch, and this is the hottest loop of the server: one
-//! system call per datagram was about a third of the server's CPU under load (measured before
-//! Herald existed, in DESIGN.md's study: batches of 32 took a prepared-answer loop from 1.04×
-//! to 1.09× NSD's QPS, and from 1.06× to 1.22× per server CPU-second).
+//! these calls without allocating per batch, and this is the hottest loop of the server, where
+//! a system call per datagram is most of the cost (README, "Performance").
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;

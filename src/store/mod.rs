@@ -182,10 +182,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         // The write path cycles through about 20 statements; with rusqlite's default cache of
-        // 16 some were evicted and re-parsed on every publish (5 % of a batch in a profile).
+        // 16 some were evicted and re-parsed on every publish.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Each change runs in a savepoint, whose undo pages SQLite writes to a temporary file by
-        // default (4 % of a batch in a profile); in memory they cost no system calls.
+        // default; in memory they cost no system calls.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
         schema::migrate(&mut conn)?;

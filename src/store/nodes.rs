@@ -179,8 +179,8 @@ fn publish(
     let created = current.is_none();
     let last = match current {
         Some(seq) => Some(seq),
-        // Not `MAX(seq)`: SQLite re-planned that statement on every step (10 % of a batch
-        // in a profile); this one stays prepared.
+        // Not `MAX(seq)`: SQLite re-planned that statement on every step; this one stays
+        // prepared.
         None => conn
             .prepare_cached(
                 "SELECT seq FROM history WHERE zone = ?1 AND name = ?2 ORDER BY seq DESC LIMIT 1",

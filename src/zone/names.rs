@@ -3,18 +3,17 @@
 //!
 //! Written here because the two needs pull apart: the query path wants one flat hash table (one
 //! or two cache misses per lookup), the publisher wants to change one name without copying a
-//! million. A persistent HAMT (`imbl::HashMap`) gives the second but not the first: measured
-//! with 100,000 nodes it spent 15 % of the server's CPU in lookups (HAMT levels and key
-//! compares) and Herald answered 0.86× NSD's queries per second.
+//! million. A persistent HAMT (`imbl::HashMap`) gives the second but not the first: its lookups
+//! walk levels and compare keys, and it held Herald well below NSD's queries per second
+//! (README, "Performance").
 //!
 //! So the index is 16,384 shards, each a SIMD hash table (hashbrown) behind an `Arc`, reached
 //! through two levels of 128 pointers. A reader hashes the key once, picks a shard, and probes
 //! it. A writer copies the two small pointer arrays on the way and then only the shard it
 //! changes, about 60 entries at a million names; every other shard stays shared with older
-//! snapshots. (One flat array of 4096 pointers cost 4096 reference-count updates per publish:
-//! 13 % of the publisher's time in a profile. 4096 shards of 250 entries at a million names
-//! cost 17 % of a batch of 1000 updates in copying shards and dropping the old copies.) A batch
-//! touches each shard at most once.
+//! snapshots. (One flat array of pointers costs a reference-count update per shard on every
+//! publish; fewer, larger shards cost a batch more in copying shards and dropping the old
+//! copies.) A batch touches each shard at most once.
 
 use std::sync::Arc;
 
@@ -91,8 +90,8 @@ impl NameMap {
     }
 
     /// Inserts every entry as [`NameMap::insert`] would, shard by shard. At start a million
-    /// inserts in arrival order touch a cold shard each time (17 % of a start in a profile);
-    /// grouped by shard, each shard is filled while it is in the cache.
+    /// inserts in arrival order touch a cold shard each time; grouped by shard, each shard is
+    /// filled while it is in the cache.
     pub fn insert_many(&mut self, entries: Vec<NameEntry>) {
         let mut hashed: Vec<(u64, NameEntry)> = entries
             .into_iter()
@@ -119,8 +118,8 @@ impl NameMap {
     }
 
     /// Makes room for about `additional` more names before a bulk load, so the shards do not
-    /// grow step by step (6 % of a start with a million names). Small loads are left to
-    /// normal growth, which sizes small tables more tightly.
+    /// grow step by step. Small loads are left to normal growth, which sizes small tables more
+    /// tightly.
     pub fn reserve(&mut self, additional: usize) {
         let per_shard = additional / SHARDS;
         if per_shard < 8 {
@@ -196,9 +195,8 @@ impl NameMap {
     /// replaced (a publish of existing nodes): a copied table keeps its layout, so both iterate
     /// in the same order and each pair is compared by pointer first. Pushes the changed keys
     /// and returns true; returns false without pushing when the layouts differ (a name was
-    /// added or removed), and the caller compares by key instead. Comparing by key cost a hash
-    /// lookup for each of the ~60 entries of every copied shard: 10 % of a batch of 1000
-    /// updates at a million names.
+    /// added or removed), and the caller compares by key instead, at the cost of a hash lookup
+    /// for each of the ~60 entries of every copied shard.
     fn replaced_in_place(new: &Shard, old: &Shard, keys: &mut Vec<Box<[u8]>>) -> bool {
         if new.len() != old.len() || new.capacity() != old.capacity() {
             return false;

@@ -75,8 +75,8 @@ pub fn node_key(label: &str) -> NameKey {
     key.into()
 }
 
-/// A set of names with a fast hasher: it is asked about every node at start (SipHash cost
-/// 2.5 % of a start with a million nodes), and its keys come from the zone file, not the network.
+/// A set of names with a fast hasher: it is asked about every node at start, and its keys come
+/// from the zone file, not the network, so SipHash's protection is not needed.
 pub type KeySet = HashSet<NameKey, foldhash::fast::RandomState>;
 
 /// The relative keys of every name in the zone file, empty non-terminals included: node names
