@@ -86,8 +86,8 @@ pub fn nsec3_rdata(next: &Hash, types: &[RecordType]) -> NSEC3 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::chain::nsec3_hash;
-    use crate::zone::wire::{WireRrset, name_wire};
+    use crate::zone::chain::{nsec3_hash, test_links};
+    use crate::zone::wire::name_wire;
 
     #[test]
     fn labels_are_hickorys_base32hex_lowercased() {
@@ -107,18 +107,7 @@ mod tests {
 
     #[test]
     fn nsec3_neighbours_wrap_around() {
-        let rec = |n: u8| {
-            Arc::new(Nsec3Record {
-                name: NameKey::from(vec![1, n]),
-                label: [0; 33],
-                rrset: WireRrset::from_rdata(RecordType::NSEC3, 60, [&[n][..]]).unwrap(),
-                sigs: None,
-            })
-        };
-        let mut links = SortedMap::new();
-        for n in [10u8, 20, 30] {
-            links.insert([n; 20], rec(n));
-        }
+        let links = test_links(&[10, 20, 30]);
         assert_eq!(nsec3_next(&links, &[30; 20]), Some([10; 20]));
         assert_eq!(nsec3_prev(&links, &[10; 20]), Some([30; 20]));
         assert_eq!(nsec3_next(&links, &[15; 20]), Some([20; 20]));

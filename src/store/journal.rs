@@ -60,12 +60,3 @@ pub(super) fn load(conn: &Connection, zone: &str) -> Result<Vec<JournalRow>, Err
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
-
-/// The bytes of `zone`'s stored entries, for the zone JSON.
-pub(super) fn size(conn: &Connection, zone: &str) -> Result<(u64, u64), Error> {
-    Ok(conn.query_row(
-        "SELECT count(*), coalesce(sum(length(diff)), 0) FROM journal WHERE zone = ?1",
-        [zone],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?)
-}

@@ -321,11 +321,6 @@ impl Store {
         journal::load(&self.conn, zone)
     }
 
-    /// How many journal entries `zone` has, and their bytes.
-    pub fn journal_size(&self, zone: &str) -> Result<(u64, u64), Error> {
-        journal::size(&self.conn, zone)
-    }
-
     /// One node, or `None`.
     pub fn node(&self, zone: &str, node: &str) -> Result<Option<NodeRow>, Error> {
         nodes::get(&self.conn, zone, node)

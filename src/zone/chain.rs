@@ -86,10 +86,28 @@ pub fn nsec3_hash(wire: &[u8]) -> Hash {
     h
 }
 
+/// Links at the hashes `[n; 20]` for each `n` of `ns`, each standing for the name `\x01 n`:
+/// a chain to test the neighbour and covering lookups on.
+#[cfg(test)]
+pub fn test_links(ns: &[u8]) -> SortedMap<Hash, Arc<Nsec3Record>> {
+    let mut links = SortedMap::new();
+    for &n in ns {
+        let record = Nsec3Record {
+            name: NameKey::from(vec![1, n]),
+            label: [0; 33],
+            rrset: WireRrset::from_rdata(hickory_proto::rr::RecordType::NSEC3, 60, [&[n][..]])
+                .unwrap(),
+            sigs: None,
+        };
+        links.insert([n; 20], Arc::new(record));
+    }
+    links
+}
+
 #[cfg(test)]
 mod tests {
     use hickory_proto::dnssec::Nsec3HashAlgorithm;
-    use hickory_proto::rr::{Name, RecordType};
+    use hickory_proto::rr::Name;
 
     use super::*;
     use crate::zone::wire::name_wire;
@@ -114,19 +132,7 @@ mod tests {
 
     #[test]
     fn covering_wraps_around() {
-        let rec = |n: u8| {
-            Arc::new(Nsec3Record {
-                name: NameKey::from(vec![1, n]),
-                label: [0; 33],
-                rrset: WireRrset::from_rdata(RecordType::NSEC3, 60, [&[n][..]]).unwrap(),
-                sigs: None,
-            })
-        };
-        let mut links = SortedMap::new();
-        for n in [10u8, 20, 30] {
-            links.insert([n; 20], rec(n));
-        }
-        let chain = Chain::Nsec3(links);
+        let chain = Chain::Nsec3(test_links(&[10, 20, 30]));
         let cover = |n: u8| chain.nsec3_covering(&[n; 20]).unwrap().name[1];
         assert_eq!(cover(15), 10);
         assert_eq!(cover(35), 30);
