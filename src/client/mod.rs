@@ -23,9 +23,9 @@
 //! Embedding a check in another program:
 //!
 //! ```no_run
-//! use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! use std::time::Duration;
 //! use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors};
-//! use herald::record::NodeLabel;
+//! use herald::record::{Clock, NodeLabel, SystemClock};
 //! use hickory_proto::rr::Name;
 //!
 //! let zone = Name::from_ascii("example.test.")?;
@@ -39,8 +39,7 @@
 //!     skew: Duration::from_secs(300),
 //! };
 //! let checker = Checker::new(config);
-//! let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as u32;
-//! match checker.check(None, now).outcome {
+//! match checker.check(None, SystemClock.now()).outcome {
 //!     Outcome::Found { commit, seq, .. } => println!("run {commit} (seq {seq})"),
 //!     Outcome::NoRecord => println!("nothing published for this node"),
 //!     other => eprintln!("no trustworthy answer: {other:?}"),
