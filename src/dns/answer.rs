@@ -1,8 +1,8 @@
 //! Building a response from the snapshot: the lean query path.
 //!
 //! For a query this copies the header and question, looks the name up in the zone's map, and
-//! appends prepared RRsets ([`WireRrset::write`]): bytes copied, a few pointers patched, nothing
-//! encoded and nothing allocated once `out` has grown. hickory-server's `Catalog` is not used:
+//! appends prepared RRsets ([`WireRrset::write`](crate::zone::wire::WireRrset::write)): bytes
+//! copied, a few pointers patched, nothing encoded and nothing allocated once `out` has grown. hickory-server's `Catalog` is not used:
 //! its NXDOMAIN path scans the whole zone (DESIGN.md, "What the libraries give").
 //!
 //! Behaviour (RFC 1034 §4.3.2, RFC 2308, RFC 6891, RFC 8906):

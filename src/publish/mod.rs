@@ -3,8 +3,8 @@
 //!
 //! Changes come from the admin API today (`PUT`, `DELETE`, batch), and will come from RFC 2136
 //! UPDATE, the PowerDNS routes and rollout waves; all of them call [`Publisher::apply`]. One
-//! thread ([`writer`]) owns the writing SQLite connection and the signed working copy of every
-//! zone ([`SignedZone`]). A publish goes like this:
+//! thread (`writer.rs`) owns the writing SQLite connection and the signed working copy of every
+//! zone ([`SignedZone`](crate::dnssec::SignedZone)). A publish goes like this:
 //!
 //! 1. **Queue.** The caller sends its [`Change`] to the thread and waits. The thread takes the
 //!    change and every other one waiting, up to 512 (group commit: one transaction and one
@@ -19,7 +19,7 @@
 //!    ([`SignedZone::apply`](crate::dnssec::SignedZone::apply)); once per zone and group it signs
 //!    those links and the SOA ([`SignedZone::finish`](crate::dnssec::SignedZone::finish)).
 //!    Nothing else is signed.
-//! 4. **Persist.** The signatures made go into the same transaction ([`keep`]), so a restart
+//! 4. **Persist.** The signatures made go into the same transaction (`keep`), so a restart
 //!    reuses them; so does the IXFR journal entry, the difference between the snapshot served
 //!    and the one staged ([`crate::zone::journal`]), trimmed to its limits.
 //! 5. **Commit.** One fsync. If anything failed, the whole transaction rolls back, the staged
@@ -33,8 +33,8 @@
 //! So a 2xx means durable (fsynced), signed, and visible: the first DNS query after it gets the
 //! new record. Between groups, at least every [`REFRESH_EVERY`], the same thread runs a refresh
 //! step per zone ([`SignedZone::refresh`](crate::dnssec::SignedZone::refresh)) through steps 3–6,
-//! so re-signing interleaves
-//! with publishes and never blocks queries, which read the last swapped-in snapshot.
+//! so re-signing interleaves with publishes and never blocks queries, which read the last
+//! swapped-in snapshot.
 //!
 //! [`start`] builds the working zones from the store at start, reusing every stored signature
 //! that still fits, and starts the thread.

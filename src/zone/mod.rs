@@ -1,7 +1,7 @@
 //! Zones as the DNS path reads them: the zone files, and the immutable snapshot of prepared
 //! answers that every query is answered from.
 //!
-//! - [`file`] loads and checks `zones/<zone>.zone`;
+//! - [`file`](mod@file) loads and checks `zones/<zone>.zone`;
 //! - [`snapshot`] holds the prepared RRsets of every name of a zone at one serial, and the set
 //!   of served zones that the writer swaps in atomically ([`SharedZones`]);
 //! - [`wire`] prepares RRsets in wire format, once, when their data changes;

@@ -3,7 +3,7 @@
 //! Written here because the query path needs "the greatest key at or below this one" without
 //! allocating, and the persistent B-tree of `imbl` answers that through a range cursor that
 //! keeps its path in a heap-allocated stack. This map is two levels of sorted vectors: an array
-//! of chunks, each holding up to [`CHUNK_MAX`] entries, both behind `Arc`s. A lookup is two
+//! of chunks, each holding up to `CHUNK_MAX` entries, both behind `Arc`s. A lookup is two
 //! binary searches; an insert or removal copies the chunk array (one pointer and one key per
 //! chunk) and the one chunk it changes, and shares everything else with older snapshots.
 

@@ -6,7 +6,7 @@ use super::*;
 
 impl SignedZone {
     /// One refresh step: re-signs what is due among the zone file's RRsets and the next
-    /// [`SWEEP_NAMES`] names of the chain. Returns `None` when nothing is due, else the
+    /// `SWEEP_NAMES` names of the chain. Returns `None` when nothing is due, else the
     /// signatures to store; the caller then raises the serial and calls
     /// [`SignedZone::finish`], which signs the marked chain links and the SOA.
     pub fn refresh(&mut self, now: u32) -> Result<Option<Vec<NewSignature>>, DnssecError> {
