@@ -7,6 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Applied, Change, Error, HistoryRow, IfMatch, NodeRow, Refusal};
+use crate::record::{Commit, NodeLabel};
 
 const NODE_COLUMNS: &str = "name, commit_id, seq, ts, serial";
 
@@ -82,6 +83,18 @@ pub(super) fn apply(
         set: Vec::new(),
         deleted: Vec::new(),
     };
+    // Every publish of this change: the same zone, time and serial.
+    let publish_node = |node: &NodeLabel, commit: &Commit, last| {
+        publish(
+            conn,
+            zone,
+            node.as_str(),
+            commit.as_str(),
+            now,
+            serial,
+            last,
+        )
+    };
     match change {
         Change::Put {
             node,
@@ -92,16 +105,9 @@ pub(super) fn apply(
             if let Err(r) = precondition(node.as_str(), current.as_ref(), *if_match) {
                 return Ok(Err(r));
             }
-            let last = current.as_ref().map(|n| n.seq);
-            applied.set.push(publish(
-                conn,
-                zone,
-                node.as_str(),
-                commit.as_str(),
-                now,
-                serial,
-                last,
-            )?);
+            applied
+                .set
+                .push(publish_node(node, commit, current.as_ref().map(|n| n.seq))?);
         }
         Change::Delete { node, if_match } => {
             let current = get(conn, zone, node.as_str())?;
@@ -124,15 +130,7 @@ pub(super) fn apply(
             }
             for (node, commit) in set {
                 let last = get(conn, zone, node.as_str())?.map(|n| n.seq);
-                applied.set.push(publish(
-                    conn,
-                    zone,
-                    node.as_str(),
-                    commit.as_str(),
-                    now,
-                    serial,
-                    last,
-                )?);
+                applied.set.push(publish_node(node, commit, last)?);
             }
         }
     }

@@ -154,12 +154,7 @@ pub fn first_rdata(bytes: &[u8]) -> Option<&[u8]> {
 #[inline]
 pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) {
     let apex_ptr = apex_ptr.to_be_bytes();
-    let mut rest = bytes;
-    while rest.len() >= 3 {
-        let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let nfix = usize::from(rest[2]);
-        let (fix, tail) = rest[3..].split_at(nfix * 2);
-        let (tail, next) = tail.split_at(tail_len);
+    for (fix, tail) in records(bytes) {
         match owner {
             Owner::Question => out.extend_from_slice(&[0xC0, 0x0C]),
             Owner::Relative(labels) => {
@@ -173,8 +168,25 @@ pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr
             let at = start + usize::from(u16::from_be_bytes([f[0], f[1]]));
             out[at..at + 2].copy_from_slice(&apex_ptr);
         }
-        rest = next;
     }
+}
+
+/// The records of `bytes` (the block layout above), each as its fixup offsets (two bytes
+/// each) and its tail (TYPE, CLASS, TTL, RDLENGTH, RDATA).
+#[inline]
+fn records(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.len() < 3 {
+            return None;
+        }
+        let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let nfix = usize::from(rest[2]);
+        let (fix, tail) = rest[3..].split_at(nfix * 2);
+        let (tail, next) = tail.split_at(tail_len);
+        rest = next;
+        Some((fix, tail))
+    })
 }
 
 /// Renders the records of `bytes` uncompressed, each as one complete RR: `owner` (a whole
@@ -183,12 +195,8 @@ pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr
 /// message they are copied into.
 pub fn records_uncompressed(bytes: &[u8], owner: &[u8], apex: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut rest = bytes;
-    while rest.len() >= 3 {
-        let tail_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let nfix = usize::from(rest[2]);
-        let (fix, tail) = rest[3..].split_at(nfix * 2);
-        let (tail, next) = tail.split_at(tail_len);
+    for (fix, tail) in records(bytes) {
+        let nfix = fix.len() / 2;
         let mut rr = Vec::with_capacity(owner.len() + tail.len() + nfix * apex.len());
         rr.extend_from_slice(owner);
         let rdlen = u16::from_be_bytes([tail[8], tail[9]]) as usize + nfix * (apex.len() - 2);
@@ -203,7 +211,6 @@ pub fn records_uncompressed(bytes: &[u8], owner: &[u8], apex: &[u8]) -> Vec<Vec<
         }
         rr.extend_from_slice(&tail[at..]);
         out.push(rr);
-        rest = next;
     }
     out
 }
