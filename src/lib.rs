@@ -97,25 +97,68 @@ mod layering {
         ),
     ];
 
-    /// Every `crate::a::b` path used in `code`, as its lowercase segments (`a::b`); comments
-    /// are skipped.
-    fn crate_paths(code: &str) -> Vec<String> {
+    /// The lowercase leading segments of a path (`a::b` of `a::b::C` or `a::b::{…}`).
+    fn segments(path: &str) -> &str {
+        let end = path
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ':'))
+            .unwrap_or(path.len());
+        path[..end].trim_end_matches(':')
+    }
+
+    /// The items of a `{a, b::c, d::{e, f}}` group at its top level.
+    fn group(text: &str) -> Vec<&str> {
+        let (mut depth, mut start, mut items) = (0, 1, Vec::new());
+        for (i, c) in text.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' | ',' if depth == 1 => {
+                    items.push(text[start..i].trim());
+                    start = i + 1;
+                    if c == '}' {
+                        break;
+                    }
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        items
+    }
+
+    /// Every crate path that `code`, the code of module `module` (`["dns", "answer"]`), uses:
+    /// `crate::a::b`, the items of `crate::{…}`, and `super::` paths that climb out to the
+    /// crate root; each as its lowercase segments (`a::b`). Comments are skipped.
+    fn crate_paths(code: &str, module: &[&str]) -> Vec<String> {
         let mut paths = Vec::new();
+        let mut push = |rest: &str| {
+            if rest.starts_with('{') {
+                paths.extend(group(rest).into_iter().map(|i| segments(i).to_owned()));
+            } else {
+                paths.push(segments(rest).to_owned());
+            }
+        };
         for line in code.lines().map(str::trim_start) {
             if line.starts_with("//") {
                 continue;
             }
             for (at, _) in line.match_indices("crate::") {
-                let rest = &line[at + "crate::".len()..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c == ':'))
-                    .unwrap_or(rest.len());
-                let path = rest[..end].trim_end_matches(':');
-                if !path.is_empty() {
-                    paths.push(path.to_owned());
+                push(&line[at + "crate::".len()..]);
+            }
+            let mut rest = line;
+            while let Some(at) = rest.find("super::") {
+                let mut tail = &rest[at..];
+                let mut up = 0;
+                while let Some(t) = tail.strip_prefix("super::") {
+                    tail = t;
+                    up += 1;
                 }
+                if up >= module.len() {
+                    push(tail);
+                }
+                rest = tail;
             }
         }
+        paths.retain(|p| !p.is_empty());
         paths
     }
 
@@ -133,9 +176,9 @@ mod layering {
                 sources(&path, out);
             } else if name.ends_with(".rs") && name != "tests.rs" && name != "testing.rs" {
                 let text = std::fs::read_to_string(&path).unwrap();
-                // Inline test modules come last in a file.
-                let code = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
-                out.push((path.display().to_string(), code));
+                // An inline test module comes last in its file.
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+                out.push((path.display().to_string(), code.to_owned()));
             }
         }
     }
@@ -158,7 +201,12 @@ mod layering {
                 .find(|(p, _)| *p == part)
                 .unwrap_or_else(|| panic!("{rel}: part {part} is not in the layout"))
                 .1;
-            for used in crate_paths(code) {
+            let module: Vec<&str> = rel
+                .trim_end_matches(".rs")
+                .trim_end_matches("/mod")
+                .split('/')
+                .collect();
+            for used in crate_paths(code, &module) {
                 checked += 1;
                 if !allowed.iter().any(|a| covers(a, &used)) {
                     violations.push(format!("{rel} uses crate::{used}"));
@@ -172,8 +220,16 @@ mod layering {
     #[test]
     fn the_checker_sees_what_it_must_refuse() {
         let code = "use crate::store::{self, Store};\n// crate::dnssec in a comment\n\
-                    let k = crate::dnssec::keys::ZoneKey::load(x);\n";
-        assert_eq!(crate_paths(code), ["store", "dnssec::keys"]);
+                    let k = crate::dnssec::keys::ZoneKey::load(x);\n\
+                    use crate::{api, dnssec::{sign, keys}};\n\
+                    use super::super::zone::Zone;\nuse super::tcp;\n";
+        assert_eq!(
+            crate_paths(code, &["dns", "answer"]),
+            ["store", "dnssec::keys", "api", "dnssec", "zone"],
+            "super::super climbs from dns::answer to the crate root; super:: stays in dns"
+        );
+        assert_eq!(crate_paths("use super::store;", &["dns"]), ["store"]);
+        assert!(crate_paths("use super::*;", &["dnssec", "signed", "build"]).is_empty());
         assert!(covers("dnssec", "dnssec::keys"));
         assert!(!covers("dnssec::policy", "dnssec::keys"));
         assert!(!covers("dns", "dnssec"));

@@ -266,16 +266,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("herald")
         .build()
         .context("cannot start the async runtime")?;
-    let result =
-        runtime.block_on(async { run(config, stop_on_signal()).await.context("herald serve") });
+    let result = runtime.block_on(async {
+        run(config, stop_on_signal("shutting down"))
+            .await
+            .context("herald serve")
+    });
     // Tasks of connections that outlived the grace period are abandoned, not awaited.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
 }
 
 /// A token that is cancelled on SIGINT or SIGTERM: the one signal handler of `herald serve`
-/// and `herald watch`. Call inside the runtime that should watch for the signals.
-fn stop_on_signal() -> CancellationToken {
+/// and `herald watch`, which logs `<signal> received, <what>`. Call inside the runtime that
+/// should watch for the signals.
+fn stop_on_signal(what: &'static str) -> CancellationToken {
     use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let (Ok(mut int), Ok(mut term)) = (
@@ -292,7 +296,7 @@ fn stop_on_signal() -> CancellationToken {
             _ = term.recv() => "SIGTERM",
         };
         cancel.cancel();
-        tracing::info!("{name} received, shutting down");
+        tracing::info!("{name} received, {what}");
     });
     token
 }
@@ -437,5 +441,7 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    Ok(runtime.block_on(async { run_watch(config, stop_on_signal()).await })?)
+    Ok(runtime.block_on(async {
+        run_watch(config, stop_on_signal("stopping after the running step")).await
+    })?)
 }

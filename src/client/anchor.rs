@@ -31,7 +31,13 @@ pub enum AnchorError {
         cause: std::io::Error,
     },
     #[error("trust anchor line {line}: {reason}")]
-    Line { line: usize, reason: String },
+    Line {
+        line: usize,
+        reason: String,
+        /// What the decoder said, where one was involved.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("the trust anchor file has no DNSKEY or DS record for {0}")]
     Empty(String),
 }
@@ -64,9 +70,17 @@ impl TrustAnchors {
             let bad = |reason: &str| AnchorError::Line {
                 line: i + 1,
                 reason: reason.to_owned(),
+                cause: None,
             };
+            let decoding =
+                |reason: &str, cause: Box<dyn std::error::Error + Send + Sync>| AnchorError::Line {
+                    line: i + 1,
+                    reason: reason.to_owned(),
+                    cause: Some(cause),
+                };
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let owner = Name::from_ascii(fields[0]).map_err(|_| bad("the owner is not a name"))?;
+            let owner = Name::from_ascii(fields[0])
+                .map_err(|e| decoding("the owner is not a name", e.into()))?;
             let Some(at) = fields
                 .iter()
                 .position(|f| f.eq_ignore_ascii_case("DNSKEY") || f.eq_ignore_ascii_case("DS"))
@@ -99,7 +113,7 @@ impl TrustAnchors {
                 );
                 let key = STANDARD
                     .decode(rest.get(3..).unwrap_or_default().concat())
-                    .map_err(|_| bad("the DNSKEY public key is not base64"))?;
+                    .map_err(|e| decoding("the DNSKEY public key is not base64", e.into()))?;
                 if key.is_empty() {
                     return Err(bad("the DNSKEY has no public key"));
                 }

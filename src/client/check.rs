@@ -368,7 +368,7 @@ impl Checker {
 }
 
 /// An error and its causes, as one line for a report: `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     std::iter::successors(Some(e), |e| e.source())
         .map(ToString::to_string)
         .collect::<Vec<_>>()

@@ -41,14 +41,15 @@ pub enum Bogus {
     #[error(transparent)]
     Payload(#[from] RecordError),
     /// The RRset `rtype` (at `owner`, when it is not the name asked for) failed.
-    #[error("{rtype}{}: {problem}", owner.as_ref().map(|o| format!(" at {o}")).unwrap_or_default())]
+    #[error("{rtype}{}", owner.as_ref().map(|o| format!(" at {o}")).unwrap_or_default())]
     Rrset {
         rtype: RecordType,
         owner: Option<Box<Name>>,
+        #[source]
         problem: Box<Bogus>,
     },
-    #[error("unproven denial: {0}")]
-    Denial(Box<Bogus>),
+    #[error("unproven denial")]
+    Denial(#[source] Box<Bogus>),
     #[error("missing signature")]
     MissingSignature,
     #[error("signed by {signer}, not {zone}")]
@@ -309,9 +310,10 @@ mod tests {
         )
     }
 
+    /// Why the answer is bogus, with the causes, as the report says it.
     fn bogus(v: Verdict) -> String {
         match v {
-            Verdict::Bogus(reason) => reason.to_string(),
+            Verdict::Bogus(reason) => super::super::check::chain(&reason),
             other => panic!("expected bogus, got {other:?}"),
         }
     }

@@ -11,6 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ring::rand::{SecureRandom, SystemRandom};
 use thiserror::Error;
 
 /// A secret file that cannot be read or written.
@@ -63,10 +64,11 @@ pub fn read(path: &Path) -> Result<String, SecretError> {
 /// Creates the secret file `path` holding `text`, which must not exist yet (an `Io` error of
 /// kind `AlreadyExists` if it does: a secret someone else just wrote is never replaced).
 ///
-/// Its directory is created with mode 0700 if missing. The text goes to a temporary file
-/// created with mode 0600, is synced, and is then linked to `path`, which fails rather than
-/// replace an existing file; the directory is synced last. A crash leaves no file or the whole
-/// one, never a part.
+/// Its directory is created with mode 0700 if missing. The text goes to a temporary file of
+/// its own (created new, mode 0600), is synced, and is then linked to `path`, which fails
+/// rather than replace an existing file; the directory is synced last. A crash leaves no file
+/// or the whole one, never a part. On a file system without hard links the temporary file is
+/// renamed into place instead, after checking that `path` is still free.
 pub fn create(path: &Path, text: &str) -> Result<(), SecretError> {
     let io = |cause| SecretError::Io {
         path: path.to_owned(),
@@ -81,11 +83,7 @@ pub fn create(path: &Path, text: &str) -> Result<(), SecretError> {
         .mode(0o700)
         .create(dir)
         .map_err(io)?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    // A temporary file left by a crash holds nothing that counts.
-    let _ = std::fs::remove_file(&tmp);
+    let tmp = temporary(path).map_err(io)?;
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -94,11 +92,27 @@ pub fn create(path: &Path, text: &str) -> Result<(), SecretError> {
             .open(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
-        std::fs::hard_link(&tmp, path)
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != ErrorKind::AlreadyExists && !path.exists() => {
+                std::fs::rename(&tmp, path)
+            }
+            other => other,
+        }
     })();
     let _ = std::fs::remove_file(&tmp);
     written.map_err(io)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// A name next to `path` for a temporary file no other writer uses.
+fn temporary(path: &Path) -> std::io::Result<PathBuf> {
+    let mut random = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut random)
+        .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{:016x}.tmp", u64::from_le_bytes(random)));
+    Ok(PathBuf::from(name))
 }
 
 #[cfg(test)]
@@ -114,7 +128,13 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         assert_eq!(read(&path).unwrap(), "s3cret\n");
-        assert!(!dir.path().join("keys").join("secret.tmp").exists());
+        let files = || -> Vec<_> {
+            std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect()
+        };
+        assert_eq!(files(), ["secret"], "no temporary file is left");
 
         let err = create(&path, "other\n").unwrap_err();
         assert!(
@@ -122,6 +142,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(read(&path).unwrap(), "s3cret\n", "the first secret stays");
+        assert_eq!(files(), ["secret"], "nor after a refusal");
     }
 
     #[test]

@@ -279,6 +279,11 @@ fn finish(
     }
 }
 
+/// Whether the answer in `out` has TC set.
+pub fn truncated(out: &[u8]) -> bool {
+    out.len() >= 4 && u16::from_be_bytes([out[2], out[3]]) & FLAG_TC != 0
+}
+
 fn header(out: &mut Vec<u8>, id: u16, flags: u16, rcode: u16) {
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&(flags | (rcode & 0xF)).to_be_bytes());

@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 use ipnet::IpNet;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::answer::{Transport, respond, respond_reserving};
+use super::answer::{Transport, respond, respond_reserving, truncated};
 use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse, rcode};
 use super::secondaries::{Secondaries, TransferKind};
 use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request};
@@ -95,13 +95,17 @@ pub fn signed_query(
         RequestAuth::Signed { key, mac, id } => {
             // The answer and its TSIG record together must fit what the requester can take,
             // so the answer is made with room left for the record. RFC 8945 §5.3: an answer
-            // that does not fit then is sent truncated (TC, RCODE 0), signed, and the
-            // requester asks again over TCP.
+            // that fits only without the record is sent truncated (TC) with RCODE 0, signed,
+            // and the requester asks again over TCP. (One whose question and TSIG record alone
+            // exceed the limit, with a key name of hundreds of octets, goes out as it is.)
             if !respond_reserving(zones, msg, transport, key.record_len(), out) {
                 return false;
             }
-            if out.len() >= 4 && out[2] & 0x02 != 0 {
-                out[3] &= 0xF0;
+            if truncated(out) {
+                let mut whole = Vec::new();
+                if respond(zones, msg, transport, &mut whole) && !truncated(&whole) {
+                    out[3] &= 0xF0;
+                }
             }
             let mut signer = ResponseSigner::new(key, mac, id);
             if let Err(e) = signer.sign(out) {
@@ -163,7 +167,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
             key_name,
             id,
         } => {
-            tracing::info!(%peer, zone = %zone_name, %kind, key = %key_name, ?error, "transfer refused: TSIG failed");
+            tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), key = %key_name, ?error, "transfer refused: TSIG failed");
             ctx.secondaries.refused(&zone_name);
             error_answer(msg, NOTAUTH, &mut out);
             if let Err(e) = append_error(&mut out, &key_name, error, id) {
@@ -177,7 +181,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
         RequestAuth::Signed { key, mac, id } => Some(ResponseSigner::new(key, mac, id)),
         RequestAuth::Unsigned => {
             if !ctx.access.allow.iter().any(|net| net.contains(&peer)) {
-                tracing::info!(%peer, zone = %zone_name, %kind, "transfer refused: address not allowed and no TSIG");
+                tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), "transfer refused: address not allowed and no TSIG");
                 ctx.secondaries.refused(&zone_name);
                 error_answer(msg, rcode::REFUSED, &mut out);
                 return send(writer, &out).await;
@@ -230,7 +234,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
         stream.axfr(&zone).await?;
         (TransferKind::Axfr, stream.messages)
     };
-    tracing::info!(%peer, zone = %zone.name, serial = current, kind = %what, messages = served, "transfer served");
+    tracing::info!(%peer, zone = %zone.name, serial = current, kind = what.as_str(), messages = served, "transfer served");
     ctx.secondaries
         .transferred(&zone.name, peer, current, what, unix_now());
     Ok(())

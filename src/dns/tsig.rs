@@ -15,16 +15,30 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use thiserror::Error;
 
 use crate::record::unix_now;
+use crate::zone::wire::name_wire;
 
 /// Seconds of clock difference allowed on a signed message (RFC 8945 §10 recommends 300).
 const FUDGE: u16 = 300;
 
-/// A `--tsig-key` value that cannot be used.
-#[derive(Debug, Error)]
-#[error("--tsig-key {name:?}: {problem}")]
+/// A `--tsig-key` value that cannot be used. Its message names the flag, the key and the
+/// problem (a flag parser's error is shown by its message alone); its source is the
+/// problem's own cause.
+#[derive(Debug)]
 pub struct TsigKeyError {
     name: String,
     problem: TsigKeyProblem,
+}
+
+impl std::fmt::Display for TsigKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--tsig-key {:?}: {}", self.name, self.problem)
+    }
+}
+
+impl std::error::Error for TsigKeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.problem)
+    }
 }
 
 /// What is wrong with a `--tsig-key` value.
@@ -36,11 +50,11 @@ pub enum TsigKeyProblem {
     #[error("the algorithm must be hmac-sha256, hmac-sha384 or hmac-sha512")]
     Algorithm,
     #[error("the secret is not base64")]
-    Base64,
+    Base64(#[source] base64::DecodeError),
     #[error("the secret is shorter than 16 bytes")]
     Short,
     #[error("the name is not a domain name")]
-    Name,
+    Name(#[source] hickory_proto::ProtoError),
     #[error(transparent)]
     Signer(hickory_proto::dnssec::DnsSecError),
 }
@@ -60,6 +74,8 @@ pub enum SignError {
 pub struct TsigKey {
     pub name: Name,
     signer: TSigner,
+    /// The length of the TSIG record this key appends (see [`TsigKey::record_len`]).
+    record_len: usize,
 }
 
 impl std::fmt::Debug for TsigKey {
@@ -82,38 +98,40 @@ impl TsigKey {
         let (Some(alg), Some(secret)) = (alg, secret) else {
             return Err(fail(TsigKeyProblem::Syntax));
         };
-        let algorithm = match alg.to_ascii_lowercase().as_str() {
-            "hmac-sha256" => TsigAlgorithm::HmacSha256,
-            "hmac-sha384" => TsigAlgorithm::HmacSha384,
-            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+        // With the MAC's length (RFC 8945 §6).
+        let (algorithm, mac_len) = match alg.to_ascii_lowercase().as_str() {
+            "hmac-sha256" => (TsigAlgorithm::HmacSha256, 32),
+            "hmac-sha384" => (TsigAlgorithm::HmacSha384, 48),
+            "hmac-sha512" => (TsigAlgorithm::HmacSha512, 64),
             _ => return Err(fail(TsigKeyProblem::Algorithm)),
         };
         let key = STANDARD
             .decode(secret)
-            .map_err(|_| fail(TsigKeyProblem::Base64))?;
+            .map_err(|e| fail(TsigKeyProblem::Base64(e)))?;
         if key.len() < 16 {
             return Err(fail(TsigKeyProblem::Short));
         }
         let name = Name::from_ascii(name)
-            .map_err(|_| fail(TsigKeyProblem::Name))?
+            .map_err(|e| fail(TsigKeyProblem::Name(e)))?
             .to_lowercase();
+        // RFC 8945 §4.2: the key name, type, class, TTL and RDLENGTH, then the algorithm
+        // name, time (6), fudge (2), MAC size (2), the MAC, original ID (2), error (2) and
+        // other length (2), with no other data; names uncompressed, as `ResponseSigner`
+        // writes them.
+        let record_len =
+            name_wire(&name).len() + 10 + name_wire(&algorithm.to_name()).len() + 16 + mac_len;
         let signer = TSigner::new(key, algorithm, name.clone(), FUDGE)
             .map_err(|e| fail(TsigKeyProblem::Signer(e)))?;
-        Ok(Self { name, signer })
+        Ok(Self {
+            name,
+            signer,
+            record_len,
+        })
     }
 
-    /// The length of the TSIG record that signs an answer with this key (RFC 8945 §4.2): the
-    /// key name, type, class, TTL and RDLENGTH, then the algorithm name, time (6), fudge (2),
-    /// MAC size (2), the MAC, original ID (2), error (2) and other length (2), with no other
-    /// data. Names are written uncompressed, as [`ResponseSigner`] writes them.
+    /// The length of the TSIG record that signs an answer with this key.
     pub fn record_len(&self) -> usize {
-        let wire_len = |name: &Name| name.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
-        let mac = match self.signer.algorithm() {
-            TsigAlgorithm::HmacSha256 => 32,
-            TsigAlgorithm::HmacSha384 => 48,
-            _ => 64,
-        };
-        wire_len(&self.name) + 10 + wire_len(&self.signer.algorithm().to_name()) + 16 + mac
+        self.record_len
     }
 
     /// Signs a message Herald sends (a NOTIFY): returns it with the TSIG record added.

@@ -41,7 +41,13 @@ pub enum KeyError {
     #[error(transparent)]
     File(#[from] SecretError),
     #[error("{path}: {reason}")]
-    Format { path: PathBuf, reason: String },
+    Format {
+        path: PathBuf,
+        reason: String,
+        /// What the decoder said, where one was involved.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error(
         "{path} holds an algorithm {found} key but the zone is set to algorithm {wanted}; \
          changing the algorithm needs a key rollover, which Herald does not do yet"
@@ -130,7 +136,14 @@ impl ZoneKey {
         let format = |reason: String| KeyError::Format {
             path: path.to_owned(),
             reason,
+            cause: None,
         };
+        let decoding =
+            |reason: &str, cause: Box<dyn std::error::Error + Send + Sync>| KeyError::Format {
+                path: path.to_owned(),
+                reason: reason.to_owned(),
+                cause: Some(cause),
+            };
         let text = secret::read(path)?;
         let (mut zone, mut alg, mut secret) = (None, None, None);
         for line in text.lines().map(str::trim) {
@@ -148,8 +161,8 @@ impl ZoneKey {
             }
         }
         let zone = zone.ok_or_else(|| format("no zone: line".into()))?;
-        let zone_name =
-            Name::from_ascii(&zone).map_err(|_| format(format!("zone {zone:?} is not a name")))?;
+        let zone_name = Name::from_ascii(&zone)
+            .map_err(|e| decoding(&format!("zone {zone:?} is not a name"), e.into()))?;
         if !zone_name.eq_ignore_root(apex) {
             return Err(format(format!("the key is for {zone}, not {apex}")));
         }
@@ -161,10 +174,10 @@ impl ZoneKey {
         };
         let pkcs8 = STANDARD
             .decode(secret.ok_or_else(|| format("no private-key: line".into()))?)
-            .map_err(|_| format("private-key is not base64".into()))?;
+            .map_err(|e| decoding("private-key is not base64", e.into()))?;
         let signer: Box<dyn SigningKey> = if algorithm == Algorithm::ED25519 {
             let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
-                .map_err(|_| format("private-key is not an Ed25519 PKCS#8 key".into()))?;
+                .map_err(|e| decoding("private-key is not an Ed25519 PKCS#8 key", e.into()))?;
             Box::new(Ed25519SigningKey::from_ed25519(pair))
         } else {
             let pair = EcdsaKeyPair::from_pkcs8(
@@ -172,7 +185,7 @@ impl ZoneKey {
                 &pkcs8,
                 &SystemRandom::new(),
             )
-            .map_err(|_| format("private-key is not a P-256 PKCS#8 key".into()))?;
+            .map_err(|e| decoding("private-key is not a P-256 PKCS#8 key", e.into()))?;
             Box::new(EcdsaSigningKey::from_ecdsa(pair, algorithm))
         };
         let public = signer.to_public_key()?;

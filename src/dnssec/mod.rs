@@ -56,5 +56,5 @@ pub enum DnssecError {
     SigningThread,
     /// The working zone lacks something its own construction guarantees: a bug.
     #[error("the signed zone is inconsistent: {0}")]
-    Inconsistent(&'static str),
+    Inconsistent(String),
 }

@@ -225,8 +225,8 @@ impl SignedZone {
     }
 
     /// Signs the TXT RRsets of `set`. A large batch is split over the CPUs this process may
-    /// use (signing is two thirds of a batch's cost, and each signature is independent); on
-    /// one CPU, or for a few nodes, it runs here.
+    /// use (signing is most of a batch's cost, and each signature is independent); on one
+    /// CPU, or for a few nodes, it runs here.
     fn sign_txts(&self, set: &[NodeRecord], now: u32) -> Result<Vec<TxtSigned>, DnssecError> {
         let workers = if set.len() >= PARALLEL_MIN { cpus() } else { 1 };
         self.sign_txts_on(set, now, workers)
@@ -444,9 +444,9 @@ impl SignedZone {
                     .snapshot
                     .names
                     .get(key)
-                    .ok_or(DnssecError::Inconsistent(
-                        "an NSEC for a name the zone lacks",
-                    ))?
+                    .ok_or_else(|| {
+                        DnssecError::Inconsistent(format!("an NSEC for {owner}, which it lacks"))
+                    })?
                     .with_rrset(&rrset, Some(&sigs))?;
                 self.snapshot.names.insert(entry);
             }
@@ -488,7 +488,7 @@ impl SignedZone {
             .snapshot
             .names
             .get(&[])
-            .ok_or(DnssecError::Inconsistent("a zone without an apex entry"))?
+            .ok_or_else(|| DnssecError::Inconsistent("no apex entry".into()))?
             .with_rrset(&rrset, Some(&sigs))?;
         self.snapshot.names.insert(apex);
         self.snapshot.negative_soa = WireRrset::build(

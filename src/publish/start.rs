@@ -16,7 +16,7 @@ use super::{Publisher, StartError, WriteError, keep};
 use crate::dnssec::{
     PriorNode, PriorSignature, PriorSignatures, SignedZone, ZoneKey, ZonePolicy, sign::Signer,
 };
-use crate::record::{Clock, NodeLabel, NodeRecord, Payload};
+use crate::record::Clock;
 use crate::store::{self, Store, StoredNode, StoredSig};
 use crate::zone::file::StaticZone;
 use crate::zone::journal::{self, JournalEntry, JournalLimits};
@@ -182,18 +182,10 @@ fn prior_signatures(stored: HashMap<(Vec<u8>, u16), StoredSig>) -> PriorSignatur
         .collect()
 }
 
-/// A stored node as the signer takes it. The strings are moved, not copied: this runs for
-/// every node at start.
+/// A stored node as the signer takes it.
 fn prior_node(n: StoredNode) -> Result<PriorNode, store::Error> {
     Ok(PriorNode {
-        record: NodeRecord {
-            node: NodeLabel::try_from(n.row.node)?,
-            payload: Payload {
-                commit: n.row.commit.try_into()?,
-                seq: n.row.seq,
-                ts: n.row.ts,
-            },
-        },
+        record: n.row.into_record()?,
         txt_sig: n.txt_sig_seq.zip(n.txt_sig),
         denial_sig: n.denial_next.zip(n.denial_sig),
     })

@@ -100,7 +100,7 @@ impl Worker {
                     let published = applied
                         .set
                         .iter()
-                        .map(|(row, _)| row.record())
+                        .map(|(row, _)| row.clone().into_record())
                         .collect::<Result<Vec<NodeRecord>, store::Error>>()?;
                     let t = Instant::now();
                     let made = zone.apply(&published, &applied.deleted, now)?;

@@ -53,6 +53,12 @@ pub enum ZoneError {
     },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
+    #[error("{path}: the file name is not <zone>.zone with a valid zone name")]
+    FileName {
+        path: PathBuf,
+        #[source]
+        cause: Option<crate::record::RecordError>,
+    },
     #[error("cannot encode a record")]
     Encode(#[from] hickory_proto::ProtoError),
     /// A record or RRset longer than a DNS message can carry.

@@ -318,6 +318,44 @@ fn a_signed_udp_answer_that_the_tsig_would_push_past_the_limit_is_truncated_and_
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.answers.is_empty());
 
+    // An answer too large even without the TSIG record is truncated as any UDP answer is:
+    // TC, and the RCODE kept (here a DNSSEC NXDOMAIN for a long name).
+    let long = format!(
+        "{}.{}.{}.example.test.",
+        "x".repeat(60),
+        "y".repeat(60),
+        "z".repeat(60)
+    );
+    let mut nx = Message::query();
+    nx.add_query(Query::query(
+        Name::from_ascii(&long).unwrap(),
+        RecordType::TXT,
+    ));
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.set_max_payload(512);
+    edns.set_dnssec_ok(true);
+    nx.set_edns(edns);
+    let mut plain = Vec::new();
+    assert!(respond(
+        &set,
+        &nx.to_vec().unwrap(),
+        Transport::Udp,
+        &mut plain
+    ));
+    assert!(super::super::answer::truncated(&plain));
+    let (sig, verifier) = signer(SECRET).sign_message(&nx, unix_now()).unwrap();
+    nx.set_signature(sig);
+    assert!(signed_query(
+        &ctx(),
+        &set,
+        &nx.to_vec().unwrap(),
+        Transport::Udp,
+        &mut out
+    ));
+    let m = verifier.unwrap().verify(&out).expect("signed");
+    assert!(out.len() <= 512 && m.metadata.truncation);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+
     // Over TCP the whole answer comes, signed.
     let (sig, verifier) = signer(SECRET)
         .sign_message(&big_query(), unix_now())

@@ -135,10 +135,10 @@ impl SignedZone {
             [RecordType::TXT],
         )));
         let probe = WireRrset::build(RecordType::NSEC, 0, [&probe], &z.snapshot.apex)?;
-        let rdata =
-            first_rdata(probe.bytes()).ok_or(DnssecError::Inconsistent("an NSEC without RDATA"))?;
-        let name_len =
-            wire_name_len(rdata).ok_or(DnssecError::Inconsistent("an NSEC without next name"))?;
+        let rdata = first_rdata(probe.bytes())
+            .ok_or_else(|| DnssecError::Inconsistent("an NSEC without RDATA".into()))?;
+        let name_len = wire_name_len(rdata)
+            .ok_or_else(|| DnssecError::Inconsistent("an NSEC without next name".into()))?;
         builder.apex_suffix = rdata[..name_len].to_vec();
         builder.node_bitmap = rdata[name_len..].to_vec();
         Ok(builder)

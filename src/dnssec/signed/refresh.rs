@@ -78,9 +78,9 @@ impl SignedZone {
                     .rrsets
                     .get(&name)
                     .and_then(|sets| sets.iter().find(|s| s.rtype == rtype))
-                    .ok_or(DnssecError::Inconsistent(
-                        "a zone-file RRset to re-sign is gone",
-                    ))?;
+                    .ok_or_else(|| {
+                        DnssecError::Inconsistent(format!("no {rtype} at {name} to re-sign"))
+                    })?;
                 (set.ttl, set.rdatas.clone())
             }
         };
@@ -89,7 +89,7 @@ impl SignedZone {
             .snapshot
             .names
             .get(key)
-            .ok_or(DnssecError::Inconsistent("an RRset to re-sign has no name"))?
+            .ok_or_else(|| DnssecError::Inconsistent(format!("no entry at {name}")))?
             .with_rrset(&rrset, Some(&sigs))?;
         self.snapshot.names.insert(entry);
         Ok(())
@@ -179,7 +179,10 @@ impl SignedZone {
 
     /// Reads a node's current record back from its prepared TXT record, to re-sign it.
     fn node_record_from_entry(&self, key: &[u8]) -> Result<NodeRecord, DnssecError> {
-        let bad = || DnssecError::Inconsistent("an unreadable node TXT record");
+        let bad = || {
+            let name = self.name_of(key).map(|n| n.to_string()).unwrap_or_default();
+            DnssecError::Inconsistent(format!("an unreadable node TXT record at {name}"))
+        };
         let entry = self.snapshot.names.get(key).ok_or_else(bad)?;
         let rdata =
             first_rdata(entry.rrset(RecordType::TXT).ok_or_else(bad)?.records()).ok_or_else(bad)?;
