@@ -299,21 +299,29 @@ fn a_signed_udp_answer_that_the_tsig_would_push_past_the_limit_is_truncated_and_
     assert_eq!(plain[2] & 0x02, 0, "unsigned, it fits without TC");
     let set = set_of(&z.snapshot);
 
-    let mut req = big_query();
-    let (sig, verifier) = signer(SECRET).sign_message(&req, unix_now()).unwrap();
-    req.set_signature(sig);
-    let wire = req.to_vec().unwrap();
-    let mut out = Vec::new();
-    assert!(signed_query(&ctx(), &set, &wire, Transport::Udp, &mut out));
-    assert!(
-        out.len() <= 512,
-        "{} bytes for a 512-byte requester",
-        out.len()
-    );
-    let m = verifier
-        .unwrap()
-        .verify(&out)
-        .expect("the truncated answer is signed");
+    // Asks `query` signed with the key, over `transport`; the answer's size, and the answer as
+    // the TSIG verifier read it.
+    let ask = |query: &Message, transport| {
+        let mut signed = query.clone();
+        let (sig, verifier) = signer(SECRET).sign_message(&signed, unix_now()).unwrap();
+        signed.set_signature(sig);
+        let mut out = Vec::new();
+        assert!(signed_query(
+            &ctx(),
+            &set,
+            &signed.to_vec().unwrap(),
+            transport,
+            &mut out
+        ));
+        let m = verifier
+            .unwrap()
+            .verify(&out)
+            .expect("the answer is signed");
+        (out.len(), m)
+    };
+
+    let (len, m) = ask(&big_query(), Transport::Udp);
+    assert!(len <= 512, "{len} bytes for a 512-byte requester");
     assert!(m.metadata.truncation, "TC set (RFC 8945 §5.3)");
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.answers.is_empty());
@@ -343,33 +351,12 @@ fn a_signed_udp_answer_that_the_tsig_would_push_past_the_limit_is_truncated_and_
         &mut plain
     ));
     assert!(super::super::answer::truncated(&plain));
-    let (sig, verifier) = signer(SECRET).sign_message(&nx, unix_now()).unwrap();
-    nx.set_signature(sig);
-    assert!(signed_query(
-        &ctx(),
-        &set,
-        &nx.to_vec().unwrap(),
-        Transport::Udp,
-        &mut out
-    ));
-    let m = verifier.unwrap().verify(&out).expect("signed");
-    assert!(out.len() <= 512 && m.metadata.truncation);
+    let (len, m) = ask(&nx, Transport::Udp);
+    assert!(len <= 512 && m.metadata.truncation);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 
     // Over TCP the whole answer comes, signed.
-    let (sig, verifier) = signer(SECRET)
-        .sign_message(&big_query(), unix_now())
-        .unwrap();
-    let mut req = big_query();
-    req.set_signature(sig);
-    assert!(signed_query(
-        &ctx(),
-        &set,
-        &req.to_vec().unwrap(),
-        Transport::Tcp,
-        &mut out
-    ));
-    let m = verifier.unwrap().verify(&out).expect("signed");
+    let (_, m) = ask(&big_query(), Transport::Tcp);
     assert!(!m.metadata.truncation);
     assert_eq!(m.answers[0].record_type(), RecordType::TXT);
 }
