@@ -13,6 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
+pub mod scope;
+
+pub use scope::{NodePattern, Scope, ScopeError};
+
 /// The version tag every payload starts with. Clients refuse payloads without it.
 pub const PAYLOAD_VERSION: &str = "herald1";
 
@@ -149,6 +153,35 @@ impl Commit {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The commit named by the content of a TXT record that a client writes (PowerDNS PATCH,
+    /// RFC 2136 UPDATE): a whole payload `v=herald1 commit=<hex> …`, `commit=<hex>`, or the bare
+    /// `<hex>`. `seq` and `ts` in the content are ignored: Herald assigns them.
+    pub fn from_content(text: &str) -> Result<Self, RecordError> {
+        let text = text.trim();
+        if !text.contains('=') {
+            return Self::parse(text);
+        }
+        let mut version = None;
+        let mut commit = None;
+        for field in text.split(' ').filter(|f| !f.is_empty()) {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or(RecordError::Payload("a field is not key=value"))?;
+            let slot = match key {
+                "v" => &mut version,
+                "commit" => &mut commit,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(RecordError::Payload("a field appears twice"));
+            }
+        }
+        if version.is_some_and(|v| v != PAYLOAD_VERSION) {
+            return Err(RecordError::Payload("unknown v="));
+        }
+        Self::parse(commit.ok_or(RecordError::Payload("missing commit="))?)
     }
 }
 
@@ -349,6 +382,29 @@ mod tests {
 
     const SHA1: &str = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f";
     const SHA256: &str = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f3f2a9c0d5e6b7a8f9e0d1c2b";
+
+    #[test]
+    fn content_forms_name_a_commit() {
+        for content in [
+            SHA1.to_owned(),
+            format!("commit={SHA1}"),
+            format!("v=herald1 commit={SHA1} seq=9 ts=1"),
+            format!("  v=herald1  commit={SHA1} extra=x "),
+        ] {
+            assert_eq!(Commit::from_content(&content).unwrap().as_str(), SHA1, "{content}");
+        }
+        for (bad, want) in [
+            ("xyz".to_owned(), "hex"),
+            (format!("v=herald2 commit={SHA1}"), "v="),
+            (format!("commit={SHA1} commit={SHA1}"), "twice"),
+            ("seq=1".to_owned(), "commit="),
+            (format!("v=herald1 {SHA1}"), "key=value"),
+            (SHA1.to_uppercase(), "lowercase"),
+        ] {
+            let err = Commit::from_content(&bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn labels_are_validated_and_lowercased() {

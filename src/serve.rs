@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{self, Auth, AuthError, TokenSource};
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, ZoneConfig};
 use crate::dns::notify::{self, NotifyTarget};
 use crate::dns::secondaries::Secondaries;
 use crate::dns::transfer::{Access, Transfers};
@@ -108,13 +108,24 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         TokenSource::File(p) => tracing::info!("admin token from {}", p.display()),
         TokenSource::Generated(p) => tracing::info!("admin token generated into {}", p.display()),
     }
-    let auth = Auth::new(&token);
-    drop(token);
-
     let zones = zone::file::load_dir(&config.zones_dir)?;
     let db = Store::path_in(data);
     let store = Store::open(&db)?;
     let reader = Store::open_reader(&db)?;
+    let token_store = Store::open(&db)?;
+    let auth = Auth::with_tokens(&token, &token_store.tokens()?)?;
+    drop(token);
+    let zone_config: HashMap<String, ZoneConfig> = zones
+        .iter()
+        .map(|z| {
+            let policy = config.policies.get(&z.name).cloned().unwrap_or_default();
+            let zc = ZoneConfig {
+                file: z.clone(),
+                node_ttl: policy.node_ttl,
+            };
+            (z.name.clone(), zc)
+        })
+        .collect();
     let (publisher, shared, publisher_thread) = publish::start(
         store,
         Setup {
@@ -141,10 +152,12 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         secondaries: secondaries.clone(),
     });
     let dns = DnsServer::start(sockets, shared.clone(), transfers, shutdown.clone())?;
+    let (resend, resend_rx) = tokio::sync::watch::channel(None);
     let notifiers = notify::spawn(
         config.secondaries.notify.clone(),
         shared.clone(),
         publisher.subscribe(),
+        resend_rx,
         secondaries.clone(),
         shutdown.clone(),
     );
@@ -161,6 +174,11 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         auth: Arc::new(auth),
         dns_up: Arc::new(move || health.is_up()),
         secondaries,
+        token_store: Arc::new(Mutex::new(token_store)),
+        zone_config: Arc::new(zone_config),
+        notify_now: Arc::new(move |zone: &str| {
+            resend.send_replace(Some(zone.into()));
+        }),
     };
     let api = axum::serve(api_listener, api::app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -1,11 +1,21 @@
-//! Bearer-token authentication.
+//! Authentication and scopes.
 //!
-//! The API has one token today, the admin token, which may do everything. It comes from
-//! `HERALD_ADMIN_TOKEN`, or is generated on first start into `<data>/admin.token`, a secret file
-//! that only its owner may read (`crate::config::secret`). Herald keeps only its SHA-256 hash,
-//! and a presented token is hashed and compared in constant time.
+//! Two kinds of token use the API:
+//! - **the admin token**, which may do everything. It comes from `HERALD_ADMIN_TOKEN`, or is
+//!   generated on first start into `<data>/admin.token`, a secret file that only its owner may
+//!   read (`crate::config::secret`);
+//! - **scoped tokens**, made by the admin through `POST /v1/tokens`, which may publish, delete
+//!   and read the nodes of one zone that their pattern matches ([`Scope`]), and nothing else.
+//!
+//! Herald keeps only SHA-256 hashes of tokens: the admin token's in memory, scoped tokens' in
+//! the store and, for the request path, in a map loaded at start and updated by every create
+//! and revoke, so a revoked token fails on its next request. Expiry is checked on every
+//! request. A token is presented as `Authorization: Bearer <token>` or, for PowerDNS tooling,
+//! `X-API-Key: <token>`; [`authenticate`] turns it into the request's [`Caller`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -21,6 +31,8 @@ use thiserror::Error;
 use super::AppState;
 use super::error::ApiError;
 use crate::config::secret::{self, SecretError};
+use crate::record::{Scope, unix_now};
+use crate::store::TokenRow;
 
 /// The environment variable that sets the admin token.
 pub const ADMIN_TOKEN_ENV: &str = "HERALD_ADMIN_TOKEN";
@@ -28,6 +40,8 @@ pub const ADMIN_TOKEN_ENV: &str = "HERALD_ADMIN_TOKEN";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// Tokens shorter than this are refused: a bearer token must not be guessable.
 const MIN_TOKEN_LEN: usize = 16;
+/// The header PowerDNS clients send their key in.
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Errors of setting up authentication.
 #[derive(Debug, Error)]
@@ -42,6 +56,13 @@ pub enum AuthError {
     BadFile { path: PathBuf },
     #[error("the system random number generator failed")]
     Random,
+    /// A stored token's scope no longer parses: the store was changed behind Herald's back.
+    #[error("stored token {id} has an invalid scope")]
+    StoredScope {
+        id: String,
+        #[source]
+        cause: crate::record::ScopeError,
+    },
 }
 
 /// How the admin token was obtained, for the start-up log.
@@ -52,10 +73,76 @@ pub enum TokenSource {
     Generated(PathBuf),
 }
 
-/// The hashes of the tokens that may use the API.
-#[derive(Clone)]
+/// Who is making a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    /// A scoped token, by id.
+    Scoped { id: String, scope: Scope },
+}
+
+impl Caller {
+    /// Whether the caller may publish, delete and read `node` of `zone` (API forms).
+    pub fn may(&self, zone: &str, node: &str) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Scoped { scope, .. } => scope.allows(zone, node),
+        }
+    }
+
+    /// Whether the caller may see `zone` at all (its zone JSON, its node list).
+    pub fn may_see(&self, zone: &str) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Scoped { scope, .. } => scope.zone == zone,
+        }
+    }
+
+    /// [`Caller::may`], or 403.
+    pub fn check(&self, zone: &str, node: &str) -> Result<(), ApiError> {
+        if self.may(zone, node) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this token may not touch node {node} of zone {zone}"
+            )))
+        }
+    }
+
+    /// [`Caller::may_see`], or 403.
+    pub fn check_zone(&self, zone: &str) -> Result<(), ApiError> {
+        if self.may_see(zone) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this token is not scoped to zone {zone}"
+            )))
+        }
+    }
+
+    /// 403 unless the caller is the admin.
+    pub fn check_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Scoped { .. } => Err(ApiError::Forbidden(
+                "only the admin token may do this".into(),
+            )),
+        }
+    }
+}
+
+/// A scoped token as the request path knows it.
+#[derive(Debug, Clone)]
+struct Live {
+    id: String,
+    scope: Scope,
+    expires: Option<u64>,
+}
+
+/// The hashes of the tokens that may use the API, and their scopes.
 pub struct Auth {
     admin: [u8; 32],
+    scoped: RwLock<HashMap<[u8; 32], Live>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -65,20 +152,76 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Keeps the hash of `admin_token`, not the token.
+    /// Keeps the hash of `admin_token`, not the token; no scoped tokens yet.
     pub fn new(admin_token: &str) -> Self {
         Self {
             admin: hash(admin_token),
+            scoped: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// [`Auth::new`] with the scoped tokens of the store.
+    pub fn with_tokens(admin_token: &str, rows: &[TokenRow]) -> Result<Self, AuthError> {
+        let auth = Self::new(admin_token);
+        for row in rows {
+            auth.insert(row)?;
+        }
+        Ok(auth)
+    }
+
+    /// Makes a stored token usable.
+    pub fn insert(&self, row: &TokenRow) -> Result<(), AuthError> {
+        let scope = Scope::parse(&row.zone, &row.nodes).map_err(|cause| AuthError::StoredScope {
+            id: row.id.clone(),
+            cause,
+        })?;
+        let live = Live {
+            id: row.id.clone(),
+            scope,
+            expires: row.expires,
+        };
+        self.scoped
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.hash, live);
+        Ok(())
+    }
+
+    /// Makes the token `id` unusable at once.
+    pub fn remove(&self, id: &str) {
+        self.scoped
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, live| live.id != id);
     }
 
     /// Whether `token` is the admin token, compared in constant time.
     pub fn is_admin(&self, token: &str) -> bool {
         bool::from(hash(token).ct_eq(&self.admin))
     }
+
+    /// Who presents `token` at `now`: `None` for an unknown, revoked or expired token. The
+    /// map is keyed by hash, so the lookup reveals nothing about a secret through timing.
+    pub fn identify(&self, token: &str, now: u64) -> Option<Caller> {
+        let h = hash(token);
+        if bool::from(h.ct_eq(&self.admin)) {
+            return Some(Caller::Admin);
+        }
+        let scoped = self.scoped.read().unwrap_or_else(|p| p.into_inner());
+        let live = scoped.get(&h)?;
+        if live.expires.is_some_and(|e| now >= e) {
+            return None;
+        }
+        Some(Caller::Scoped {
+            id: live.id.clone(),
+            scope: live.scope.clone(),
+        })
+    }
 }
 
-fn hash(token: &str) -> [u8; 32] {
+/// The SHA-256 of a token: what is stored and compared. Tokens are 32 random bytes, so a
+/// plain hash is as strong as a slow one would be.
+pub fn hash(token: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
     out
@@ -128,24 +271,46 @@ pub fn generate() -> Result<String, AuthError> {
     Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-/// Middleware: lets the request through only with `Authorization: Bearer <admin token>`.
-pub async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
+/// A new token id: 8 random bytes in hex. Ids are not secret; they name a token in lists and
+/// in `DELETE /v1/tokens/{id}`.
+pub fn generate_id() -> Result<String, AuthError> {
+    let mut bytes = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| AuthError::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The token a request presents: `Authorization: Bearer <token>`, else `X-API-Key: <token>`.
+fn presented(request: &Request) -> Option<&str> {
+    let headers = request.headers();
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    match token {
-        Some(t) if state.auth.is_admin(t) => Ok(next.run(request).await),
-        _ => Err(ApiError::Unauthorized),
-    }
+    bearer.or_else(|| {
+        headers
+            .get(API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    })
+}
+
+/// Middleware: identifies the caller and hands it to the handlers as an extension; 401 for a
+/// missing, unknown, revoked or expired token.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = presented(&request)
+        .and_then(|t| state.auth.identify(t, unix_now()))
+        .ok_or(ApiError::Unauthorized)?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
 }
 
 #[cfg(test)]
@@ -202,6 +367,38 @@ mod tests {
             admin_token(dir.path(), None),
             Err(AuthError::BadFile { .. })
         ));
+    }
+
+    #[test]
+    fn scoped_tokens_expire_and_revoke() {
+        let row = |id: &str, secret: &str, expires| TokenRow {
+            id: id.into(),
+            hash: hash(secret),
+            zone: "example.test".into(),
+            nodes: "web-*".into(),
+            description: String::new(),
+            created: 100,
+            expires,
+        };
+        let auth = Auth::with_tokens(
+            "right-token-0123456789",
+            &[row("a", "secret-a", None), row("b", "secret-b", Some(200))],
+        )
+        .unwrap();
+        assert_eq!(auth.identify("right-token-0123456789", 0), Some(Caller::Admin));
+        let a = auth.identify("secret-a", 1_000_000).unwrap();
+        assert!(a.may("example.test", "web-1"));
+        assert!(!a.may("example.test", "db-1"));
+        assert!(!a.may("other.test", "web-1"));
+        assert!(a.check_admin().is_err());
+        assert!(auth.identify("secret-b", 199).is_some());
+        assert_eq!(auth.identify("secret-b", 200), None);
+        auth.remove("a");
+        assert_eq!(auth.identify("secret-a", 0), None);
+        assert_eq!(auth.identify("unknown", 0), None);
+        let mut bad = row("c", "secret-c", None);
+        bad.nodes = "a*b".into();
+        assert!(matches!(auth.insert(&bad), Err(AuthError::StoredScope { .. })));
     }
 
     #[test]

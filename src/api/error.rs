@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 401: no token, or not a valid one.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// 403: the token's scope does not cover this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -57,6 +60,7 @@ impl ApiError {
         match self {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -114,7 +118,9 @@ impl From<PublishError> for ApiError {
             PublishError::StaticName(_) => Self::Conflict(e.to_string()),
             PublishError::Refused(r) => match r {
                 Refusal::UnknownZone(_) | Refusal::NoSuchNode(_) => Self::NotFound(r.to_string()),
-                Refusal::SeqMismatch { .. } => Self::PreconditionFailed(r.to_string()),
+                Refusal::SeqMismatch { .. } | Refusal::Unmet { .. } => {
+                    Self::PreconditionFailed(r.to_string())
+                }
             },
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
             other => Self::Internal(other.into()),

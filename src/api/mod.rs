@@ -1,8 +1,10 @@
 //! The admin API: an axum router over the store and the publisher.
 //!
-//! - [`auth`]: bearer tokens, kept hashed;
+//! - [`auth`]: the admin token and scoped tokens, kept hashed, and the caller's scope;
 //! - [`nodes`]: publish, read, list, delete, history, batch;
+//! - [`tokens`]: making, listing and revoking scoped tokens;
 //! - [`zones`]: zone JSON and `/healthz`;
+//! - [`pdns`]: the PowerDNS-compatible subset, for existing tooling;
 //! - [`error`]: one error type and its status codes;
 //! - [`types`]: the JSON bodies, shared with the `herald publish` client in [`client`].
 //!
@@ -13,15 +15,18 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod nodes;
+pub mod pdns;
+pub mod tokens;
 pub mod types;
 pub mod zones;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use serde::de::DeserializeOwned;
 
@@ -30,6 +35,7 @@ use crate::publish::Publisher;
 use crate::record::normalize_zone;
 use crate::store::Store;
 use crate::zone::SharedZones;
+use crate::zone::file::StaticZone;
 use auth::Auth;
 use error::ApiError;
 
@@ -38,6 +44,18 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Whether the DNS side is serving, for `/healthz`.
 pub type DnsUp = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What the API knows of a zone besides its nodes.
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    /// The zone file's records.
+    pub file: StaticZone,
+    /// The TTL node records are served with.
+    pub node_ttl: u32,
+}
+
+/// Asks the NOTIFY tasks to announce a zone to every configured secondary again, now.
+pub type NotifyNow = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -50,6 +68,12 @@ pub struct AppState {
     pub dns_up: DnsUp,
     /// NOTIFY and transfer health, for the zone JSON.
     pub secondaries: Arc<Secondaries>,
+    /// A writing connection for tokens only; zone data is written by the publisher alone.
+    pub token_store: Arc<Mutex<Store>>,
+    /// What the zone files and settings say of each zone, for the PowerDNS zone object.
+    pub zone_config: Arc<HashMap<String, ZoneConfig>>,
+    /// `PUT …/zones/{zone}/notify`.
+    pub notify_now: NotifyNow,
 }
 
 impl AppState {
@@ -68,6 +92,23 @@ impl AppState {
         .map_err(ApiError::from)
     }
 
+    /// Runs a token write (one transaction) off the async threads.
+    pub async fn write_tokens<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::store::Writer<'_>) -> Result<T, crate::store::Error>
+        + Send
+        + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.token_store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+            store.write(f)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::from)
+    }
+
     /// The zone's API name if Herald serves it, else 404.
     pub fn served_zone(&self, zone: &str) -> Result<String, ApiError> {
         let not_found = || ApiError::NotFound(format!("zone {zone} is not served"));
@@ -80,9 +121,13 @@ impl AppState {
     }
 }
 
-/// The router. Everything but `/healthz` needs the admin token.
+/// The router. Everything but `/healthz` and `/api` needs a token; what a scoped token may do
+/// is checked by each handler.
 pub fn app(state: AppState) -> Router {
     let authed = Router::new()
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .merge(pdns::routes())
         .route("/v1/zones", get(zones::list))
         .route("/v1/zones/{zone}", get(zones::show))
         .route("/v1/zones/{zone}/nodes", get(nodes::list))
@@ -94,7 +139,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/zones/{zone}/batch", post(nodes::batch))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::authenticate,
         ));
     Router::new()
         .route("/healthz", get(zones::healthz))

@@ -1,10 +1,12 @@
 //! Node handlers: publish, read, list, delete, history and the atomic batch.
 //!
-//! Validation order: route and zone (404), node name (422), headers and body syntax (400),
-//! values (422). A refused request never reaches the store, or is rolled back inside it.
+//! Validation order: route and zone (404), node name (422), scope (403), headers and body
+//! syntax (400), values (422). A refused request never reaches the store, or is rolled back
+//! inside it.
 
 use std::collections::HashSet;
 
+use axum::extract::Extension;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -12,13 +14,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::types::{
     BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode,
 };
 use super::{AppState, JsonBody};
 use crate::publish::{Change, IfMatch};
-use crate::record::{Commit, NodeLabel};
+use crate::record::{Commit, NodeLabel, NodePattern};
 use crate::store::NodeRow;
 
 /// Page size when `limit` is not given, and the largest allowed.
@@ -27,11 +30,18 @@ const MAX_LIMIT: usize = 1000;
 
 type ZoneNode = Result<Path<(String, String)>, PathRejection>;
 
-/// Checks the zone and the node name of a `/v1/zones/{zone}/nodes/{node}` path.
-fn zone_node(state: &AppState, path: ZoneNode) -> Result<(String, NodeLabel), ApiError> {
+/// Checks the zone, the node name and the caller's scope of a `/v1/zones/{zone}/nodes/{node}`
+/// path.
+fn zone_node(
+    state: &AppState,
+    caller: &Caller,
+    path: ZoneNode,
+) -> Result<(String, NodeLabel), ApiError> {
     let Path((zone, node)) = path.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let zone = state.served_zone(&zone)?;
-    Ok((zone, NodeLabel::parse(&node)?))
+    let node = NodeLabel::parse(&node)?;
+    caller.check(&zone, node.as_str())?;
+    Ok((zone, node))
 }
 
 /// `If-Match: "<seq>"` or `If-Match: *` (RFC 9110 §13.1.1). The seq is the node's ETag.
@@ -65,11 +75,12 @@ fn node_response(status: StatusCode, zone: &str, row: NodeRow) -> Response {
 /// `PUT /v1/zones/{zone}/nodes/{node}`: publish a commit. 201 when the node is new.
 pub async fn put(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: ZoneNode,
     headers: HeaderMap,
     body: Result<JsonBody<PutNode>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let (zone, node) = zone_node(&state, path)?;
+    let (zone, node) = zone_node(&state, &caller, path)?;
     let if_match = if_match(&headers)?;
     let JsonBody(body) = body?;
     let commit = Commit::parse(&body.commit)?;
@@ -98,8 +109,12 @@ pub async fn put(
 }
 
 /// `GET /v1/zones/{zone}/nodes/{node}`.
-pub async fn show(State(state): State<AppState>, path: ZoneNode) -> Result<Response, ApiError> {
-    let (zone, node) = zone_node(&state, path)?;
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    path: ZoneNode,
+) -> Result<Response, ApiError> {
+    let (zone, node) = zone_node(&state, &caller, path)?;
     let z = zone.clone();
     let label = node.to_string();
     match state.read(move |s| s.node(&z, &label)).await? {
@@ -111,10 +126,11 @@ pub async fn show(State(state): State<AppState>, path: ZoneNode) -> Result<Respo
 /// `DELETE /v1/zones/{zone}/nodes/{node}`: 204. Honours `If-Match`.
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: ZoneNode,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let (zone, node) = zone_node(&state, path)?;
+    let (zone, node) = zone_node(&state, &caller, path)?;
     let if_match = if_match(&headers)?;
     state
         .publisher
@@ -138,14 +154,17 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-/// `GET /v1/zones/{zone}/nodes?after=<node>&limit=<n>`: nodes in name order.
+/// `GET /v1/zones/{zone}/nodes?after=<node>&limit=<n>`: nodes in name order; for a scoped
+/// token, the nodes of its scope.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     zone: Result<Path<String>, PathRejection>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<NodeList>, ApiError> {
     let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let zone = state.served_zone(&zone)?;
+    caller.check_zone(&zone)?;
     let Query(params) = params.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let limit = page_limit(params.limit)?;
     let after = params
@@ -153,9 +172,18 @@ pub async fn list(
         .map(|a| NodeLabel::parse(&a).map(|l| l.to_string()))
         .transpose()?;
     let z = zone.clone();
+    // A scoped token's nodes all start with its pattern's text; the store reads only those.
+    let prefix = match &caller {
+        Caller::Scoped { scope, .. } => match &scope.nodes {
+            NodePattern::Exact(label) => Some(label.to_string()),
+            NodePattern::Prefix(p) => Some(p.clone()),
+            NodePattern::Any => None,
+        },
+        Caller::Admin => None,
+    };
     // One more than asked tells whether there is a next page.
     let mut rows = state
-        .read(move |s| s.nodes(&z, after.as_deref(), limit + 1))
+        .read(move |s| s.nodes(&z, after.as_deref(), prefix.as_deref(), limit + 1))
         .await?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
@@ -164,7 +192,11 @@ pub async fn list(
         None
     };
     Ok(Json(NodeList {
-        nodes: rows.into_iter().map(|r| NodeJson::new(&zone, r)).collect(),
+        nodes: rows
+            .into_iter()
+            .filter(|r| caller.may(&zone, &r.node))
+            .map(|r| NodeJson::new(&zone, r))
+            .collect(),
         next,
     }))
 }
@@ -177,10 +209,11 @@ pub struct HistoryParams {
 /// `GET /v1/zones/{zone}/nodes/{node}/history?limit=<n>`: newest first. Kept after a delete.
 pub async fn history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: ZoneNode,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<History>, ApiError> {
-    let (zone, node) = zone_node(&state, path)?;
+    let (zone, node) = zone_node(&state, &caller, path)?;
     let Query(params) = params.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let limit = page_limit(params.limit)?;
     let label = node.to_string();
@@ -194,9 +227,10 @@ pub async fn history(
 }
 
 /// `POST /v1/zones/{zone}/batch`: all publishes and deletes in one transaction and one serial.
-/// Any invalid entry refuses the whole batch.
+/// Any invalid entry refuses the whole batch; so does any node outside the caller's scope (403).
 pub async fn batch(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     zone: Result<Path<String>, PathRejection>,
     body: Result<JsonBody<BatchRequest>, ApiError>,
 ) -> Result<Json<BatchResponse>, ApiError> {
@@ -230,6 +264,9 @@ pub async fn batch(
         let node =
             NodeLabel::parse(node).map_err(|e| ApiError::Invalid(format!("delete[{i}]: {e}")))?;
         delete.push(once(node)?);
+    }
+    for node in set.iter().map(|(n, _)| n).chain(&delete) {
+        caller.check(&zone, node.as_str())?;
     }
     let applied = state
         .publisher

@@ -38,10 +38,22 @@ fn harness() -> Harness {
     let db = Store::path_in(dir.path());
     let store = Store::open(&db).unwrap();
     let reader = Store::open_reader(&db).unwrap();
+    let token_store = Store::open(&db).unwrap();
+    let files = load_dir(&zones_dir).unwrap();
+    let zone_config = files
+        .iter()
+        .map(|f| {
+            let config = ZoneConfig {
+                file: f.clone(),
+                node_ttl: 60,
+            };
+            (f.name.clone(), config)
+        })
+        .collect();
     let (publisher, zones, _thread) = crate::publish::start(
         store,
         crate::publish::Setup {
-            zones: &load_dir(&zones_dir).unwrap(),
+            zones: &files,
             policies: &Default::default(),
             data_dir: dir.path(),
             clock: Arc::new(crate::record::SystemClock),
@@ -58,6 +70,9 @@ fn harness() -> Harness {
         auth: Arc::new(Auth::new(TOKEN)),
         dns_up: Arc::new(move || up.load(Ordering::Relaxed)),
         secondaries: Default::default(),
+        token_store: Arc::new(Mutex::new(token_store)),
+        zone_config: Arc::new(zone_config),
+        notify_now: Arc::new(|_: &str| {}),
     };
     Harness {
         _dir: dir,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dns::secondaries::{NotifyStatus, Secondary, TransferCounts, TransferStatus};
-use crate::store::{HistoryRow, NodeRow};
+use crate::store::{HistoryRow, NodeRow, TokenRow};
 
 /// A node as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,4 +242,64 @@ pub struct ZoneList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// `POST /v1/tokens`: a token scoped to nodes of one zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub zone: String,
+    /// `n1`, `prefix*` or `*`.
+    pub nodes: String,
+    /// Seconds from now after which the token is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub id: String,
+    pub token: String,
+    pub zone: String,
+    pub nodes: String,
+    /// Unix seconds, or `null` for a token that does not expire.
+    pub expires: Option<u64>,
+}
+
+/// A token in `GET /v1/tokens`, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenJson {
+    pub id: String,
+    pub zone: String,
+    pub nodes: String,
+    pub description: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds, or `null`.
+    pub expires: Option<u64>,
+    /// Whether it is past `expires` now (refused, but listed until revoked).
+    pub expired: bool,
+}
+
+impl TokenJson {
+    pub fn new(row: TokenRow, now: u64) -> Self {
+        Self {
+            expired: row.expires.is_some_and(|e| now >= e),
+            id: row.id,
+            zone: row.zone,
+            nodes: row.nodes,
+            description: row.description,
+            created: row.created,
+            expires: row.expires,
+        }
+    }
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenJson>,
 }

@@ -1,11 +1,12 @@
 //! Zone handlers and the health check.
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
+use axum::Json;
 use serde_json::json;
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::ApiError;
 use super::types::{JournalJson, ZoneJson, ZoneList};
 
@@ -36,13 +37,17 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
     })
 }
 
-/// `GET /v1/zones`: every served zone, by name.
-pub async fn list(State(state): State<AppState>) -> Result<Json<ZoneList>, ApiError> {
+/// `GET /v1/zones`: every served zone the caller may see, by name.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<ZoneList>, ApiError> {
     let mut names: Vec<String> = state
         .zones
         .load()
         .iter()
         .map(|z| z.name.to_string())
+        .filter(|z| caller.may_see(z))
         .collect();
     names.sort();
     let mut zones = Vec::with_capacity(names.len());
@@ -55,10 +60,12 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ZoneList>, ApiEr
 /// `GET /v1/zones/{zone}`.
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     zone: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ZoneJson>, ApiError> {
     let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let zone = state.served_zone(&zone)?;
+    caller.check_zone(&zone)?;
     Ok(Json(zone_json(&state, zone).await?))
 }
 

@@ -121,11 +121,14 @@ impl NotifyTarget {
     }
 }
 
-/// Starts one NOTIFY task per target. They stop on `shutdown`.
+/// Starts one NOTIFY task per target. They stop on `shutdown`. A zone name sent on `resend`
+/// is announced again to every target, acknowledged before or not (PowerDNS's
+/// `PUT …/notify`).
 pub fn spawn(
     targets: Vec<NotifyTarget>,
     zones: SharedZones,
     changes: watch::Receiver<()>,
+    resend: watch::Receiver<Option<Arc<str>>>,
     secondaries: Arc<Secondaries>,
     shutdown: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -139,6 +142,7 @@ pub fn spawn(
                 target,
                 zones: zones.clone(),
                 changes: changes.clone(),
+                resend: resend.clone(),
                 secondaries: secondaries.clone(),
             };
             let shutdown = shutdown.clone();
@@ -156,10 +160,19 @@ struct Task {
     target: NotifyTarget,
     zones: SharedZones,
     changes: watch::Receiver<()>,
+    resend: watch::Receiver<Option<Arc<str>>>,
     secondaries: Arc<Secondaries>,
 }
 
 impl Task {
+    /// Waits for a new serial or a resend request; `false` when the server is going away.
+    async fn wake(&mut self) -> bool {
+        tokio::select! {
+            changed = self.changes.changed() => changed.is_ok(),
+            resend = self.resend.changed() => resend.is_ok(),
+        }
+    }
+
     async fn run(mut self) {
         let addr = self.target.addr;
         let local: SocketAddr = if addr.is_ipv4() {
@@ -183,9 +196,12 @@ impl Task {
         let mut retry = FIRST_RETRY;
         loop {
             self.changes.borrow_and_update();
+            if let Some(zone) = self.resend.borrow_and_update().clone() {
+                acked.remove(&zone);
+            }
             let pending = self.pending(&acked);
             if pending.is_empty() {
-                if self.changes.changed().await.is_err() {
+                if !self.wake().await {
                     return;
                 }
                 continue;
@@ -217,7 +233,7 @@ impl Task {
                     self.changes.borrow_and_update();
                     tokio::select! {
                         () = tokio::time::sleep_until(sent + retry) => {}
-                        changed = self.changes.changed() => if changed.is_err() { return },
+                        awake = self.wake() => if !awake { return },
                     }
                     retry = (retry * 2).min(MAX_RETRY);
                 }

@@ -93,7 +93,10 @@ impl Worker {
             let mut serials: HashMap<String, u32> = HashMap::new();
             for job in &accepted {
                 let result = w.apply(&job.zone, &job.change, u64::from(now))?;
-                if let Ok(applied) = &result {
+                // An update whose deletes found nothing changed nothing: no signing, no serial.
+                if let Ok(applied) = &result
+                    && !(applied.set.is_empty() && applied.deleted.is_empty())
+                {
                     let zone = staged
                         .entry(job.zone.clone())
                         .or_insert_with(|| zones[&job.zone].clone());
@@ -159,7 +162,9 @@ impl Worker {
         let clashing = match &job.change {
             Change::Put { node, .. } => clash(node).then_some(node),
             Change::Delete { .. } => None,
-            Change::Batch { set, .. } => set.iter().map(|(n, _)| n).find(|n| clash(n)),
+            Change::Batch { set, .. } | Change::Update { set, .. } => {
+                set.iter().map(|(n, _)| n).find(|n| clash(n))
+            }
         };
         match clashing {
             Some(node) => Err(PublishError::StaticName(node.to_string())),

@@ -15,6 +15,7 @@ mod journal;
 mod nodes;
 mod schema;
 mod signatures;
+mod tokens;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::record::{Commit, NodeLabel, NodeRecord, Payload, RecordError, newest_
 pub use journal::JournalRow;
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use signatures::{StoredNode, StoredSig};
+pub use tokens::TokenRow;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -67,6 +69,44 @@ pub enum Refusal {
     NoSuchNode(String),
     #[error("node {node}: If-Match does not match (current seq: {})", current.map_or("none".to_owned(), |s| s.to_string()))]
     SeqMismatch { node: String, current: Option<u64> },
+    /// A [`Condition`] of an update does not hold.
+    #[error("node {node}: prerequisite not met: {expect}")]
+    Unmet { node: String, expect: Expect },
+}
+
+/// What an update expects of a node before it applies (the RFC 2136 §2.4 prerequisites, as
+/// they read on a node name, where the TXT RRset is the only data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// The name has records (RFC 2136 §2.4.4).
+    NameInUse,
+    /// The name has no records (§2.4.5).
+    NameNotInUse,
+    /// The TXT RRset exists, whatever its value (§2.4.1).
+    TxtExists,
+    /// There is no TXT RRset (§2.4.3).
+    TxtAbsent,
+    /// The TXT RRset is exactly one record of this one character-string (§2.4.2).
+    TxtIs(String),
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NameInUse => f.write_str("name in use"),
+            Self::NameNotInUse => f.write_str("name not in use"),
+            Self::TxtExists => f.write_str("TXT RRset exists"),
+            Self::TxtAbsent => f.write_str("TXT RRset does not exist"),
+            Self::TxtIs(_) => f.write_str("TXT RRset has the given value"),
+        }
+    }
+}
+
+/// One prerequisite of an update on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub node: NodeLabel,
+    pub expect: Expect,
 }
 
 /// An `If-Match` precondition on a node (RFC 9110 §13.1.1).
@@ -94,6 +134,15 @@ pub enum Change {
     },
     /// Publish and delete several nodes at once: all or nothing, one serial.
     Batch {
+        set: Vec<(NodeLabel, Commit)>,
+        delete: Vec<NodeLabel>,
+    },
+    /// An RFC 2136 UPDATE or a PowerDNS PATCH: when every condition holds, publish `set` and
+    /// remove those of `delete` that exist (removing a missing node is no change, RFC 2136
+    /// §3.4.2); all or nothing, one serial, and no serial at all when nothing changed
+    /// (§3.7). A node appears at most once in `set` and `delete` together.
+    Update {
+        require: Vec<Condition>,
         set: Vec<(NodeLabel, Commit)>,
         delete: Vec<NodeLabel>,
     },
@@ -329,19 +378,26 @@ impl Store {
         nodes::get(&self.conn, zone, node)
     }
 
-    /// Up to `limit` nodes in name order, starting after `after`.
+    /// Up to `limit` nodes in name order, starting after `after`; only names that start with
+    /// `prefix`, when given.
     pub fn nodes(
         &self,
         zone: &str,
         after: Option<&str>,
+        prefix: Option<&str>,
         limit: usize,
     ) -> Result<Vec<NodeRow>, Error> {
-        nodes::list(&self.conn, zone, after, limit)
+        nodes::list(&self.conn, zone, after, prefix, limit)
     }
 
     /// A node's publishes, newest first.
     pub fn history(&self, zone: &str, node: &str, limit: usize) -> Result<Vec<HistoryRow>, Error> {
         nodes::history(&self.conn, zone, node, limit)
+    }
+
+    /// Every scoped token, oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRow>, Error> {
+        tokens::list(&self.conn)
     }
 
     /// The path of the SQLite file inside a data directory.
@@ -431,6 +487,16 @@ impl Writer<'_> {
         diff: &[u8],
     ) -> Result<i64, Error> {
         journal::append(&self.tx, zone, serial_from, serial_to, created, diff)
+    }
+
+    /// Stores a new scoped token.
+    pub fn add_token(&mut self, token: &TokenRow) -> Result<(), Error> {
+        tokens::add(&self.tx, token)
+    }
+
+    /// Deletes a token; `false` when there was none with this id.
+    pub fn remove_token(&mut self, id: &str) -> Result<bool, Error> {
+        tokens::remove(&self.tx, id)
     }
 
     /// Deletes the journal entries of `zone` older than entry `first_kept`; returns how many

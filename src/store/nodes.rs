@@ -6,8 +6,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Applied, Change, Error, HistoryRow, IfMatch, NodeRow, Refusal};
-use crate::record::{Commit, NodeLabel};
+use super::{Applied, Change, Condition, Error, Expect, HistoryRow, IfMatch, NodeRow, Refusal};
+use crate::record::{Commit, NodeLabel, render_into};
 
 const NODE_COLUMNS: &str = "name, commit_id, seq, ts, serial";
 
@@ -34,12 +34,25 @@ pub(super) fn list(
     conn: &Connection,
     zone: &str,
     after: Option<&str>,
+    prefix: Option<&str>,
     limit: usize,
 ) -> Result<Vec<NodeRow>, Error> {
+    let after = after.unwrap_or("");
+    let Some(prefix) = prefix else {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![zone, after, limit as i64], node_row)?;
+        return Ok(rows.collect::<Result<_, _>>()?);
+    };
+    // Labels are a-z, 0-9 and '-', all below '~': [prefix, prefix~) holds exactly the names
+    // that start with prefix, and stays a range on the primary key.
+    let end = format!("{prefix}~");
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+        "SELECT {NODE_COLUMNS} FROM node WHERE zone = ?1 AND name > ?2 AND name >= ?3 \
+         AND name < ?4 ORDER BY name LIMIT ?5"
     ))?;
-    let rows = stmt.query_map(params![zone, after.unwrap_or(""), limit as i64], node_row)?;
+    let rows = stmt.query_map(params![zone, after, prefix, end, limit as i64], node_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -133,12 +146,57 @@ pub(super) fn apply(
                 applied.set.push(publish_node(node, commit, last)?);
             }
         }
+        Change::Update {
+            require,
+            set,
+            delete: dels,
+        } => {
+            for condition in require {
+                let current = get(conn, zone, condition.node.as_str())?;
+                if !holds(condition, current.as_ref()) {
+                    return Ok(Err(Refusal::Unmet {
+                        node: condition.node.to_string(),
+                        expect: condition.expect.clone(),
+                    }));
+                }
+            }
+            for node in dels {
+                if get(conn, zone, node.as_str())?.is_some() {
+                    delete(conn, zone, node.as_str())?;
+                    applied.deleted.push(node.clone());
+                }
+            }
+            for (node, commit) in set {
+                let last = get(conn, zone, node.as_str())?.map(|n| n.seq);
+                applied.set.push(publish_node(node, commit, last)?);
+            }
+            if applied.set.is_empty() && applied.deleted.is_empty() {
+                // Nothing changed: the serial stays (RFC 2136 §3.7).
+                applied.serial = serial.wrapping_sub(1);
+                return Ok(Ok(applied));
+            }
+        }
     }
     let created = applied.set.iter().filter(|(_, new)| *new).count() as i64;
     let count = count + created - applied.deleted.len() as i64;
     conn.prepare_cached("UPDATE zone SET serial = ?2, node_count = ?3 WHERE name = ?1")?
         .execute(params![zone, serial, count])?;
     Ok(Ok(applied))
+}
+
+/// Whether `condition` holds for a node whose row is `current`. A node's only data is its TXT
+/// record, so its name is in use exactly when its TXT RRset exists.
+fn holds(condition: &Condition, current: Option<&NodeRow>) -> bool {
+    match (&condition.expect, current) {
+        (Expect::NameInUse | Expect::TxtExists, found) => found.is_some(),
+        (Expect::NameNotInUse | Expect::TxtAbsent, found) => found.is_none(),
+        (Expect::TxtIs(_), None) => false,
+        (Expect::TxtIs(want), Some(row)) => {
+            let mut text = Vec::with_capacity(want.len());
+            render_into(&row.commit, row.seq, row.ts, &mut text);
+            text == want.as_bytes()
+        }
+    }
 }
 
 fn precondition(

@@ -80,6 +80,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX journal_zone ON journal (zone, id);
     ",
+    // 4: scoped API tokens.
+    "
+    -- One row per scoped token: only the SHA-256 of its secret is kept. A revoked token's row
+    -- is deleted; an expired one stays until revoked, and is refused from `expires` on.
+    CREATE TABLE token (
+        id          TEXT PRIMARY KEY,
+        hash        BLOB NOT NULL UNIQUE,
+        zone        TEXT NOT NULL,
+        nodes       TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created     INTEGER NOT NULL,
+        expires     INTEGER
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.

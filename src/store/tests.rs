@@ -186,7 +186,7 @@ fn a_group_commits_the_good_and_drops_the_refused() {
     assert!(results[1].is_err());
     assert_eq!(results[2].as_ref().unwrap().serial, 102);
     let names: Vec<_> = store
-        .nodes("example.test", None, 10)
+        .nodes("example.test", None, None, 10)
         .unwrap()
         .into_iter()
         .map(|n| n.node)
@@ -217,7 +217,7 @@ fn listing_pages_in_name_order() {
     }
     let page = |after, limit| -> Vec<String> {
         store
-            .nodes("example.test", after, limit)
+            .nodes("example.test", after, None, limit)
             .unwrap()
             .into_iter()
             .map(|n| n.node)
