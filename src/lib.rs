@@ -8,12 +8,13 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: API → publish → store (durable) + dnssec (signed) → zone snapshot
+//! Data flows one way: API or UPDATE → publish → store (durable) + dnssec (signed) → zone snapshot
 //! (prepared answers) → DNS answers. A write goes down the first list, a query reads only the
 //! last part of it.
 //!
-//! - [`api`]: the axum admin API, its auth and errors, JSON types, and the `herald publish`
-//!   client; its writes go to [`publish`], its reads to a read-only [`store`] connection;
+//! - [`api`]: the axum admin API, its auth and scopes, errors, JSON types, the PowerDNS
+//!   subset, and the admin client; its writes go to [`publish`] (tokens, which are not zone
+//!   data, to a connection of their own), its reads to a read-only [`store`] connection;
 //! - [`publish`]: the single writer. Every change enters here; its group commit runs store
 //!   transaction → sign → persist signatures and journal → commit → swap → answer. The only
 //!   part that joins [`store`] and [`dnssec`];
@@ -24,9 +25,10 @@
 //! - [`zone`]: zone files, the immutable snapshot the DNS path reads (prepared wire-format
 //!   entries, name index, denial chain), the in-memory journal;
 //! - [`dns`]: sockets and the lean query path over prepared answers; TCP; transfers, NOTIFY,
-//!   TSIG. It reads the snapshot only: no SQLite, no signing, no keys;
-//! - [`record`]: the TXT payload, node labels and commits, the clock and serial arithmetic;
-//!   shared by everyone, the node side included;
+//!   TSIG, and RFC 2136 UPDATE intake, which hands changes to [`publish`]. It reads the
+//!   snapshot only: no SQLite, no signing, no keys;
+//! - [`record`]: the TXT payload, node labels and commits, scopes, the clock and serial
+//!   arithmetic; shared by everyone, the node side included;
 //! - [`config`]: values of settings (durations, sizes, prefixes) and secret files;
 //! - [`client`]: the node side: query, validate against the trust anchor, state, watch loop.
 //!   It shares only [`record`] with the server;
@@ -65,8 +67,9 @@ mod layering {
         ("dnssec", &["dnssec", "zone", "record", "config"]),
         // The only part that uses both the store and the signing code.
         ("publish", &["publish", "store", "dnssec", "zone", "record"]),
-        // The DNS path reads snapshots: no store, no keys, no signer.
-        ("dns", &["dns", "zone", "record"]),
+        // The DNS path reads snapshots: no store, no keys, no signer. UPDATE intake hands its
+        // changes to the single writer.
+        ("dns", &["dns", "zone", "record", "publish"]),
         (
             "api",
             &[

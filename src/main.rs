@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
+use herald::api::types::NewToken;
 use herald::client::watch::{WatchConfig, watch as run_watch};
 use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
 use herald::config::value::{self, ValueError};
@@ -48,6 +49,67 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Make, list and revoke API tokens scoped to nodes of one zone (admin token needed).
+    Token {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// Where the admin API is, and the token to use.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// Base URL of the admin API.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HERALD_API",
+        default_value = "http://127.0.0.1:8053",
+        global = true
+    )]
+    api: String,
+    /// API token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HERALD_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true,
+        global = true
+    )]
+    token: Option<String>,
+    /// Print the answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token that may publish, delete and read the matching nodes of one zone. The
+    /// token is printed once; only its hash is kept.
+    Create {
+        /// The zone, such as example.test.
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        /// The nodes: one name, PREFIX* or *.
+        #[arg(long, value_name = "PATTERN")]
+        nodes: String,
+        /// Refuse the token after this long (s, m, h or d).
+        #[arg(long, value_name = "DURATION", value_parser = value::duration)]
+        expires_in: Option<u32>,
+        /// A note on what the token is for.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// List the tokens, without their secrets.
+    List,
+    /// Revoke a token: it fails from its next use.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
     },
 }
 
@@ -152,9 +214,14 @@ struct ServeArgs {
     /// Allow AXFR and IXFR from addresses in this prefix (or this one address). Repeatable.
     #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = value::prefix)]
     allow_transfer: Vec<IpNet>,
-    /// A TSIG key (hmac-sha256, hmac-sha384 or hmac-sha512): transfers signed with it are
-    /// allowed from anywhere. Repeatable.
-    #[arg(long = "tsig-key", value_name = "NAME:ALGORITHM:BASE64SECRET", value_parser = TsigKey::parse)]
+    /// A TSIG key (hmac-sha256, hmac-sha384, hmac-sha512 or hmac-sha1): transfers signed with
+    /// it are allowed from anywhere; with a scope (`,zone=Z` and optionally `,nodes=PATTERN`,
+    /// one name, PREFIX* or *), RFC 2136 UPDATEs of those nodes' TXT records too. Repeatable.
+    #[arg(
+        long = "tsig-key",
+        value_name = "NAME:ALGORITHM:BASE64SECRET[,zone=Z][,nodes=PATTERN]",
+        value_parser = TsigKey::parse
+    )]
     tsig_key: Vec<TsigKey>,
     /// Keep at most this many IXFR journal entries per zone; older changes are served by AXFR.
     #[arg(long, value_name = "N", default_value_t = JournalLimits::default().max_entries)]
@@ -202,7 +269,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Publish(_) | Command::Key { .. } | Command::Check(_) => "warn",
+        Command::Publish(_) | Command::Key { .. } | Command::Check(_) | Command::Token { .. } => {
+            "warn"
+        }
         Command::Watch(_) => "info",
     };
     tracing_subscriber::fmt()
@@ -222,6 +291,7 @@ fn main() -> ExitCode {
             command: KeyCommand::Show(args),
         } => key_show(args).map(|()| 0),
         Command::Check(args) => check(args),
+        Command::Token { api, command } => token(api, command).map(|()| 0),
         Command::Watch(args) => watch(args),
     };
     match result {
@@ -311,6 +381,64 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
             "{} commit={} seq={} serial={}",
             node.name, node.commit, node.seq, node.serial
         ))
+    }
+}
+
+fn token(api: ApiArgs, command: TokenCommand) -> anyhow::Result<()> {
+    let secret = api
+        .token
+        .ok_or_else(|| usage("give the admin token with --token or HERALD_TOKEN"))?;
+    let client = AdminClient::new(&api.api, &secret);
+    match command {
+        TokenCommand::Create {
+            zone,
+            nodes,
+            expires_in,
+            description,
+        } => {
+            let created = client.create_token(&NewToken {
+                zone,
+                nodes,
+                expires_in: expires_in.map(u64::from),
+                description,
+            })?;
+            if api.json {
+                print_out(&serde_json::to_string_pretty(&created)?)
+            } else {
+                // The secret alone on stdout, so `$(herald token create …)` captures it.
+                eprintln!(
+                    "token {} for zone={} nodes={} (shown once; only its hash is kept)",
+                    created.id, created.zone, created.nodes
+                );
+                print_out(&created.token)
+            }
+        }
+        TokenCommand::List => {
+            let list = client.tokens()?;
+            if api.json {
+                return print_out(&serde_json::to_string_pretty(&list)?);
+            }
+            for t in list.tokens {
+                let expires = match (t.expires, t.expired) {
+                    (None, _) => "never".to_owned(),
+                    (Some(e), true) => format!("{e} (expired)"),
+                    (Some(e), false) => e.to_string(),
+                };
+                print_out(&format!(
+                    "{} zone={} nodes={} expires={expires} {}",
+                    t.id, t.zone, t.nodes, t.description
+                ))?;
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            client.revoke_token(&id)?;
+            if api.json {
+                print_out(&serde_json::json!({"revoked": id}).to_string())
+            } else {
+                print_out(&format!("revoked {id}"))
+            }
+        }
     }
 }
 

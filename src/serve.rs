@@ -23,6 +23,7 @@ use crate::api::{self, AppState, ZoneConfig};
 use crate::dns::notify::{self, NotifyTarget};
 use crate::dns::secondaries::Secondaries;
 use crate::dns::transfer::{Access, Transfers};
+use crate::dns::update::Updates;
 use crate::dns::{self, DnsError, DnsServer};
 use crate::dnssec::policy::ZonePolicy;
 use crate::publish::{self, Setup, StartError};
@@ -147,9 +148,16 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let api_addr = api_listener.local_addr().map_err(ServeError::Api)?;
     let dns_addrs = sockets.local_addrs();
     let secondaries = Arc::new(Secondaries::default());
+    let updates = Updates::new(
+        publisher.clone(),
+        shared.clone(),
+        config.secondaries.access.keys.clone(),
+        &zones,
+    );
     let transfers = Arc::new(Transfers {
         access: config.secondaries.access.clone(),
         secondaries: secondaries.clone(),
+        updates: Some(updates),
     });
     let dns = DnsServer::start(sockets, shared.clone(), transfers, shutdown.clone())?;
     let (resend, resend_rx) = tokio::sync::watch::channel(None);

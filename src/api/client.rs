@@ -1,4 +1,5 @@
-//! `herald publish`: a small client of the admin API, for operators and CI jobs.
+//! `herald publish` and `herald token`: a small client of the admin API, for operators and CI
+//! jobs.
 //!
 //! It uses the same JSON types as the server ([`super::types`]), so the two cannot drift.
 
@@ -7,7 +8,10 @@ use std::time::Duration;
 use thiserror::Error;
 use ureq::Agent;
 
-use super::types::{ErrorBody, NodeJson, PutNode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::types::{CreatedToken, ErrorBody, NewToken, NodeJson, PutNode, TokenList};
 
 /// Errors of the admin client.
 #[derive(Debug, Error)]
@@ -52,28 +56,67 @@ impl AdminClient {
 
     /// Publishes `commit` for `node` of `zone`.
     pub fn publish(&self, zone: &str, node: &str, commit: &str) -> Result<NodeJson, ClientError> {
-        let url = format!("{}/v1/zones/{zone}/nodes/{node}", self.base);
-        let mut response = self
-            .agent
-            .put(&url)
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .send_json(PutNode {
-                commit: commit.to_owned(),
-            })
-            .map_err(|cause| ClientError::Transport {
-                url: url.clone(),
-                cause,
-            })?;
-        let status = response.status().as_u16();
-        let body = response.body_mut();
-        if (200..300).contains(&status) {
-            body.read_json::<NodeJson>().map_err(ClientError::Decode)
-        } else {
-            let message = body
-                .read_json::<ErrorBody>()
-                .map(|e| e.error)
-                .unwrap_or_else(|_| "no error message".into());
-            Err(ClientError::Api { status, message })
+        let body = PutNode {
+            commit: commit.to_owned(),
+        };
+        self.call("PUT", &format!("/v1/zones/{zone}/nodes/{node}"), Some(&body))?
+            .read_json()
+    }
+
+    /// Makes a scoped token (admin only).
+    pub fn create_token(&self, token: &NewToken) -> Result<CreatedToken, ClientError> {
+        self.call("POST", "/v1/tokens", Some(token))?.read_json()
+    }
+
+    /// Lists the scoped tokens (admin only).
+    pub fn tokens(&self) -> Result<TokenList, ClientError> {
+        self.call::<()>("GET", "/v1/tokens", None)?.read_json()
+    }
+
+    /// Revokes a token (admin only).
+    pub fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        self.call::<()>("DELETE", &format!("/v1/tokens/{id}"), None)?;
+        Ok(())
+    }
+
+    /// Sends one request; an error status becomes [`ClientError::Api`] with the API's message.
+    fn call<B: Serialize>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Answer, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let transport = |cause| ClientError::Transport {
+            url: url.clone(),
+            cause,
+        };
+        let mut response = match (method, body) {
+            ("PUT", Some(b)) => self.agent.put(&url).header("Authorization", &auth).send_json(b),
+            ("POST", Some(b)) => self.agent.post(&url).header("Authorization", &auth).send_json(b),
+            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &auth).call(),
+            _ => self.agent.get(&url).header("Authorization", &auth).call(),
         }
+        .map_err(transport)?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(Answer(response));
+        }
+        let message = response
+            .body_mut()
+            .read_json::<ErrorBody>()
+            .map(|e| e.error)
+            .unwrap_or_else(|_| "no error message".into());
+        Err(ClientError::Api { status, message })
+    }
+}
+
+/// A successful answer, to be read as JSON.
+struct Answer(ureq::http::Response<ureq::Body>);
+
+impl Answer {
+    fn read_json<T: DeserializeOwned>(mut self) -> Result<T, ClientError> {
+        self.0.body_mut().read_json().map_err(ClientError::Decode)
     }
 }

@@ -70,13 +70,22 @@ pub enum Deferred {
     /// A TSIG-signed query: [`super::transfer::signed_query`] checks the signature and signs
     /// the answer.
     Signed,
+    /// An RFC 2136 UPDATE: [`super::update`].
+    Update,
 }
 
-/// The socket loops' entry: [`respond`], except that signed queries and (over TCP) zone
-/// transfers are deferred to the cold path rather than answered here.
+/// The UPDATE opcode (RFC 2136 §1.3), in the header's third byte.
+const OPCODE_UPDATE: u8 = 5;
+
+/// The socket loops' entry: [`respond`], except that signed queries, UPDATEs and (over TCP)
+/// zone transfers are deferred to the cold path rather than answered here.
 #[inline]
 pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
     out.clear();
+    // A request (QR clear) with the UPDATE opcode: one byte tested on the query path.
+    if msg.len() >= 12 && msg[2] & 0x80 == 0 && (msg[2] >> 3) & 0x0F == OPCODE_UPDATE {
+        return Reply::Defer(Deferred::Update);
+    }
     let parsed = parse(msg);
     if let Parsed::Query(q) = &parsed {
         if transport == Transport::Tcp && (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR) {

@@ -16,13 +16,24 @@ const TYPE_TSIG: u16 = 250;
 pub const TYPE_IXFR: u16 = 251;
 pub const TYPE_AXFR: u16 = 252;
 
-/// Response codes used here (RFC 1035 §4.1.1, RFC 6891 §9).
+/// Response codes used here (RFC 1035 §4.1.1, RFC 2136 §2.2, RFC 6891 §9).
 pub mod rcode {
     pub const NOERROR: u16 = 0;
     pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
     pub const NXDOMAIN: u16 = 3;
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
+    /// A name exists that should not (RFC 2136 §2.2).
+    pub const YXDOMAIN: u16 = 6;
+    /// An RRset exists that should not.
+    pub const YXRRSET: u16 = 7;
+    /// An RRset that should exist does not.
+    pub const NXRRSET: u16 = 8;
+    /// Not authoritative; reused by TSIG for failed signatures (RFC 8945 §5.2).
+    pub const NOTAUTH: u16 = 9;
+    /// A name outside the zone of an UPDATE.
+    pub const NOTZONE: u16 = 10;
     /// Extended: the upper 8 bits go in the OPT record.
     pub const BADVERS: u16 = 16;
 }

@@ -7,11 +7,14 @@
 //!   (SO_REUSEPORT) and batched system calls;
 //! - [`tcp`] serves RFC 7766 TCP on tokio;
 //! - [`transfer`] is the cold path: AXFR and IXFR out, TSIG-signed queries ([`tsig`]);
+//! - [`update`] takes RFC 2136 UPDATEs of node records off the query path and hands them to
+//!   the single writer;
 //! - [`notify`] sends NOTIFYs to secondaries, and [`secondaries`] keeps their health.
 //!
 //! Every DNS address is a UDP socket and a TCP listener on the same port. Sockets are bound
 //! before anything is served ([`bind`]) so callers can bind port 0 and read the real port back.
-//! Nothing here touches SQLite or signs: it only reads the [`SharedZones`] snapshot.
+//! Nothing here touches SQLite or signs: it reads the [`SharedZones`] snapshot, and UPDATE
+//! hands its changes to the publisher.
 
 pub mod answer;
 pub mod denial;
@@ -22,6 +25,7 @@ pub mod tcp;
 pub mod transfer;
 pub mod tsig;
 pub mod udp;
+pub mod update;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::answer::{Deferred, Reply, Transport, handle};
 use super::transfer::{Transfers, signed_query, transfer};
+use super::update::not_implemented;
 use crate::zone::SharedZones;
 
 /// Connections idle this long are closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
@@ -104,6 +105,16 @@ async fn connection(
                 if !signed_query(&transfers, &zones.load(), msg, Transport::Tcp, &mut out) {
                     return Ok(());
                 }
+            }
+            Reply::Defer(Deferred::Update) => {
+                let answer = match &transfers.updates {
+                    Some(updates) => updates.answer(msg, peer).await,
+                    None => not_implemented(msg),
+                };
+                let Some(answer) = answer else {
+                    return Ok(());
+                };
+                out = answer;
             }
         }
         framed.clear();

@@ -30,6 +30,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use super::answer::{Transport, respond, respond_reserving, truncated};
 use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse, rcode};
 use super::secondaries::{Secondaries, TransferKind};
+use super::update::Updates;
 use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request};
 use crate::record::{serial_gt, unix_now};
 use crate::zone::chain::Chain;
@@ -40,8 +41,6 @@ use crate::zone::wire::{Owner, write_records};
 /// A transfer message is sent once it holds this many bytes (a message may hold 64 KiB; BIND
 /// and Knot send around 16 KiB so that one RRset never has to wait for a huge buffer).
 const MESSAGE_TARGET: usize = 16 * 1024;
-/// NOTAUTH (RFC 2845 §1.7 reused it for TSIG failures).
-const NOTAUTH: u16 = 9;
 /// The compression pointer to the question name, which is the apex in a transfer.
 const APEX_PTR: u16 = 0xC00C;
 
@@ -59,6 +58,8 @@ pub struct Access {
 pub struct Transfers {
     pub access: Access,
     pub secondaries: Arc<Secondaries>,
+    /// RFC 2136 UPDATE intake; without it an UPDATE is answered NOTIMP.
+    pub updates: Option<Updates>,
 }
 
 /// Answers a TSIG-signed query that is not a transfer (a secondary's SOA check, say): the
@@ -83,7 +84,7 @@ pub fn signed_query(
             key_name,
             id,
         } => {
-            error_answer(msg, NOTAUTH, out);
+            error_answer(msg, rcode::NOTAUTH, out);
             if let Err(e) = append_error(out, &key_name, error, id) {
                 tracing::debug!(
                     error = &e as &dyn std::error::Error,
@@ -169,7 +170,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
         } => {
             tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), key = %key_name, ?error, "transfer refused: TSIG failed");
             ctx.secondaries.refused(&zone_name);
-            error_answer(msg, NOTAUTH, &mut out);
+            error_answer(msg, rcode::NOTAUTH, &mut out);
             if let Err(e) = append_error(&mut out, &key_name, error, id) {
                 tracing::debug!(
                     error = &e as &dyn std::error::Error,
@@ -201,7 +202,7 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
     let Some(zone) = zone.filter(|_| q.qclass == 1) else {
         // RFC 5936 §2.2.1: not authoritative for that zone.
         stream.start();
-        stream.msg[3] = (stream.msg[3] & 0xF0) | NOTAUTH as u8;
+        stream.msg[3] = (stream.msg[3] & 0xF0) | rcode::NOTAUTH as u8;
         return stream.flush().await;
     };
 
@@ -362,7 +363,7 @@ async fn send<W: AsyncWrite + Unpin>(writer: &mut W, msg: &[u8]) -> std::io::Res
 }
 
 /// An answer with only `rcode` and the question (RD copied).
-fn error_answer(msg: &[u8], rcode: u16, out: &mut Vec<u8>) {
+pub(super) fn error_answer(msg: &[u8], rcode: u16, out: &mut Vec<u8>) {
     out.clear();
     let (id, flags, question) = match parse(msg) {
         Parsed::Query(q) => (q.id, q.flags, Some(q.question)),

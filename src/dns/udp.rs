@@ -11,13 +11,14 @@
 //! a system call per datagram is most of the cost (README, "Performance").
 
 use std::io::ErrorKind;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::answer::{Reply, Transport, handle};
+use super::answer::{Deferred, Reply, Transport, handle};
 use super::transfer::{Transfers, signed_query};
+use super::update::not_implemented;
 use crate::zone::SharedZones;
 
 /// How often an idle loop checks for shutdown.
@@ -35,23 +36,43 @@ pub fn serve(
     if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!(error = %e, "cannot set the UDP read timeout; shutdown may wait for a query");
     }
+    // Shared with the UPDATE tasks, which answer from the same socket.
+    let socket = Arc::new(socket);
     #[cfg(target_os = "linux")]
     batched::serve(&socket, &zones, &transfers, &stop);
     #[cfg(not(target_os = "linux"))]
     one_by_one(&socket, &zones, &transfers, &stop);
 }
 
-/// Answers one datagram into `out`; `false` when nothing is to be sent.
+/// Answers one datagram into `out`; `false` when nothing is to be sent now. `peer` gives the
+/// sender's address, which only an UPDATE needs: it is answered later, from `socket`.
 #[inline]
 fn answer(
     zones: &crate::zone::ZoneSet,
     transfers: &Transfers,
     msg: &[u8],
     out: &mut Vec<u8>,
+    socket: &Arc<UdpSocket>,
+    peer: impl FnOnce() -> Option<SocketAddr>,
 ) -> bool {
     match handle(zones, msg, Transport::Udp, out) {
         Reply::Send => true,
         Reply::Drop => false,
+        Reply::Defer(Deferred::Update) => match &transfers.updates {
+            Some(updates) => {
+                if let Some(peer) = peer() {
+                    updates.submit_udp(msg, socket, peer);
+                }
+                false
+            }
+            None => match not_implemented(msg) {
+                Some(answer) => {
+                    *out = answer;
+                    true
+                }
+                None => false,
+            },
+        },
         // TSIG-signed: checked and signed on the cold path. (Transfers are deferred over TCP
         // only; over UDP they get REFUSED on the query path.)
         Reply::Defer(_) => signed_query(transfers, zones, msg, Transport::Udp, out),
@@ -60,7 +81,12 @@ fn answer(
 
 /// The portable loop: one `recv_from` and one `send_to` per datagram.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
-fn one_by_one(socket: &UdpSocket, zones: &SharedZones, transfers: &Transfers, stop: &AtomicBool) {
+fn one_by_one(
+    socket: &Arc<UdpSocket>,
+    zones: &SharedZones,
+    transfers: &Transfers,
+    stop: &AtomicBool,
+) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
@@ -72,8 +98,14 @@ fn one_by_one(socket: &UdpSocket, zones: &SharedZones, transfers: &Transfers, st
                 continue;
             }
         };
-        if answer(&zones.load(), transfers, &buf[..len], &mut out)
-            && let Err(e) = socket.send_to(&out, peer)
+        if answer(
+            &zones.load(),
+            transfers,
+            &buf[..len],
+            &mut out,
+            socket,
+            || Some(peer),
+        ) && let Err(e) = socket.send_to(&out, peer)
         {
             tracing::debug!(error = %e, %peer, "udp send failed");
         }
@@ -110,8 +142,32 @@ mod batched {
         hdr_out: Vec<libc::mmsghdr>,
     }
 
+    /// The address the kernel wrote into `addr` (`len` bytes of it), for the cold path.
+    fn peer_addr(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+        let len = len as usize;
+        match i32::from(addr.ss_family) {
+            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says the storage holds a sockaddr_in, and it is that long.
+                let a = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
+            }
+            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above, for sockaddr_in6.
+                let a = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(
+                    SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)
+                        .into(),
+                )
+            }
+            _ => None,
+        }
+    }
+
     pub(super) fn serve(
-        socket: &UdpSocket,
+        socket: &Arc<UdpSocket>,
         zones: &SharedZones,
         transfers: &Transfers,
         stop: &AtomicBool,
@@ -175,7 +231,10 @@ mod batched {
                     continue;
                 }
                 let msg = &b.inbuf[i * SLOT..i * SLOT + h.msg_len as usize];
-                if !answer(&zones, transfers, msg, &mut b.outs[k]) {
+                let (addr, addr_len) = (&b.addrs[i], h.msg_hdr.msg_namelen);
+                if !answer(&zones, transfers, msg, &mut b.outs[k], socket, || {
+                    peer_addr(addr, addr_len)
+                }) {
                     continue;
                 }
                 b.iov_out[k] = libc::iovec {

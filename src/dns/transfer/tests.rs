@@ -35,6 +35,7 @@ fn ctx() -> Transfers {
             keys: vec![TsigKey::parse(&key_text()).unwrap()],
         },
         secondaries: Arc::default(),
+        updates: None,
     }
 }
 

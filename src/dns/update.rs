@@ -1,0 +1,484 @@
+//! RFC 2136 UPDATE of node TXT records, TSIG-signed with a scoped key (DESIGN.md, "DNS
+//! behaviour").
+//!
+//! [`super::answer::handle`] defers every UPDATE here, so the query path pays one opcode
+//! check for it. Over UDP the socket thread hands a copy of the message to a task on the
+//! runtime ([`Updates::submit_udp`]) and goes on answering queries; the task answers from the
+//! same socket once the change is published. Over TCP the connection awaits
+//! [`Updates::answer`] in place.
+//!
+//! What a message must be, in the order of RFC 2136 §3, and what it gets otherwise:
+//! 1. signed with a known `--tsig-key` (else NOTAUTH with the TSIG error, unsigned, RFC 8945
+//!    §5.2), and unsigned messages are REFUSED; the key must carry a scope for the zone;
+//! 2. one zone, class IN, type SOA, that Herald serves (FORMERR; NOTZONE);
+//! 3. prerequisites (§2.4, §3.2), all five forms, names inside the zone (FORMERR; NOTZONE).
+//!    Those on the zone file's names are decided here on the snapshot; those on node names
+//!    become [`Condition`]s that the store checks inside the change's savepoint, so they are
+//!    evaluated on the zone as the change finds it, not as it was when the message arrived;
+//! 4. updates (§2.5, §3.4) of node TXT records only: an add (class IN) publishes the commit
+//!    its content names, in the forms of [`Commit::from_content`]; a delete of the RRset
+//!    (class ANY), of the name (ANY ANY) or of the record (class NONE, its content not
+//!    compared) removes the node. Anything else, or a node outside the key's scope, REFUSES
+//!    the whole message. A node's last update in the message wins.
+//!
+//! The message becomes one [`Change::Update`] for the single writer: NOERROR once it is
+//! durable, signed and served; YXDOMAIN, YXRRSET, NXDOMAIN or NXRRSET for a failed
+//! prerequisite, with nothing written. Every answer to a signed message is signed.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use super::message::rcode;
+use super::transfer::error_answer;
+use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request};
+use crate::publish::{Change, PublishError, Publisher};
+use crate::record::{Commit, NodeLabel, Scope};
+use crate::store::{Condition, Expect, Refusal};
+use crate::zone::SharedZones;
+use crate::zone::file::StaticZone;
+use crate::zone::snapshot::{KeySet, ZoneSnapshot, static_keys};
+use crate::zone::wire::relative_key;
+
+/// Updates in progress at most; more arriving over UDP are dropped (the client retries).
+const IN_FLIGHT: usize = 256;
+
+/// The UPDATE intake, shared by the sockets.
+pub struct Updates {
+    ctx: Arc<Context>,
+    runtime: Handle,
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Updates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updates").finish_non_exhaustive()
+    }
+}
+
+struct Context {
+    publisher: Publisher,
+    zones: SharedZones,
+    keys: Vec<TsigKey>,
+    /// Per zone: the zone file, and the keys of its names.
+    files: HashMap<String, (StaticZone, KeySet)>,
+}
+
+impl Updates {
+    /// The intake for the zones of `files`. Must be called inside the tokio runtime that is to
+    /// run the updates.
+    pub fn new(
+        publisher: Publisher,
+        zones: SharedZones,
+        keys: Vec<TsigKey>,
+        files: &[StaticZone],
+    ) -> Self {
+        let files = files
+            .iter()
+            .map(|f| (f.name.clone(), (f.clone(), static_keys(f))))
+            .collect();
+        Self {
+            ctx: Arc::new(Context {
+                publisher,
+                zones,
+                keys,
+                files,
+            }),
+            runtime: Handle::current(),
+            slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+        }
+    }
+
+    /// Takes an UPDATE that arrived over UDP from `peer`: answered from `socket` when done.
+    /// Called on a socket thread; returns at once.
+    pub fn submit_udp(&self, msg: &[u8], socket: &Arc<UdpSocket>, peer: SocketAddr) {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many updates in flight; dropped one");
+            return;
+        };
+        let (ctx, msg, socket) = (self.ctx.clone(), msg.to_vec(), socket.clone());
+        self.runtime.spawn(async move {
+            if let Some(out) = ctx.answer(&msg, peer).await
+                && let Err(e) = socket.send_to(&out, peer)
+            {
+                tracing::debug!(error = %e, %peer, "cannot send an update answer");
+            }
+            drop(permit);
+        });
+    }
+
+    /// Answers an UPDATE (over TCP): `None` when nothing is to be sent.
+    pub async fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+        let _permit = self.slots.acquire().await.ok()?;
+        self.ctx.answer(msg, peer).await
+    }
+}
+
+/// An answer code, and a word for the log.
+type Outcome = (u16, &'static str);
+
+impl Context {
+    async fn answer(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(256);
+        let Ok(request) = Message::from_vec(msg) else {
+            error_answer(msg, rcode::FORMERR, &mut out);
+            return Some(out);
+        };
+        let tsig = request.signature();
+        let auth = check_request(
+            &self.keys,
+            msg,
+            tsig.map(|r| &r.data),
+            tsig.map(|r| &r.name),
+            request.metadata.id,
+        );
+        let (key, mac, id) = match auth {
+            RequestAuth::Unsigned => {
+                tracing::info!(%peer, "update refused: not signed");
+                error_answer(msg, rcode::REFUSED, &mut out);
+                return Some(out);
+            }
+            RequestAuth::Failed {
+                error,
+                key_name,
+                id,
+            } => {
+                tracing::info!(%peer, key = %key_name, ?error, "update refused: TSIG failed");
+                error_answer(msg, rcode::NOTAUTH, &mut out);
+                if let Err(e) = append_error(&mut out, &key_name, error, id) {
+                    tracing::debug!(error = &e as &dyn std::error::Error, "cannot add a TSIG error record");
+                }
+                return Some(out);
+            }
+            RequestAuth::Signed { key, mac, id } => (key, mac, id),
+        };
+        let (code, why) = self.apply(&request, &key).await;
+        if code == rcode::NOERROR {
+            tracing::debug!(%peer, key = %key.name, "update applied");
+        } else {
+            tracing::info!(%peer, key = %key.name, rcode = code, why, "update not applied");
+        }
+        error_answer(msg, code, &mut out);
+        if let Err(e) = ResponseSigner::new(key, mac, id).sign(&mut out) {
+            tracing::warn!(error = &e as &dyn std::error::Error, "cannot sign an update answer");
+            return None;
+        }
+        Some(out)
+    }
+
+    /// Checks the message against the zone and the key's scope and hands it to the writer.
+    async fn apply(&self, request: &Message, key: &TsigKey) -> Outcome {
+        // §3.1: exactly one zone, class IN, type SOA.
+        let [zone_q] = request.queries.as_slice() else {
+            return (rcode::FORMERR, "the zone section must hold one zone");
+        };
+        if zone_q.query_type() != RecordType::SOA || zone_q.query_class() != DNSClass::IN {
+            return (rcode::FORMERR, "the zone must be class IN, type SOA");
+        }
+        let apex = zone_q.name().to_lowercase();
+        let set = self.zones.load();
+        let Some(zone) = set.iter().find(|z| z.apex == apex).cloned() else {
+            return (rcode::NOTZONE, "zone not served");
+        };
+        let Some((file, static_names)) = self.files.get(&*zone.name) else {
+            return (rcode::NOTZONE, "zone not served");
+        };
+        let Some(scope) = key.scope.as_ref().filter(|s| s.zone == *zone.name) else {
+            return (rcode::REFUSED, "the key may not update this zone");
+        };
+        let names = Names {
+            zone: &zone,
+            file,
+            static_names,
+        };
+        let (require, reads) = match names.prerequisites(&request.answers) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        let (set, delete) = match names.updates(&request.authorities) {
+            Ok(ops) => ops,
+            Err(outcome) => return outcome,
+        };
+        let touched = require
+            .iter()
+            .map(|c| &c.node)
+            .chain(set.iter().map(|(n, _)| n))
+            .chain(&delete)
+            .chain(&reads);
+        if let Some(node) = touched.into_iter().find(|n| !in_scope(scope, &zone.name, n)) {
+            tracing::info!(node = %node, scope = %scope, "update outside the key's scope");
+            return (rcode::REFUSED, "a node is outside the key's scope");
+        }
+        let change = Change::Update {
+            require,
+            set,
+            delete,
+        };
+        match self.publisher.apply(&zone.name, change).await {
+            Ok(_) => (rcode::NOERROR, "applied"),
+            Err(PublishError::Refused(Refusal::Unmet { expect, .. })) => unmet(&expect),
+            Err(PublishError::StaticName(_)) => (rcode::REFUSED, "a node name is a zone-file name"),
+            Err(PublishError::UnknownZone(_)) => (rcode::NOTZONE, "zone not served"),
+            Err(e) => {
+                tracing::error!(error = &e as &dyn std::error::Error, "update failed");
+                (rcode::SERVFAIL, "the write failed")
+            }
+        }
+    }
+}
+
+fn in_scope(scope: &Scope, zone: &str, node: &NodeLabel) -> bool {
+    scope.allows(zone, node.as_str())
+}
+
+/// A value-dependent prerequisite that does not hold (§3.2.3).
+const RRSET_DIFFERS: Outcome = (rcode::NXRRSET, "prerequisite: RRset differs");
+
+/// The answer code of a failed prerequisite (RFC 2136 §3.2).
+fn unmet(expect: &Expect) -> Outcome {
+    match expect {
+        Expect::NameInUse => (rcode::NXDOMAIN, "prerequisite: name not in use"),
+        Expect::NameNotInUse => (rcode::YXDOMAIN, "prerequisite: name in use"),
+        Expect::TxtExists => (rcode::NXRRSET, "prerequisite: RRset does not exist"),
+        Expect::TxtIs(_) => RRSET_DIFFERS,
+        Expect::TxtAbsent => (rcode::YXRRSET, "prerequisite: RRset exists"),
+    }
+}
+
+/// What a name of an UPDATE is.
+enum Owner {
+    /// A name of the zone file (the apex included), or one below it.
+    Static(Vec<u8>),
+    /// A node's name.
+    Node(NodeLabel),
+    /// Any other name of the zone: it has no records and cannot get any.
+    Other,
+}
+
+/// The names of one zone, to classify the names of a message.
+struct Names<'a> {
+    zone: &'a ZoneSnapshot,
+    file: &'a StaticZone,
+    static_names: &'a KeySet,
+}
+
+impl Names<'_> {
+    /// Classifies `name`; NOTZONE when it is outside the zone (§3.2.1, §3.4.1.3).
+    fn owner(&self, name: &Name) -> Result<Owner, Outcome> {
+        let name = name.to_lowercase();
+        if !self.zone.apex.zone_of(&name) {
+            return Err((rcode::NOTZONE, "a name is outside the zone"));
+        }
+        let key = relative_key(&name, &self.zone.apex);
+        if self.static_names.contains(&key[..]) {
+            return Ok(Owner::Static(key));
+        }
+        if name.num_labels() == self.zone.apex.num_labels() + 1 {
+            let label = String::from_utf8_lossy(&key[1..]);
+            if let Ok(node) = NodeLabel::parse(&label) {
+                return Ok(Owner::Node(node));
+            }
+        }
+        // Below a zone-file name other than the apex (its records decide), or a name that no
+        // node can have.
+        let mut up = name.base_name();
+        while up.num_labels() > self.zone.apex.num_labels() {
+            if self.static_names.contains(&relative_key(&up, &self.zone.apex)[..]) {
+                return Ok(Owner::Static(key));
+            }
+            up = up.base_name();
+        }
+        Ok(Owner::Other)
+    }
+
+    /// Reads the prerequisite section (§3.2): decides those on zone-file names now and returns
+    /// those on nodes as conditions for the store, with every node a prerequisite reads (for
+    /// the scope check).
+    fn prerequisites(
+        &self,
+        records: &[Record],
+    ) -> Result<(Vec<Condition>, Vec<NodeLabel>), Outcome> {
+        let mut conditions = Vec::new();
+        let mut reads = Vec::new();
+        // §3.2.3: value-dependent prerequisites are compared as whole RRsets.
+        let mut values: Vec<(Name, RecordType, Vec<&RData>)> = Vec::new();
+        for rr in records {
+            if rr.ttl != 0 {
+                return Err((rcode::FORMERR, "a prerequisite has a TTL"));
+            }
+            let rtype = rr.record_type();
+            let empty = matches!(rr.data, RData::Update0(_));
+            let owner = self.owner(&rr.name)?;
+            let expect = match (rr.dns_class, rtype) {
+                (DNSClass::ANY, _) | (DNSClass::NONE, _) if !empty => {
+                    return Err((rcode::FORMERR, "a prerequisite of class ANY or NONE has data"));
+                }
+                (DNSClass::ANY, RecordType::ANY) => Expect::NameInUse,
+                (DNSClass::NONE, RecordType::ANY) => Expect::NameNotInUse,
+                (DNSClass::ANY, _) => Expect::TxtExists,
+                (DNSClass::NONE, _) => Expect::TxtAbsent,
+                (DNSClass::IN, RecordType::ANY | RecordType::AXFR | RecordType::IXFR) => {
+                    return Err((rcode::FORMERR, "a prerequisite has a meta type"));
+                }
+                (DNSClass::IN, _) if empty => {
+                    return Err((rcode::FORMERR, "a value prerequisite has no data"));
+                }
+                (DNSClass::IN, _) => {
+                    let name = rr.name.to_lowercase();
+                    match values.iter_mut().find(|(n, t, _)| *n == name && *t == rtype) {
+                        Some((_, _, set)) => set.push(&rr.data),
+                        None => values.push((name, rtype, vec![&rr.data])),
+                    }
+                    continue;
+                }
+                _ => return Err((rcode::FORMERR, "a prerequisite has a bad class")),
+            };
+            match owner {
+                Owner::Node(node) if rtype == RecordType::TXT || rtype == RecordType::ANY => {
+                    conditions.push(Condition { node, expect })
+                }
+                // A node has a TXT record only: other types are absent.
+                Owner::Node(node) => {
+                    if expect == Expect::TxtExists {
+                        return Err(unmet(&expect));
+                    }
+                    reads.push(node);
+                }
+                Owner::Static(key) => {
+                    let entry = self.zone.lookup(&key).filter(|e| !e.is_empty());
+                    let holds = match (&expect, rtype) {
+                        (Expect::NameInUse, _) => entry.is_some(),
+                        (Expect::NameNotInUse, _) => entry.is_none(),
+                        (Expect::TxtExists, t) => entry.is_some_and(|e| e.rrset(t).is_some()),
+                        (_, t) => entry.is_none_or(|e| e.rrset(t).is_none()),
+                    };
+                    if !holds {
+                        return Err(unmet(&expect));
+                    }
+                }
+                Owner::Other => {
+                    if matches!(expect, Expect::NameInUse | Expect::TxtExists) {
+                        return Err(unmet(&expect));
+                    }
+                }
+            }
+        }
+        for (name, rtype, set) in values {
+            match self.owner(&name)? {
+                Owner::Node(node) => {
+                    let text = match (rtype, set.as_slice()) {
+                        (RecordType::TXT, [RData::TXT(txt)]) => match &*txt.txt_data {
+                            [one] => String::from_utf8(one.to_vec()).ok(),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    match text {
+                        Some(text) => conditions.push(Condition {
+                            node,
+                            expect: Expect::TxtIs(text),
+                        }),
+                        // No node RRset can equal it.
+                        None => return Err(RRSET_DIFFERS),
+                    }
+                }
+                Owner::Static(_) => {
+                    if !self.static_rrset_is(&name, rtype, &set) {
+                        return Err(RRSET_DIFFERS);
+                    }
+                }
+                Owner::Other => return Err(RRSET_DIFFERS),
+            }
+        }
+        Ok((conditions, reads))
+    }
+
+    /// Whether the zone file's RRset `name`/`rtype` is exactly `want` (as a set).
+    fn static_rrset_is(&self, name: &Name, rtype: RecordType, want: &[&RData]) -> bool {
+        let have: Vec<RData> = if rtype == RecordType::SOA && *name == self.file.apex {
+            let mut soa = self.file.soa.clone();
+            soa.serial = self.zone.serial;
+            vec![RData::SOA(soa)]
+        } else {
+            self.file
+                .rrsets
+                .get(name)
+                .and_then(|sets| sets.iter().find(|s| s.rtype == rtype))
+                .map(|s| s.rdatas.clone())
+                .unwrap_or_default()
+        };
+        have.iter().all(|h| want.contains(&h)) && want.iter().all(|w| have.contains(w))
+    }
+
+    /// Reads the update section (§3.4.1 prescan, then Herald's rule: node TXT records only).
+    /// Returns the nodes to publish and to remove, each node once, its last update winning.
+    #[allow(clippy::type_complexity)]
+    fn updates(
+        &self,
+        records: &[Record],
+    ) -> Result<(Vec<(NodeLabel, Commit)>, Vec<NodeLabel>), Outcome> {
+        let mut ops: Vec<(NodeLabel, Option<Commit>)> = Vec::new();
+        for rr in records {
+            let rtype = rr.record_type();
+            let empty = matches!(rr.data, RData::Update0(_));
+            let owner = self.owner(&rr.name)?;
+            match rr.dns_class {
+                DNSClass::IN if matches!(rtype, RecordType::ANY | RecordType::AXFR | RecordType::IXFR) => {
+                    return Err((rcode::FORMERR, "an add has a meta type"));
+                }
+                DNSClass::IN if empty => return Err((rcode::FORMERR, "an add has no data")),
+                DNSClass::ANY if rr.ttl != 0 || !empty => {
+                    return Err((rcode::FORMERR, "a delete of class ANY has a TTL or data"));
+                }
+                DNSClass::NONE if rr.ttl != 0 => {
+                    return Err((rcode::FORMERR, "a delete of class NONE has a TTL"));
+                }
+                DNSClass::IN | DNSClass::ANY | DNSClass::NONE => {}
+                _ => return Err((rcode::FORMERR, "an update has a bad class")),
+            }
+            let Owner::Node(node) = owner else {
+                return Err((rcode::REFUSED, "only node TXT records can be updated"));
+            };
+            let op = match (rr.dns_class, rtype, &rr.data) {
+                (DNSClass::IN, RecordType::TXT, RData::TXT(txt)) => {
+                    let [one] = &*txt.txt_data else {
+                        return Err((rcode::REFUSED, "a node TXT record is one string"));
+                    };
+                    let text = std::str::from_utf8(one)
+                        .map_err(|_| (rcode::REFUSED, "the TXT content is not text"))?;
+                    let commit = Commit::from_content(text)
+                        .map_err(|_| (rcode::REFUSED, "the TXT content names no valid commit"))?;
+                    Some(commit)
+                }
+                (DNSClass::ANY, RecordType::TXT | RecordType::ANY, _)
+                | (DNSClass::NONE, RecordType::TXT, _) => None,
+                _ => return Err((rcode::REFUSED, "only node TXT records can be updated")),
+            };
+            match ops.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, slot)) => *slot = op,
+                None => ops.push((node, op)),
+            }
+        }
+        let mut set = Vec::new();
+        let mut delete = Vec::new();
+        for (node, op) in ops {
+            match op {
+                Some(commit) => set.push((node, commit)),
+                None => delete.push(node),
+            }
+        }
+        Ok((set, delete))
+    }
+}
+
+/// The answer to an UPDATE when Herald takes none: NOTIMP (RFC 2136 §3.1).
+pub fn not_implemented(msg: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    error_answer(msg, rcode::NOTIMP, &mut out);
+    Some(out)
+}
