@@ -339,3 +339,101 @@ fn journal_appends_trims_and_survives_reopen() {
         [8, 9, 10]
     );
 }
+
+fn update(require: Vec<Condition>, set: Vec<(&str, &str)>, delete: Vec<&str>) -> Change {
+    Change::Update {
+        require,
+        set: set.into_iter().map(|(n, c)| (label(n), commit(c))).collect(),
+        delete: delete.into_iter().map(label).collect(),
+    }
+}
+
+fn cond(node: &str, expect: Expect) -> Condition {
+    Condition {
+        node: label(node),
+        expect,
+    }
+}
+
+#[test]
+fn update_conditions_hold_or_refuse_the_whole_change() {
+    let (_dir, mut store) = open();
+    one(&mut store, put("n1", A, None), 10).unwrap();
+    let served = "v=herald1 commit=1111111111111111111111111111111111111111 seq=1 ts=10";
+    for (expect, node, holds) in [
+        (Expect::NameInUse, "n1", true),
+        (Expect::NameInUse, "n2", false),
+        (Expect::NameNotInUse, "n2", true),
+        (Expect::NameNotInUse, "n1", false),
+        (Expect::TxtExists, "n1", true),
+        (Expect::TxtAbsent, "n1", false),
+        (Expect::TxtAbsent, "n2", true),
+        (Expect::TxtIs(served.into()), "n1", true),
+        (Expect::TxtIs(served.replace("seq=1", "seq=2")), "n1", false),
+        (Expect::TxtIs(served.into()), "n2", false),
+    ] {
+        let before = store.zone("example.test").unwrap().unwrap();
+        let result = one(
+            &mut store,
+            update(vec![cond(node, expect.clone())], vec![("n3", B)], vec![]),
+            20,
+        );
+        if holds {
+            let applied = result.unwrap();
+            assert_eq!(applied.serial, before.serial + 1, "{expect:?} {node}");
+            // Undo, so the next case starts from the same zone.
+            one(&mut store, update(vec![], vec![], vec!["n3"]), 20).unwrap();
+        } else {
+            assert_eq!(
+                result.unwrap_err(),
+                Refusal::Unmet {
+                    node: node.into(),
+                    expect: expect.clone()
+                }
+            );
+            assert_eq!(store.zone("example.test").unwrap().unwrap(), before);
+            assert!(store.node("example.test", "n3").unwrap().is_none());
+        }
+    }
+}
+
+#[test]
+fn an_update_that_changes_nothing_keeps_the_serial() {
+    let (_dir, mut store) = open();
+    one(&mut store, put("n1", A, None), 10).unwrap();
+    let before = store.zone("example.test").unwrap().unwrap();
+    // Removing a node that does not exist is no change (RFC 2136 §3.4.2), not a refusal.
+    let applied = one(&mut store, update(vec![], vec![], vec!["gone"]), 20).unwrap();
+    assert_eq!(applied.serial, before.serial);
+    assert!(applied.deleted.is_empty() && applied.set.is_empty());
+    assert_eq!(store.zone("example.test").unwrap().unwrap(), before);
+    // Publish and delete together: one serial.
+    let applied = one(&mut store, update(vec![], vec![("n2", B)], vec!["n1"]), 30).unwrap();
+    assert_eq!(applied.serial, before.serial + 1);
+    assert_eq!(applied.deleted, vec![label("n1")]);
+    assert_eq!(store.zone("example.test").unwrap().unwrap().node_count, 1);
+}
+
+#[test]
+fn tokens_are_stored_by_hash_and_removed() {
+    let (dir, mut store) = open();
+    let token = TokenRow {
+        id: "0123456789abcdef".into(),
+        hash: [7; 32],
+        zone: "example.test".into(),
+        nodes: "web-*".into(),
+        description: "ci".into(),
+        created: 5,
+        expires: Some(10),
+    };
+    store.write(|w| w.add_token(&token)).unwrap();
+    // The same hash twice is refused by the schema.
+    let mut twin = token.clone();
+    twin.id = "other".into();
+    assert!(store.write(|w| w.add_token(&twin)).is_err());
+    let reader = Store::open_reader(&Store::path_in(dir.path())).unwrap();
+    assert_eq!(reader.tokens().unwrap(), vec![token.clone()]);
+    assert!(store.write(|w| w.remove_token(&token.id)).unwrap());
+    assert!(!store.write(|w| w.remove_token(&token.id)).unwrap());
+    assert!(reader.tokens().unwrap().is_empty());
+}

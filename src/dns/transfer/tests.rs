@@ -175,7 +175,7 @@ fn refuses_unknown_addresses_and_bad_keys() {
         .unwrap();
     req.set_signature(sig);
     let m = run(&c, &set, &req.to_vec().unwrap(), ALLOWED);
-    assert_eq!(rcode(&m[0]), NOTAUTH);
+    assert_eq!(rcode(&m[0]), rcode::NOTAUTH);
     assert!(Message::from_vec(&m[0]).unwrap().answers.is_empty());
     // An unknown zone.
     let mut other = Message::query();
@@ -184,7 +184,7 @@ fn refuses_unknown_addresses_and_bad_keys() {
         RecordType::AXFR,
     ));
     let m = run(&c, &set, &other.to_vec().unwrap(), ALLOWED);
-    assert_eq!(rcode(&m[0]), NOTAUTH);
+    assert_eq!(rcode(&m[0]), rcode::NOTAUTH);
     let (list, counts) = c.secondaries.report("example.test", z.snapshot.serial);
     assert_eq!(counts.refused, 2);
     assert!(list.is_empty(), "refused peers are not secondaries");
@@ -249,7 +249,7 @@ fn signed_queries_get_signed_answers() {
         Transport::Udp,
         &mut out
     ));
-    assert_eq!(rcode(&out), NOTAUTH);
+    assert_eq!(rcode(&out), rcode::NOTAUTH);
 }
 
 /// A zone whose `big` TXT record holds two character-strings, the second `extra` long.
