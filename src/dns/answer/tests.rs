@@ -231,6 +231,27 @@ fn rfc8906_errors() {
     assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
     assert_eq!(r.metadata.op_code, OpCode::Status);
 
+    // UPDATE leaves the query path for the cold path (super::update); a response with the
+    // UPDATE opcode is dropped like any response.
+    let mut m = Message::query();
+    m.metadata.op_code = OpCode::Update;
+    m.add_query(HQuery::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
+    let wire = m.to_vec().unwrap();
+    let mut out = Vec::new();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        assert_eq!(
+            handle(&z, &wire, transport, &mut out),
+            Reply::Defer(Deferred::Update)
+        );
+        assert!(out.is_empty());
+    }
+    let mut response = wire.clone();
+    response[2] |= 0x80;
+    assert_eq!(handle(&z, &response, Transport::Udp, &mut out), Reply::Drop);
+
     // FORMERR for a broken question; the id is kept.
     let mut broken = query("n1.example.test.", RecordType::TXT, None);
     broken.truncate(broken.len() - 2);
