@@ -391,7 +391,11 @@ mod tests {
             format!("v=herald1 commit={SHA1} seq=9 ts=1"),
             format!("  v=herald1  commit={SHA1} extra=x "),
         ] {
-            assert_eq!(Commit::from_content(&content).unwrap().as_str(), SHA1, "{content}");
+            assert_eq!(
+                Commit::from_content(&content).unwrap().as_str(),
+                SHA1,
+                "{content}"
+            );
         }
         for (bad, want) in [
             ("xyz".to_owned(), "hex"),

@@ -78,7 +78,10 @@ pub enum TokenSource {
 pub enum Caller {
     Admin,
     /// A scoped token, by id.
-    Scoped { id: String, scope: Scope },
+    Scoped {
+        id: String,
+        scope: Scope,
+    },
 }
 
 impl Caller {
@@ -171,10 +174,11 @@ impl Auth {
 
     /// Makes a stored token usable.
     pub fn insert(&self, row: &TokenRow) -> Result<(), AuthError> {
-        let scope = Scope::parse(&row.zone, &row.nodes).map_err(|cause| AuthError::StoredScope {
-            id: row.id.clone(),
-            cause,
-        })?;
+        let scope =
+            Scope::parse(&row.zone, &row.nodes).map_err(|cause| AuthError::StoredScope {
+                id: row.id.clone(),
+                cause,
+            })?;
         let live = Live {
             id: row.id.clone(),
             scope,
@@ -385,7 +389,10 @@ mod tests {
             &[row("a", "secret-a", None), row("b", "secret-b", Some(200))],
         )
         .unwrap();
-        assert_eq!(auth.identify("right-token-0123456789", 0), Some(Caller::Admin));
+        assert_eq!(
+            auth.identify("right-token-0123456789", 0),
+            Some(Caller::Admin)
+        );
         let a = auth.identify("secret-a", 1_000_000).unwrap();
         assert!(a.may("example.test", "web-1"));
         assert!(!a.may("example.test", "db-1"));
@@ -398,7 +405,10 @@ mod tests {
         assert_eq!(auth.identify("unknown", 0), None);
         let mut bad = row("c", "secret-c", None);
         bad.nodes = "a*b".into();
-        assert!(matches!(auth.insert(&bad), Err(AuthError::StoredScope { .. })));
+        assert!(matches!(
+            auth.insert(&bad),
+            Err(AuthError::StoredScope { .. })
+        ));
     }
 
     #[test]

@@ -59,8 +59,12 @@ impl AdminClient {
         let body = PutNode {
             commit: commit.to_owned(),
         };
-        self.call("PUT", &format!("/v1/zones/{zone}/nodes/{node}"), Some(&body))?
-            .read_json()
+        self.call(
+            "PUT",
+            &format!("/v1/zones/{zone}/nodes/{node}"),
+            Some(&body),
+        )?
+        .read_json()
     }
 
     /// Makes a scoped token (admin only).
@@ -93,9 +97,21 @@ impl AdminClient {
             cause,
         };
         let mut response = match (method, body) {
-            ("PUT", Some(b)) => self.agent.put(&url).header("Authorization", &auth).send_json(b),
-            ("POST", Some(b)) => self.agent.post(&url).header("Authorization", &auth).send_json(b),
-            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &auth).call(),
+            ("PUT", Some(b)) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .send_json(b),
+            ("POST", Some(b)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_json(b),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
             _ => self.agent.get(&url).header("Authorization", &auth).call(),
         }
         .map_err(transport)?;

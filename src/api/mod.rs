@@ -95,9 +95,7 @@ impl AppState {
     /// Runs a token write (one transaction) off the async threads.
     pub async fn write_tokens<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut crate::store::Writer<'_>) -> Result<T, crate::store::Error>
-        + Send
-        + 'static,
+        f: impl FnOnce(&mut crate::store::Writer<'_>) -> Result<T, crate::store::Error> + Send + 'static,
     ) -> Result<T, ApiError> {
         let store = self.token_store.clone();
         tokio::task::spawn_blocking(move || {

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use axum::extract::Extension;
 use axum::Json;
+use axum::extract::Extension;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

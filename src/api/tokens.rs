@@ -60,9 +60,7 @@ pub async fn create(
         expires,
     };
     let stored = row.clone();
-    state
-        .write_tokens(move |w| w.add_token(&stored))
-        .await?;
+    state.write_tokens(move |w| w.add_token(&stored)).await?;
     state.auth.insert(&row).map_err(internal)?;
     tracing::info!(id = %row.id, scope = %scope, "token created");
     Ok((

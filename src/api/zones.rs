@@ -1,8 +1,8 @@
 //! Zone handlers and the health check.
 
+use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, State};
-use axum::Json;
 use serde_json::json;
 
 use super::AppState;

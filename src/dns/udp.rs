@@ -149,17 +149,26 @@ mod batched {
         match i32::from(addr.ss_family) {
             libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
                 // SAFETY: the family says the storage holds a sockaddr_in, and it is that long.
-                let a = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let a = unsafe {
+                    &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
                 let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
                 Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
             }
             libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
                 // SAFETY: as above, for sockaddr_in6.
-                let a = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let a = unsafe {
+                    &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
                 let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
                 Some(
-                    SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)
-                        .into(),
+                    SocketAddrV6::new(
+                        ip,
+                        u16::from_be(a.sin6_port),
+                        a.sin6_flowinfo,
+                        a.sin6_scope_id,
+                    )
+                    .into(),
                 )
             }
             _ => None,

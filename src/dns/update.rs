@@ -151,7 +151,10 @@ impl Context {
                 tracing::info!(%peer, key = %key_name, ?error, "update refused: TSIG failed");
                 error_answer(msg, rcode::NOTAUTH, &mut out);
                 if let Err(e) = append_error(&mut out, &key_name, error, id) {
-                    tracing::debug!(error = &e as &dyn std::error::Error, "cannot add a TSIG error record");
+                    tracing::debug!(
+                        error = &e as &dyn std::error::Error,
+                        "cannot add a TSIG error record"
+                    );
                 }
                 return Some(out);
             }
@@ -165,7 +168,10 @@ impl Context {
         }
         error_answer(msg, code, &mut out);
         if let Err(e) = ResponseSigner::new(key, mac, id).sign(&mut out) {
-            tracing::warn!(error = &e as &dyn std::error::Error, "cannot sign an update answer");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "cannot sign an update answer"
+            );
             return None;
         }
         Some(out)
@@ -210,7 +216,10 @@ impl Context {
             .chain(set.iter().map(|(n, _)| n))
             .chain(&delete)
             .chain(&reads);
-        if let Some(node) = touched.into_iter().find(|n| !in_scope(scope, &zone.name, n)) {
+        if let Some(node) = touched
+            .into_iter()
+            .find(|n| !in_scope(scope, &zone.name, n))
+        {
             tracing::info!(node = %node, scope = %scope, "update outside the key's scope");
             return (rcode::REFUSED, "a node is outside the key's scope");
         }
@@ -288,7 +297,10 @@ impl Names<'_> {
         // node can have.
         let mut up = name.base_name();
         while up.num_labels() > self.zone.apex.num_labels() {
-            if self.static_names.contains(&relative_key(&up, &self.zone.apex)[..]) {
+            if self
+                .static_names
+                .contains(&relative_key(&up, &self.zone.apex)[..])
+            {
                 return Ok(Owner::Static(key));
             }
             up = up.base_name();
@@ -316,7 +328,10 @@ impl Names<'_> {
             let owner = self.owner(&rr.name)?;
             let expect = match (rr.dns_class, rtype) {
                 (DNSClass::ANY, _) | (DNSClass::NONE, _) if !empty => {
-                    return Err((rcode::FORMERR, "a prerequisite of class ANY or NONE has data"));
+                    return Err((
+                        rcode::FORMERR,
+                        "a prerequisite of class ANY or NONE has data",
+                    ));
                 }
                 (DNSClass::ANY, RecordType::ANY) => Expect::NameInUse,
                 (DNSClass::NONE, RecordType::ANY) => Expect::NameNotInUse,
@@ -330,7 +345,10 @@ impl Names<'_> {
                 }
                 (DNSClass::IN, _) => {
                     let name = rr.name.to_lowercase();
-                    match values.iter_mut().find(|(n, t, _)| *n == name && *t == rtype) {
+                    match values
+                        .iter_mut()
+                        .find(|(n, t, _)| *n == name && *t == rtype)
+                    {
                         Some((_, _, set)) => set.push(&rr.data),
                         None => values.push((name, rtype, vec![&rr.data])),
                     }
@@ -428,7 +446,9 @@ impl Names<'_> {
             let empty = matches!(rr.data, RData::Update0(_));
             let owner = self.owner(&rr.name)?;
             match rr.dns_class {
-                DNSClass::IN if matches!(rtype, RecordType::ANY | RecordType::AXFR | RecordType::IXFR) => {
+                DNSClass::IN
+                    if matches!(rtype, RecordType::ANY | RecordType::AXFR | RecordType::IXFR) =>
+                {
                     return Err((rcode::FORMERR, "an add has a meta type"));
                 }
                 DNSClass::IN if empty => return Err((rcode::FORMERR, "an add has no data")),

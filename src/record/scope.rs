@@ -51,7 +51,11 @@ impl NodePattern {
                     && prefix
                         .bytes()
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                if ok { Ok(Self::Prefix(prefix)) } else { Err(bad()) }
+                if ok {
+                    Ok(Self::Prefix(prefix))
+                } else {
+                    Err(bad())
+                }
             }
             None => NodeLabel::parse(text).map(Self::Exact).map_err(|_| bad()),
         }
@@ -129,8 +133,15 @@ mod tests {
 
     #[test]
     fn refuses_bad_patterns() {
-        for bad in ["", "**", "-a*", "a_b*", "a*b", "n.1", &"a".repeat(63).replace('a', "b")[..]]
-        {
+        for bad in [
+            "",
+            "**",
+            "-a*",
+            "a_b*",
+            "a*b",
+            "n.1",
+            &"a".repeat(63).replace('a', "b")[..],
+        ] {
             if bad.len() == 63 {
                 // A 63-character label is a valid exact pattern.
                 assert!(NodePattern::parse(bad).is_ok());
@@ -149,6 +160,9 @@ mod tests {
         assert!(!scope.allows("other.test", "n1"));
         assert!(!scope.allows("example.test", "m1"));
         assert_eq!(scope.to_string(), "zone=example.test,nodes=n*");
-        assert!(matches!(Scope::parse("bad zone", "*"), Err(ScopeError::Zone(_))));
+        assert!(matches!(
+            Scope::parse("bad zone", "*"),
+            Err(ScopeError::Zone(_))
+        ));
     }
 }

@@ -343,7 +343,10 @@ fn journal_appends_trims_and_survives_reopen() {
 fn update(require: Vec<Condition>, set: Vec<(&str, &str)>, delete: Vec<&str>) -> Change {
     Change::Update {
         require,
-        set: set.into_iter().map(|(n, c)| (label(n), commit(c))).collect(),
+        set: set
+            .into_iter()
+            .map(|(n, c)| (label(n), commit(c)))
+            .collect(),
         delete: delete.into_iter().map(label).collect(),
     }
 }

@@ -47,9 +47,9 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<TokenRow>, Error> {
     let mut out = Vec::new();
     for row in rows {
         let (mut token, hash) = row?;
-        token.hash = hash
-            .try_into()
-            .map_err(|_| Error::Corrupt(format!("token {} has a hash of the wrong size", token.id)))?;
+        token.hash = hash.try_into().map_err(|_| {
+            Error::Corrupt(format!("token {} has a hash of the wrong size", token.id))
+        })?;
         out.push(token);
     }
     Ok(out)

@@ -24,9 +24,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::AppState;
 
 /// The PowerDNS version whose API this subset follows. Clients read the API's major version
 /// from the front of the server's `version` (powerdns-cli takes what comes before the first
@@ -92,9 +92,7 @@ fn known_server(server: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn server(
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<ServerJson>, ApiError> {
+async fn server(path: Result<Path<String>, PathRejection>) -> Result<Json<ServerJson>, ApiError> {
     let Path(server) = path.map_err(|e| ApiError::Malformed(e.body_text()))?;
     known_server(&server)?;
     Ok(Json(server_json()))

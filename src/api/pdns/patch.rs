@@ -160,7 +160,13 @@ mod tests {
     fn node_names_are_one_label_under_the_zone() {
         assert_eq!(node_name("N1.Example.Test.", "example.test").unwrap(), "n1");
         assert_eq!(node_name("n1.example.test", "example.test").unwrap(), "n1");
-        for bad in ["example.test.", "a.b.example.test.", "n1.other.test.", "n_1.example.test.", "n1example.test."] {
+        for bad in [
+            "example.test.",
+            "a.b.example.test.",
+            "n1.other.test.",
+            "n_1.example.test.",
+            "n1example.test.",
+        ] {
             assert!(node_name(bad, "example.test").is_err(), "{bad}");
         }
     }
@@ -171,10 +177,20 @@ mod tests {
             content: content.into(),
             disabled: false,
         };
-        for ok in [format!("\"{A}\""), format!("\"commit={A}\""), format!("\"v=herald1 commit={A} seq=5 ts=1\"")] {
+        for ok in [
+            format!("\"{A}\""),
+            format!("\"commit={A}\""),
+            format!("\"v=herald1 commit={A} seq=5 ts=1\""),
+        ] {
             assert_eq!(commit("n", &record(&ok)).unwrap().as_str(), A, "{ok}");
         }
-        for bad in [A.to_owned(), format!("\"{A}\" \"x\""), format!("\"{A}"), "\"zz\"".into(), format!("\"a\\\"{A}\"")] {
+        for bad in [
+            A.to_owned(),
+            format!("\"{A}\" \"x\""),
+            format!("\"{A}"),
+            "\"zz\"".into(),
+            format!("\"a\\\"{A}\""),
+        ] {
             assert!(commit("n", &record(&bad)).is_err(), "{bad}");
         }
         let mut disabled = record(&format!("\"{A}\""));

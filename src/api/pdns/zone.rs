@@ -89,7 +89,11 @@ pub async fn show(
     head.pop(); // the closing brace: the RRsets go before it.
     let (mut w, r) = tokio::io::duplex(PIPE);
     tokio::spawn(async move {
-        if let Err(e) = write_zone(&state, &caller, &zone, &config, serial, selection, head, &mut w).await {
+        if let Err(e) = write_zone(
+            &state, &caller, &zone, &config, serial, selection, head, &mut w,
+        )
+        .await
+        {
             // The status is sent; a cut body is all the client can be told.
             tracing::warn!(zone = %zone, error = &*e as &dyn std::error::Error, "zone dump stopped");
         }
@@ -216,7 +220,14 @@ async fn write_zone(
             render_into(&row.commit, row.seq, row.ts, &mut text);
             text.push(b'"');
             let content = String::from_utf8(text).map_err(|e| Box::new(e) as DumpError)?;
-            push_rrset(&mut out, &mut first, &owner, RecordType::TXT, config.node_ttl, vec![content])?;
+            push_rrset(
+                &mut out,
+                &mut first,
+                &owner,
+                RecordType::TXT,
+                config.node_ttl,
+                vec![content],
+            )?;
         }
         if done {
             break;
