@@ -236,29 +236,12 @@ struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 struct PublishArgs {
-    /// Base URL of the admin API.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "HERALD_API",
-        default_value = "http://127.0.0.1:8053"
-    )]
-    api: String,
-    /// API token (the admin token, or one scoped to the node).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "HERALD_TOKEN",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    token: String,
+    /// The API, and a token: the admin token or one scoped to the node.
+    #[command(flatten)]
+    api: ApiArgs,
     /// Zone of the node, such as example.test.
     #[arg(long, value_name = "ZONE")]
     zone: String,
-    /// Print the node as JSON.
-    #[arg(long)]
-    json: bool,
     /// Node name (one DNS label).
     node: String,
     /// Commit: 40 or 64 lowercase hex digits.
@@ -372,9 +355,9 @@ fn stop_on_signal(what: &'static str) -> CancellationToken {
 }
 
 fn publish(args: PublishArgs) -> anyhow::Result<()> {
-    let client = AdminClient::new(&args.api, &args.token);
+    let client = args.api.client()?;
     let node = client.publish(&args.zone, &args.node, &args.commit)?;
-    if args.json {
+    if args.api.json {
         print_out(&serde_json::to_string_pretty(&node)?)
     } else {
         print_out(&format!(
@@ -384,11 +367,18 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
     }
 }
 
+impl ApiArgs {
+    fn client(&self) -> Result<AdminClient, Usage> {
+        let token = self
+            .token
+            .as_deref()
+            .ok_or_else(|| usage("give a token with --token or HERALD_TOKEN"))?;
+        Ok(AdminClient::new(&self.api, token))
+    }
+}
+
 fn token(api: ApiArgs, command: TokenCommand) -> anyhow::Result<()> {
-    let secret = api
-        .token
-        .ok_or_else(|| usage("give the admin token with --token or HERALD_TOKEN"))?;
-    let client = AdminClient::new(&api.api, &secret);
+    let client = api.client()?;
     match command {
         TokenCommand::Create {
             zone,

@@ -163,21 +163,7 @@ impl Commit {
         if !text.contains('=') {
             return Self::parse(text);
         }
-        let mut version = None;
-        let mut commit = None;
-        for field in text.split(' ').filter(|f| !f.is_empty()) {
-            let (key, value) = field
-                .split_once('=')
-                .ok_or(RecordError::Payload("a field is not key=value"))?;
-            let slot = match key {
-                "v" => &mut version,
-                "commit" => &mut commit,
-                _ => continue,
-            };
-            if slot.replace(value).is_some() {
-                return Err(RecordError::Payload("a field appears twice"));
-            }
-        }
+        let [version, commit] = fields(text, ["v", "commit"])?;
         if version.is_some_and(|v| v != PAYLOAD_VERSION) {
             return Err(RecordError::Payload("unknown v="));
         }
@@ -281,25 +267,7 @@ impl Payload {
     /// Parses a character-string. Unknown keys are ignored so fields can be added later; the
     /// version, commit, seq and ts must be present exactly once.
     pub fn parse(text: &str) -> Result<Self, RecordError> {
-        let mut version = None;
-        let mut commit = None;
-        let mut seq = None;
-        let mut ts = None;
-        for field in text.split(' ').filter(|f| !f.is_empty()) {
-            let (key, value) = field
-                .split_once('=')
-                .ok_or(RecordError::Payload("a field is not key=value"))?;
-            let slot = match key {
-                "v" => &mut version,
-                "commit" => &mut commit,
-                "seq" => &mut seq,
-                "ts" => &mut ts,
-                _ => continue,
-            };
-            if slot.replace(value).is_some() {
-                return Err(RecordError::Payload("a field appears twice"));
-            }
-        }
+        let [version, commit, seq, ts] = fields(text, ["v", "commit", "seq", "ts"])?;
         if version != Some(PAYLOAD_VERSION) {
             return Err(RecordError::Payload("missing or unknown v="));
         }
@@ -314,6 +282,26 @@ impl Payload {
             ts: number(ts, "missing or bad ts=")?,
         })
     }
+}
+
+/// The values of `keys` among the space-separated `key=value` fields of a payload. Unknown
+/// keys are skipped, so fields can be added later; a key given twice is refused.
+fn fields<'t, const N: usize>(
+    text: &'t str,
+    keys: [&str; N],
+) -> Result<[Option<&'t str>; N], RecordError> {
+    let mut found = [None; N];
+    for field in text.split(' ').filter(|f| !f.is_empty()) {
+        let (key, value) = field
+            .split_once('=')
+            .ok_or(RecordError::Payload("a field is not key=value"))?;
+        if let Some(i) = keys.iter().position(|k| *k == key)
+            && found[i].replace(value).is_some()
+        {
+            return Err(RecordError::Payload("a field appears twice"));
+        }
+    }
+    Ok(found)
 }
 
 /// Seconds since the Unix epoch: the one reading of the system clock that Herald makes, for

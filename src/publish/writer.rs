@@ -162,8 +162,10 @@ impl Worker {
         let clashing = match &job.change {
             Change::Put { node, .. } => clash(node).then_some(node),
             Change::Delete { .. } => None,
-            Change::Batch { set, .. } | Change::Update { set, .. } => {
-                set.iter().map(|(n, _)| n).find(|n| clash(n))
+            Change::Batch { set, .. } => set.iter().map(|(n, _)| n).find(|n| clash(n)),
+            // An update may not remove a zone-file name either: that is not a node.
+            Change::Update { set, delete, .. } => {
+                set.iter().map(|(n, _)| n).chain(delete).find(|n| clash(n))
             }
         };
         match clashing {

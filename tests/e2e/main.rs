@@ -12,4 +12,6 @@ mod dnssec;
 mod durability;
 mod harness;
 mod lifecycle;
+mod pdns;
 mod secondary;
+mod update;
