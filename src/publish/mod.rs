@@ -49,10 +49,10 @@ use thiserror::Error;
 use tokio::sync::{oneshot, watch};
 
 use crate::dnssec::{DnssecError, KeyError, NewSignature};
-use crate::store::{self, Applied, Refusal};
+use crate::store::{self, Applied};
 use crate::zone::ZoneError;
 
-pub use crate::store::{Change, IfMatch};
+pub use crate::store::{Change, Condition, Expect, IfMatch, Refusal};
 pub use start::{Setup, start};
 pub use writer::REFRESH_EVERY;
 
