@@ -78,9 +78,10 @@ struct ApiArgs {
         env = "HERALD_TOKEN",
         hide_env_values = true,
         allow_hyphen_values = true,
-        global = true
+        global = true,
+        value_parser = secret_arg
     )]
-    token: Option<String>,
+    token: Option<Secret>,
     /// Print the answer as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -216,13 +217,16 @@ struct ServeArgs {
     allow_transfer: Vec<IpNet>,
     /// A TSIG key (hmac-sha256, hmac-sha384, hmac-sha512 or hmac-sha1): transfers signed with
     /// it are allowed from anywhere; with a scope (`,zone=Z` and optionally `,nodes=PATTERN`,
-    /// one name, PREFIX* or *), RFC 2136 UPDATEs of those nodes' TXT records too. Repeatable.
+    /// one name, PREFIX* or *), RFC 2136 UPDATEs of those nodes' TXT records too (and
+    /// transfers only of a zone it wholly covers). Repeatable.
+    // Parsed in `serve`, not by clap: clap's error for a bad value repeats the whole value,
+    // and this one holds a secret.
     #[arg(
         long = "tsig-key",
         value_name = "NAME:ALGORITHM:BASE64SECRET[,zone=Z][,nodes=PATTERN]",
-        value_parser = TsigKey::parse
+        value_parser = secret_arg
     )]
-    tsig_key: Vec<TsigKey>,
+    tsig_key: Vec<Secret>,
     /// Keep at most this many IXFR journal entries per zone; older changes are served by AXFR.
     #[arg(long, value_name = "N", default_value_t = JournalLimits::default().max_entries)]
     journal_max_entries: usize,
@@ -287,16 +291,22 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let keys = args
+        .tsig_key
+        .iter()
+        .map(|k| TsigKey::parse(&k.0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
     let notify = args
         .notify
         .iter()
-        .map(|t| NotifyTarget::parse(t, &args.tsig_key))
+        .map(|t| NotifyTarget::parse(t, &keys))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
     let secondaries = SecondaryConfig {
         access: Access {
             allow: args.allow_transfer,
-            keys: args.tsig_key,
+            keys,
         },
         notify,
         journal: JournalLimits {
@@ -371,7 +381,8 @@ impl ApiArgs {
     fn client(&self) -> Result<AdminClient, Usage> {
         let token = self
             .token
-            .as_deref()
+            .as_ref()
+            .map(|t| t.0.as_str())
             .ok_or_else(|| usage("give a token with --token or HERALD_TOKEN"))?;
         Ok(AdminClient::new(&self.api, token))
     }
@@ -463,6 +474,21 @@ struct Usage(Box<dyn std::error::Error + Send + Sync>);
 
 fn usage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Usage {
     Usage(e.into())
+}
+
+/// A command-line value that holds a secret (a token, a TSIG key): taken as it is, checked
+/// later by code whose errors leave the secret out, and never shown by `Debug`.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+fn secret_arg(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret(text.to_owned()))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, ValueError> {

@@ -160,12 +160,12 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         updates: Some(updates),
     });
     let dns = DnsServer::start(sockets, shared.clone(), transfers, shutdown.clone())?;
-    let (resend, resend_rx) = tokio::sync::watch::channel(None);
+    let (resend, _) = tokio::sync::broadcast::channel(64);
     let notifiers = notify::spawn(
         config.secondaries.notify.clone(),
         shared.clone(),
         publisher.subscribe(),
-        resend_rx,
+        &resend,
         secondaries.clone(),
         shutdown.clone(),
     );
@@ -185,7 +185,8 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         token_store: Arc::new(Mutex::new(token_store)),
         zone_config: Arc::new(zone_config),
         notify_now: Arc::new(move |zone: &str| {
-            resend.send_replace(Some(zone.into()));
+            // No receivers: no NOTIFY targets, nothing to send.
+            let _ = resend.send(zone.into());
         }),
     };
     let api = axum::serve(api_listener, api::app(state))

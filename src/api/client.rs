@@ -60,59 +60,53 @@ impl AdminClient {
             commit: commit.to_owned(),
         };
         self.call(
-            "PUT",
+            Method::Put(&body),
             &format!("/v1/zones/{zone}/nodes/{node}"),
-            Some(&body),
         )?
         .read_json()
     }
 
     /// Makes a scoped token (admin only).
     pub fn create_token(&self, token: &NewToken) -> Result<CreatedToken, ClientError> {
-        self.call("POST", "/v1/tokens", Some(token))?.read_json()
+        self.call(Method::Post(token), "/v1/tokens")?.read_json()
     }
 
     /// Lists the scoped tokens (admin only).
     pub fn tokens(&self) -> Result<TokenList, ClientError> {
-        self.call::<()>("GET", "/v1/tokens", None)?.read_json()
+        self.call::<()>(Method::Get, "/v1/tokens")?.read_json()
     }
 
     /// Revokes a token (admin only).
     pub fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
-        self.call::<()>("DELETE", &format!("/v1/tokens/{id}"), None)?;
+        self.call::<()>(Method::Delete, &format!("/v1/tokens/{id}"))?;
         Ok(())
     }
 
     /// Sends one request; an error status becomes [`ClientError::Api`] with the API's message.
-    fn call<B: Serialize>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<Answer, ClientError> {
+    fn call<B: Serialize>(&self, method: Method<'_, B>, path: &str) -> Result<Answer, ClientError> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
         let transport = |cause| ClientError::Transport {
             url: url.clone(),
             cause,
         };
-        let mut response = match (method, body) {
-            ("PUT", Some(b)) => self
+        let mut response = match method {
+            Method::Put(b) => self
                 .agent
                 .put(&url)
                 .header("Authorization", &auth)
                 .send_json(b),
-            ("POST", Some(b)) => self
+            Method::Post(b) => self
                 .agent
                 .post(&url)
                 .header("Authorization", &auth)
                 .send_json(b),
-            ("DELETE", _) => self
+            Method::Delete => self
                 .agent
                 .delete(&url)
                 .header("Authorization", &auth)
                 .call(),
-            _ => self.agent.get(&url).header("Authorization", &auth).call(),
+            Method::Get => self.agent.get(&url).header("Authorization", &auth).call(),
         }
         .map_err(transport)?;
         let status = response.status().as_u16();
@@ -126,6 +120,14 @@ impl AdminClient {
             .unwrap_or_else(|_| "no error message".into());
         Err(ClientError::Api { status, message })
     }
+}
+
+/// A request's method, with the JSON body of those that have one.
+enum Method<'b, B> {
+    Get,
+    Delete,
+    Put(&'b B),
+    Post(&'b B),
 }
 
 /// A successful answer, to be read as JSON.

@@ -118,9 +118,9 @@ impl From<PublishError> for ApiError {
             PublishError::StaticName(_) => Self::Conflict(e.to_string()),
             PublishError::Refused(r) => match r {
                 Refusal::UnknownZone(_) | Refusal::NoSuchNode(_) => Self::NotFound(r.to_string()),
-                Refusal::SeqMismatch { .. } | Refusal::Unmet { .. } => {
-                    Self::PreconditionFailed(r.to_string())
-                }
+                Refusal::SeqMismatch { .. }
+                | Refusal::Unmet { .. }
+                | Refusal::SerialMoved { .. } => Self::PreconditionFailed(r.to_string()),
             },
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
             other => Self::Internal(other.into()),

@@ -119,8 +119,8 @@ impl AppState {
     }
 }
 
-/// The router. Everything but `/healthz` and `/api` needs a token; what a scoped token may do
-/// is checked by each handler.
+/// The router. Everything but `/healthz` needs a token; what a scoped token may do is checked
+/// by each handler.
 pub fn app(state: AppState) -> Router {
     let authed = Router::new()
         .route("/v1/tokens", post(tokens::create).get(tokens::list))

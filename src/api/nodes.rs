@@ -172,12 +172,26 @@ pub async fn list(
         .map(|a| NodeLabel::parse(&a).map(|l| l.to_string()))
         .transpose()?;
     let z = zone.clone();
-    // A scoped token's nodes all start with its pattern's text; the store reads only those.
+    // A token scoped to one node lists that node alone: a prefix read would also find names
+    // it may not see, and the cursor would hand them out.
+    if let Caller::Scoped { scope, .. } = &caller
+        && let NodePattern::Exact(label) = &scope.nodes
+    {
+        let label = label.to_string();
+        let row = match after {
+            Some(a) if a >= label => None,
+            _ => state.read(move |s| s.node(&z, &label)).await?,
+        };
+        return Ok(Json(NodeList {
+            nodes: row.map(|r| NodeJson::new(&zone, r)).into_iter().collect(),
+            next: None,
+        }));
+    }
+    // A prefix token's nodes all start with the prefix; the store reads only those.
     let prefix = match &caller {
         Caller::Scoped { scope, .. } => match &scope.nodes {
-            NodePattern::Exact(label) => Some(label.to_string()),
             NodePattern::Prefix(p) => Some(p.clone()),
-            NodePattern::Any => None,
+            NodePattern::Exact(_) | NodePattern::Any => None,
         },
         Caller::Admin => None,
     };

@@ -258,8 +258,9 @@ pub struct NewToken {
     pub description: Option<String>,
 }
 
-/// The answer to `POST /v1/tokens`: the only time the secret is shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The answer to `POST /v1/tokens`: the only time the secret is shown. Its `Debug` leaves the
+/// secret out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CreatedToken {
     pub id: String,
     pub token: String,
@@ -267,6 +268,17 @@ pub struct CreatedToken {
     pub nodes: String,
     /// Unix seconds, or `null` for a token that does not expire.
     pub expires: Option<u64>,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("id", &self.id)
+            .field("zone", &self.zone)
+            .field("nodes", &self.nodes)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A token in `GET /v1/tokens`, without its secret.

@@ -321,5 +321,25 @@ fn push_opt(out: &mut Vec<u8>, edns: Edns, rcode: u16) {
     out.extend_from_slice(&[0, 0]);
 }
 
+/// An answer with only `rcode` and the question (RD copied).
+pub fn error_answer(msg: &[u8], rcode: u16, out: &mut Vec<u8>) {
+    out.clear();
+    let (id, flags, question) = match parse(msg) {
+        Parsed::Query(q) => (q.id, q.flags, Some(q.question)),
+        Parsed::Error {
+            id,
+            flags,
+            question,
+            ..
+        } => (id, flags, question),
+        Parsed::Drop => (0, 0, None),
+    };
+    out.extend_from_slice(&id.to_be_bytes());
+    let flags = 0x8000 | (flags & 0x7900) | rcode;
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&[0, u8::from(question.is_some()), 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(question.unwrap_or_default());
+}
+
 #[cfg(test)]
 mod tests;

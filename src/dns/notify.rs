@@ -25,7 +25,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -122,13 +123,14 @@ impl NotifyTarget {
 }
 
 /// Starts one NOTIFY task per target. They stop on `shutdown`. A zone name sent on `resend`
-/// is announced again to every target, acknowledged before or not (PowerDNS's
-/// `PUT …/notify`).
+/// is announced once more to every target, acknowledged before or not (PowerDNS's
+/// `PUT …/notify`); each task has its own receiver, so requests for several zones are all
+/// served, and each request costs one NOTIFY per target.
 pub fn spawn(
     targets: Vec<NotifyTarget>,
     zones: SharedZones,
     changes: watch::Receiver<()>,
-    resend: watch::Receiver<Option<Arc<str>>>,
+    resend: &broadcast::Sender<Arc<str>>,
     secondaries: Arc<Secondaries>,
     shutdown: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -142,7 +144,7 @@ pub fn spawn(
                 target,
                 zones: zones.clone(),
                 changes: changes.clone(),
-                resend: resend.clone(),
+                resend: Some(resend.subscribe()),
                 secondaries: secondaries.clone(),
             };
             let shutdown = shutdown.clone();
@@ -160,16 +162,55 @@ struct Task {
     target: NotifyTarget,
     zones: SharedZones,
     changes: watch::Receiver<()>,
-    resend: watch::Receiver<Option<Arc<str>>>,
+    /// `None` once the sender is gone.
+    resend: Option<broadcast::Receiver<Arc<str>>>,
     secondaries: Arc<Secondaries>,
 }
 
+/// The next resend request; never, once the sender is gone.
+async fn next_request(
+    rx: &mut Option<broadcast::Receiver<Arc<str>>>,
+) -> Result<Arc<str>, RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Task {
-    /// Waits for a new serial or a resend request; `false` when the server is going away.
-    async fn wake(&mut self) -> bool {
-        tokio::select! {
-            changed = self.changes.changed() => changed.is_ok(),
-            resend = self.resend.changed() => resend.is_ok(),
+    /// Waits for a new serial or a resend request, which makes its zone pending again;
+    /// `false` when the server is going away.
+    async fn wake(&mut self, acked: &mut HashMap<Arc<str>, u32>) -> bool {
+        let request = tokio::select! {
+            changed = self.changes.changed() => return changed.is_ok(),
+            request = next_request(&mut self.resend) => request,
+        };
+        match request {
+            Ok(zone) => {
+                acked.remove(&zone);
+            }
+            // More requests than the channel holds: announce every zone again.
+            Err(RecvError::Lagged(_)) => acked.clear(),
+            Err(RecvError::Closed) => self.resend = None,
+        }
+        true
+    }
+
+    /// Takes the resend requests that came in since the last look.
+    fn take_requests(&mut self, acked: &mut HashMap<Arc<str>, u32>) {
+        let Some(rx) = &mut self.resend else { return };
+        loop {
+            match rx.try_recv() {
+                Ok(zone) => {
+                    acked.remove(&zone);
+                }
+                Err(TryRecvError::Lagged(_)) => acked.clear(),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Closed) => {
+                    self.resend = None;
+                    return;
+                }
+            }
         }
     }
 
@@ -196,12 +237,10 @@ impl Task {
         let mut retry = FIRST_RETRY;
         loop {
             self.changes.borrow_and_update();
-            if let Some(zone) = self.resend.borrow_and_update().clone() {
-                acked.remove(&zone);
-            }
+            self.take_requests(&mut acked);
             let pending = self.pending(&acked);
             if pending.is_empty() {
-                if !self.wake().await {
+                if !self.wake(&mut acked).await {
                     return;
                 }
                 continue;
@@ -233,7 +272,7 @@ impl Task {
                     self.changes.borrow_and_update();
                     tokio::select! {
                         () = tokio::time::sleep_until(sent + retry) => {}
-                        awake = self.wake() => if !awake { return },
+                        awake = self.wake(&mut acked) => if !awake { return },
                     }
                     retry = (retry * 2).min(MAX_RETRY);
                 }

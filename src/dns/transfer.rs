@@ -6,8 +6,9 @@
 //! and the access rules are checked:
 //! - a request with a TSIG record must verify against a `--tsig-key`; otherwise the answer is
 //!   NOTAUTH with the TSIG error (RFC 8945 §5.2), whatever the source address;
-//! - a transfer is allowed to a valid TSIG signer, or to an address inside an
-//!   `--allow-transfer` prefix; anyone else gets REFUSED (RFC 5936 §6);
+//! - a transfer is allowed to a valid TSIG signer whose key has no scope, or whose scope is the
+//!   whole zone (a key scoped to some nodes may update them, not read the rest), or to an
+//!   address inside an `--allow-transfer` prefix; anyone else gets REFUSED (RFC 5936 §6);
 //! - an answer to a signed request is signed, every message of a transfer included
 //!   (RFC 8945 §5.3).
 //!
@@ -27,12 +28,12 @@ use hickory_proto::rr::RecordType;
 use ipnet::IpNet;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::answer::{Transport, respond, respond_reserving, truncated};
+use super::answer::{Transport, error_answer, respond, respond_reserving, truncated};
 use super::message::{Parsed, TYPE_AXFR, TYPE_IXFR, parse, rcode};
 use super::secondaries::{Secondaries, TransferKind};
-use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request};
+use super::tsig::{RequestAuth, ResponseSigner, TsigKey, check_request};
 use super::update::Updates;
-use crate::record::{serial_gt, unix_now};
+use crate::record::{NodePattern, serial_gt, unix_now};
 use crate::zone::chain::Chain;
 use crate::zone::journal::{self, JournalEntry};
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
@@ -79,18 +80,8 @@ pub fn signed_query(
     };
     match authenticate(ctx, msg, &request) {
         RequestAuth::Unsigned => respond(zones, msg, transport, out),
-        RequestAuth::Failed {
-            error,
-            key_name,
-            id,
-        } => {
-            error_answer(msg, rcode::NOTAUTH, out);
-            if let Err(e) = append_error(out, &key_name, error, id) {
-                tracing::debug!(
-                    error = &e as &dyn std::error::Error,
-                    "cannot add a TSIG error record"
-                );
-            }
+        RequestAuth::Failed(failure) => {
+            failure.answer(msg, out);
             true
         }
         RequestAuth::Signed { key, mac, id } => {
@@ -163,23 +154,33 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
     };
 
     let signer = match authenticate(ctx, msg, &request) {
-        RequestAuth::Failed {
-            error,
-            key_name,
-            id,
-        } => {
-            tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), key = %key_name, ?error, "transfer refused: TSIG failed");
+        RequestAuth::Failed(failure) => {
+            tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), key = %failure.key_name, error = ?failure.error, "transfer refused: TSIG failed");
             ctx.secondaries.refused(&zone_name);
-            error_answer(msg, rcode::NOTAUTH, &mut out);
-            if let Err(e) = append_error(&mut out, &key_name, error, id) {
-                tracing::debug!(
-                    error = &e as &dyn std::error::Error,
-                    "cannot add a TSIG error record"
-                );
-            }
+            failure.answer(msg, &mut out);
             return send(writer, &out).await;
         }
-        RequestAuth::Signed { key, mac, id } => Some(ResponseSigner::new(key, mac, id)),
+        RequestAuth::Signed { key, mac, id } => {
+            let covered = key
+                .scope
+                .as_ref()
+                .is_none_or(|scope| scope.zone == zone_name && scope.nodes == NodePattern::Any);
+            let mut signer = ResponseSigner::new(key, mac, id);
+            if !covered {
+                // A key scoped to some nodes must not read the others, nor other zones.
+                tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), "transfer refused: outside the key's scope");
+                ctx.secondaries.refused(&zone_name);
+                error_answer(msg, rcode::REFUSED, &mut out);
+                if let Err(e) = signer.sign(&mut out) {
+                    tracing::debug!(
+                        error = &e as &dyn std::error::Error,
+                        "cannot sign a refusal"
+                    );
+                }
+                return send(writer, &out).await;
+            }
+            Some(signer)
+        }
         RequestAuth::Unsigned => {
             if !ctx.access.allow.iter().any(|net| net.contains(&peer)) {
                 tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), "transfer refused: address not allowed and no TSIG");
@@ -360,26 +361,6 @@ async fn send<W: AsyncWrite + Unpin>(writer: &mut W, msg: &[u8]) -> std::io::Res
     framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
     framed.extend_from_slice(msg);
     writer.write_all(&framed).await
-}
-
-/// An answer with only `rcode` and the question (RD copied).
-pub(super) fn error_answer(msg: &[u8], rcode: u16, out: &mut Vec<u8>) {
-    out.clear();
-    let (id, flags, question) = match parse(msg) {
-        Parsed::Query(q) => (q.id, q.flags, Some(q.question)),
-        Parsed::Error {
-            id,
-            flags,
-            question,
-            ..
-        } => (id, flags, question),
-        Parsed::Drop => (0, 0, None),
-    };
-    out.extend_from_slice(&id.to_be_bytes());
-    let flags = 0x8000 | (flags & 0x7900) | rcode;
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&[0, u8::from(question.is_some()), 0, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(question.unwrap_or_default());
 }
 
 #[cfg(test)]

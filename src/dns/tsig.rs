@@ -29,6 +29,8 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use ring::hmac;
 use thiserror::Error;
 
+use super::answer::error_answer;
+use super::message::rcode;
 use crate::record::{Scope, ScopeError, unix_now};
 use crate::zone::wire::name_wire;
 
@@ -36,8 +38,8 @@ use crate::zone::wire::name_wire;
 const FUDGE: u16 = 300;
 
 /// A `--tsig-key` value that cannot be used. Its message names the flag, the key and the
-/// problem (a flag parser's error is shown by its message alone); its source is the
-/// problem's own cause.
+/// problem, never the secret (so `herald serve` parses the flag itself: clap's own error
+/// would repeat the whole value); its source is the problem's own cause.
 #[derive(Debug)]
 pub struct TsigKeyError {
     name: String,
@@ -231,23 +233,25 @@ impl TsigKey {
 
     /// Checks the MAC and time of a request signed with this key (RFC 8945 §5.2.2, §5.2.3),
     /// at the time `now`; returns the request's MAC.
-    fn verify_request(&self, wire: &[u8], now: u64) -> Result<Vec<u8>, TsigError> {
+    fn verify_request(&self, wire: &[u8], now: u64) -> Result<Vec<u8>, (TsigError, Vec<u8>)> {
         // The message as it was before the TSIG record was added, then the TSIG variables.
         let Ok((tbv, record)) = signed_bitmessage_to_buf(wire, None, true) else {
-            return Err(TsigError::BadSig);
+            return Err((TsigError::BadSig, Vec::new()));
         };
         let tsig = record.data;
         if !record.name.eq_ignore_root(&self.name) || tsig.algorithm != self.algorithm {
-            return Err(TsigError::BadKey);
+            return Err((TsigError::BadKey, Vec::new()));
         }
         // RFC 8945 §5.2.2.1 allows MACs truncated to half the output (10 bytes at least); they
         // are weaker, and no client Herald serves sends them: refused.
         if tsig.mac.len() != self.mac_len() {
-            return Err(TsigError::BadSig);
+            return Err((TsigError::BadSig, Vec::new()));
         }
-        hmac::verify(&self.key, &tbv, &tsig.mac).map_err(|_| TsigError::BadSig)?;
-        if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
-            return Err(TsigError::BadTime);
+        hmac::verify(&self.key, &tbv, &tsig.mac).map_err(|_| (TsigError::BadSig, Vec::new()))?;
+        // §5.2.3, with the window capped at Herald's own fudge: a client asking for hours
+        // would leave a captured message replayable for hours.
+        if now.abs_diff(tsig.time) > u64::from(tsig.fudge.min(FUDGE)) {
+            return Err((TsigError::BadTime, tsig.mac));
         }
         Ok(tsig.mac)
     }
@@ -287,13 +291,41 @@ pub enum RequestAuth {
     /// Validly signed with `key`; `mac` seeds the response's signature (RFC 8945 §4.3.1) and
     /// `id` is the request's message ID.
     Signed { key: TsigKey, mac: Vec<u8>, id: u16 },
-    /// Signed, but with an unknown key, a bad MAC or a time outside the fudge: answer NOTAUTH
-    /// with this TSIG error, unsigned (RFC 8945 §5.2).
-    Failed {
-        error: TsigError,
-        key_name: Name,
-        id: u16,
-    },
+    /// Signed, but with an unknown key, a bad MAC or a time outside the fudge: answer with
+    /// [`Failure::answer`].
+    Failed(Failure),
+}
+
+/// A request whose TSIG record failed (RFC 8945 §5.2).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: TsigError,
+    /// The key the request named.
+    pub key_name: Name,
+    id: u16,
+    /// For BADTIME, the key and the request's MAC: that answer is signed (§5.2.3).
+    stale: Option<(TsigKey, Vec<u8>)>,
+}
+
+impl Failure {
+    /// The NOTAUTH answer to `request` (RFC 8945 §5.2): its question and a TSIG record with
+    /// the error, unsigned for BADKEY and BADSIG, signed and carrying the server's time for
+    /// BADTIME.
+    pub fn answer(&self, request: &[u8], out: &mut Vec<u8>) {
+        error_answer(request, rcode::NOTAUTH, out);
+        let added = match &self.stale {
+            Some((key, mac)) => ResponseSigner::new(key.clone(), mac.clone(), self.id)
+                .with_error(self.error)
+                .sign(out),
+            None => append_error(out, &self.key_name, self.error, self.id),
+        };
+        if let Err(e) = added {
+            tracing::debug!(
+                error = &e as &dyn std::error::Error,
+                "cannot add a TSIG error record"
+            );
+        }
+    }
 }
 
 /// Checks the TSIG record of a request, if it has one (RFC 8945 §5.2): `wire` is the request
@@ -321,17 +353,20 @@ fn check_request_at(
     let (Some(tsig), Some(key_name)) = (tsig, key_name) else {
         return RequestAuth::Unsigned;
     };
-    let failed = |error| RequestAuth::Failed {
-        error,
-        key_name: key_name.clone(),
-        id,
+    let failed = |error, stale| {
+        RequestAuth::Failed(Failure {
+            error,
+            key_name: key_name.clone(),
+            id,
+            stale,
+        })
     };
     // RFC 8945 §5.2.1: a key of that name, for that algorithm.
     let Some(key) = keys
         .iter()
         .find(|k| k.name.eq_ignore_root(key_name) && k.algorithm == tsig.algorithm)
     else {
-        return failed(TsigError::BadKey);
+        return failed(TsigError::BadKey, None);
     };
     match key.verify_request(wire, now) {
         Ok(mac) => RequestAuth::Signed {
@@ -339,7 +374,8 @@ fn check_request_at(
             mac,
             id,
         },
-        Err(error) => failed(error),
+        Err((TsigError::BadTime, mac)) => failed(TsigError::BadTime, Some((key.clone(), mac))),
+        Err((error, _)) => failed(error, None),
     }
 }
 
@@ -351,6 +387,8 @@ pub struct ResponseSigner {
     /// The request's MAC before the first message, then each message's own MAC.
     prior: Vec<u8>,
     first: bool,
+    /// The TSIG error the answer reports (BADTIME), if any.
+    error: Option<TsigError>,
 }
 
 impl ResponseSigner {
@@ -363,12 +401,35 @@ impl ResponseSigner {
             time: unix_now(),
             prior: request_mac,
             first: true,
+            error: None,
         }
+    }
+
+    /// Reports `error` in the TSIG record; for BADTIME with the server's time as Other Data
+    /// (RFC 8945 §5.2.3).
+    pub fn with_error(mut self, error: TsigError) -> Self {
+        self.error = Some(error);
+        self
     }
 
     /// Appends a TSIG record to `message` (a complete DNS message) and raises its ARCOUNT.
     pub fn sign(&mut self, message: &mut Vec<u8>) -> Result<(), SignError> {
-        let tsig = self.key.tsig(self.time, self.id);
+        let mut tsig = self.key.tsig(self.time, self.id);
+        if let Some(error) = self.error {
+            let other = match error {
+                TsigError::BadTime => self.time.to_be_bytes()[2..].to_vec(),
+                _ => Vec::new(),
+            };
+            tsig = TSIG::new(
+                self.key.algorithm.clone(),
+                self.time,
+                FUDGE,
+                Vec::new(),
+                self.id,
+                Some(error),
+                other,
+            );
+        }
         let mut tbs = Vec::with_capacity(2 + self.prior.len() + message.len() + 128);
         let mut encoder = BinEncoder::new(&mut tbs);
         // RFC 8945 §4.3.1: the prior MAC (the request's, for the first message), with its
@@ -406,7 +467,7 @@ fn append_record(message: &mut Vec<u8>, record: &Record<TSIG>) -> Result<(), Sig
 
 /// The unsigned TSIG record of an error answer to a request that failed TSIG (RFC 8945 §5.2):
 /// appended to `message`, ARCOUNT raised.
-pub fn append_error(
+fn append_error(
     message: &mut Vec<u8>,
     key_name: &Name,
     error: TsigError,
@@ -460,7 +521,7 @@ mod tests {
 
     fn error_of(auth: RequestAuth) -> TsigError {
         match auth {
-            RequestAuth::Failed { error, .. } => error,
+            RequestAuth::Failed(failure) => failure.error,
             other => panic!("expected a failure, got {other:?}"),
         }
     }

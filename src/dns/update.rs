@@ -23,20 +23,25 @@
 //!
 //! The message becomes one [`Change::Update`] for the single writer: NOERROR once it is
 //! durable, signed and served; YXDOMAIN, YXRRSET, NXDOMAIN or NXRRSET for a failed
-//! prerequisite, with nothing written. Every answer to a signed message is signed.
+//! prerequisite, with nothing written. Every answer to a message whose signature verified is
+//! signed (the NOTAUTH for a bad MAC or an unknown key cannot be, RFC 8945 §5.2; nor can the
+//! FORMERR for a message that does not parse). A message played again within the TSIG fudge
+//! gets its first answer and changes nothing ([`Replays`]).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
+use super::answer::error_answer;
 use super::message::rcode;
-use super::transfer::error_answer;
-use super::tsig::{RequestAuth, ResponseSigner, TsigKey, append_error, check_request};
+use super::tsig::{RequestAuth, ResponseSigner, TsigKey, check_request};
 use crate::publish::{Change, Condition, Expect, PublishError, Publisher, Refusal};
 use crate::record::{Commit, NodeLabel, Scope};
 use crate::zone::SharedZones;
@@ -66,6 +71,7 @@ struct Context {
     keys: Vec<TsigKey>,
     /// Per zone: the zone file, and the keys of its names.
     files: HashMap<String, (StaticZone, KeySet)>,
+    replays: Replays,
 }
 
 impl Updates {
@@ -87,6 +93,7 @@ impl Updates {
                 zones,
                 keys,
                 files,
+                replays: Replays::default(),
             }),
             runtime: Handle::current(),
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
@@ -118,6 +125,66 @@ impl Updates {
     }
 }
 
+/// How many seconds an update may be signed before the newest one of its key, and how long a
+/// MAC is remembered after newer ones arrive.
+const REPLAY_WINDOW: u64 = 10;
+
+/// The updates each key signed lately, so that a captured UPDATE cannot be played again while
+/// its signature time is still inside the fudge (RFC 8945 §5.2.3: remember the latest time
+/// signed by each key). A message is refused (BADTIME) when it was signed more than
+/// [`REPLAY_WINDOW`] seconds before the newest one of its key; within the window its MAC is
+/// remembered with its answer, so a retransmission (the same message, the same MAC) gets the
+/// first answer again and changes nothing. Memory: the updates of the last window, per key.
+#[derive(Default)]
+struct Replays(Mutex<HashMap<Name, Seen>>);
+
+#[derive(Default)]
+struct Seen {
+    /// The newest signature time accepted.
+    latest: u64,
+    /// Recent MACs: their signature time, and the answer once there is one.
+    macs: HashMap<Vec<u8>, (u64, Option<Vec<u8>>)>,
+}
+
+/// What [`Replays::check`] found.
+enum Replay {
+    /// Not seen: go on.
+    New,
+    /// Seen and answered: send this again.
+    Answered(Vec<u8>),
+    /// Seen, still being applied: send nothing (the client retries).
+    InFlight,
+    /// Older than the window allows.
+    Stale,
+}
+
+impl Replays {
+    fn check(&self, key: &Name, time: u64, mac: &[u8]) -> Replay {
+        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = keys.entry(key.clone()).or_default();
+        if let Some((_, answer)) = seen.macs.get(mac) {
+            return answer.clone().map_or(Replay::InFlight, Replay::Answered);
+        }
+        if time.saturating_add(REPLAY_WINDOW) < seen.latest {
+            return Replay::Stale;
+        }
+        if time > seen.latest {
+            seen.latest = time;
+            seen.macs
+                .retain(|_, (t, _)| t.saturating_add(REPLAY_WINDOW) >= time);
+        }
+        seen.macs.insert(mac.to_vec(), (time, None));
+        Replay::New
+    }
+
+    fn answered(&self, key: &Name, mac: &[u8], answer: &[u8]) {
+        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, slot)) = keys.get_mut(key).and_then(|s| s.macs.get_mut(mac)) {
+            *slot = Some(answer.to_vec());
+        }
+    }
+}
+
 /// An answer code, and a word for the log.
 type Outcome = (u16, &'static str);
 
@@ -142,23 +209,30 @@ impl Context {
                 error_answer(msg, rcode::REFUSED, &mut out);
                 return Some(out);
             }
-            RequestAuth::Failed {
-                error,
-                key_name,
-                id,
-            } => {
-                tracing::info!(%peer, key = %key_name, ?error, "update refused: TSIG failed");
-                error_answer(msg, rcode::NOTAUTH, &mut out);
-                if let Err(e) = append_error(&mut out, &key_name, error, id) {
-                    tracing::debug!(
-                        error = &e as &dyn std::error::Error,
-                        "cannot add a TSIG error record"
-                    );
-                }
+            RequestAuth::Failed(failure) => {
+                tracing::info!(%peer, key = %failure.key_name, error = ?failure.error, "update refused: TSIG failed");
+                failure.answer(msg, &mut out);
                 return Some(out);
             }
             RequestAuth::Signed { key, mac, id } => (key, mac, id),
         };
+        let time = tsig.map_or(0, |r| r.data.time);
+        match self.replays.check(&key.name, time, &mac) {
+            Replay::New => {}
+            Replay::Answered(answer) => {
+                tracing::info!(%peer, key = %key.name, "update seen before: its answer again, nothing applied");
+                return Some(answer);
+            }
+            Replay::InFlight => return None,
+            Replay::Stale => {
+                tracing::info!(%peer, key = %key.name, "update refused: older than the key's latest");
+                error_answer(msg, rcode::NOTAUTH, &mut out);
+                let signed = ResponseSigner::new(key, mac, id)
+                    .with_error(TsigError::BadTime)
+                    .sign(&mut out);
+                return signed.is_ok().then_some(out);
+            }
+        }
         let (code, why) = self.apply(&request, &key).await;
         if code == rcode::NOERROR {
             tracing::debug!(%peer, key = %key.name, "update applied");
@@ -166,13 +240,15 @@ impl Context {
             tracing::info!(%peer, key = %key.name, rcode = code, why, "update not applied");
         }
         error_answer(msg, code, &mut out);
-        if let Err(e) = ResponseSigner::new(key, mac, id).sign(&mut out) {
+        let name = key.name.clone();
+        if let Err(e) = ResponseSigner::new(key, mac.clone(), id).sign(&mut out) {
             tracing::warn!(
                 error = &e as &dyn std::error::Error,
                 "cannot sign an update answer"
             );
             return None;
         }
+        self.replays.answered(&name, &mac, &out);
         Some(out)
     }
 
@@ -201,7 +277,11 @@ impl Context {
             file,
             static_names,
         };
-        let (require, reads) = match names.prerequisites(&request.answers) {
+        let Prerequisites {
+            conditions: require,
+            reads,
+            serial,
+        } = match names.prerequisites(&request.answers) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
@@ -224,12 +304,14 @@ impl Context {
         }
         let change = Change::Update {
             require,
+            serial,
             set,
             delete,
         };
         match self.publisher.apply(&zone.name, change).await {
             Ok(_) => (rcode::NOERROR, "applied"),
             Err(PublishError::Refused(Refusal::Unmet { expect, .. })) => unmet(&expect),
+            Err(PublishError::Refused(Refusal::SerialMoved { .. })) => RRSET_DIFFERS,
             Err(PublishError::StaticName(_)) => (rcode::REFUSED, "a node name is a zone-file name"),
             Err(PublishError::UnknownZone(_)) => (rcode::NOTZONE, "zone not served"),
             Err(e) => {
@@ -256,6 +338,16 @@ fn unmet(expect: &Expect) -> Outcome {
         Expect::TxtIs(_) => RRSET_DIFFERS,
         Expect::TxtAbsent => (rcode::YXRRSET, "prerequisite: RRset exists"),
     }
+}
+
+/// The prerequisite section, read.
+struct Prerequisites {
+    /// Conditions on nodes, for the store.
+    conditions: Vec<Condition>,
+    /// Every node a prerequisite reads, for the scope check.
+    reads: Vec<NodeLabel>,
+    /// The SOA serial the zone must have, for the store.
+    serial: Option<u32>,
 }
 
 /// What a name of an UPDATE is.
@@ -310,12 +402,10 @@ impl Names<'_> {
     /// Reads the prerequisite section (§3.2): decides those on zone-file names now and returns
     /// those on nodes as conditions for the store, with every node a prerequisite reads (for
     /// the scope check).
-    fn prerequisites(
-        &self,
-        records: &[Record],
-    ) -> Result<(Vec<Condition>, Vec<NodeLabel>), Outcome> {
+    fn prerequisites(&self, records: &[Record]) -> Result<Prerequisites, Outcome> {
         let mut conditions = Vec::new();
         let mut reads = Vec::new();
+        let mut serial = None;
         // §3.2.3: value-dependent prerequisites are compared as whole RRsets.
         let mut values: Vec<(Name, RecordType, Vec<&RData>)> = Vec::new();
         for rr in records {
@@ -404,6 +494,14 @@ impl Names<'_> {
                         None => return Err(RRSET_DIFFERS),
                     }
                 }
+                // The SOA: its serial moves with every change, so the writer compares it, in
+                // the change's transaction; the rest of it is the zone file's.
+                Owner::Static(_) if rtype == RecordType::SOA && name == self.file.apex => {
+                    match set.as_slice() {
+                        [RData::SOA(soa)] if self.soa_is(soa) => serial = Some(soa.serial),
+                        _ => return Err(RRSET_DIFFERS),
+                    }
+                }
                 Owner::Static(_) => {
                     if !self.static_rrset_is(&name, rtype, &set) {
                         return Err(RRSET_DIFFERS);
@@ -412,24 +510,29 @@ impl Names<'_> {
                 Owner::Other => return Err(RRSET_DIFFERS),
             }
         }
-        Ok((conditions, reads))
+        Ok(Prerequisites {
+            conditions,
+            reads,
+            serial,
+        })
     }
 
     /// Whether the zone file's RRset `name`/`rtype` is exactly `want` (as a set).
     fn static_rrset_is(&self, name: &Name, rtype: RecordType, want: &[&RData]) -> bool {
-        let have: Vec<RData> = if rtype == RecordType::SOA && *name == self.file.apex {
-            let mut soa = self.file.soa.clone();
-            soa.serial = self.zone.serial;
-            vec![RData::SOA(soa)]
-        } else {
-            self.file
-                .rrsets
-                .get(name)
-                .and_then(|sets| sets.iter().find(|s| s.rtype == rtype))
-                .map(|s| s.rdatas.clone())
-                .unwrap_or_default()
-        };
+        let have: &[RData] = self
+            .file
+            .rrsets
+            .get(name)
+            .and_then(|sets| sets.iter().find(|s| s.rtype == rtype))
+            .map_or(&[], |s| &s.rdatas);
         have.iter().all(|h| want.contains(&h)) && want.iter().all(|w| have.contains(w))
+    }
+
+    /// Whether `soa` is the zone's SOA but for the serial.
+    fn soa_is(&self, soa: &SOA) -> bool {
+        let mut file = self.file.soa.clone();
+        file.serial = soa.serial;
+        file == *soa
     }
 
     /// Reads the update section (§3.4.1 prescan, then Herald's rule: node TXT records only).
@@ -439,27 +542,31 @@ impl Names<'_> {
         &self,
         records: &[Record],
     ) -> Result<(Vec<(NodeLabel, Commit)>, Vec<NodeLabel>), Outcome> {
-        let mut ops: Vec<(NodeLabel, Option<Commit>)> = Vec::new();
+        // §3.4.1: the prescan, over every record, before anything else is decided.
+        let mut owners = Vec::with_capacity(records.len());
         for rr in records {
+            owners.push(self.owner(&rr.name)?);
             let rtype = rr.record_type();
             let empty = matches!(rr.data, RData::Update0(_));
-            let owner = self.owner(&rr.name)?;
-            match rr.dns_class {
-                DNSClass::IN
-                    if matches!(rtype, RecordType::ANY | RecordType::AXFR | RecordType::IXFR) =>
-                {
-                    return Err((rcode::FORMERR, "an add has a meta type"));
-                }
-                DNSClass::IN if empty => return Err((rcode::FORMERR, "an add has no data")),
-                DNSClass::ANY if rr.ttl != 0 || !empty => {
-                    return Err((rcode::FORMERR, "a delete of class ANY has a TTL or data"));
-                }
-                DNSClass::NONE if rr.ttl != 0 => {
-                    return Err((rcode::FORMERR, "a delete of class NONE has a TTL"));
-                }
-                DNSClass::IN | DNSClass::ANY | DNSClass::NONE => {}
-                _ => return Err((rcode::FORMERR, "an update has a bad class")),
+            // AXFR, IXFR, MAILB (253) and MAILA (254) are never data; ANY only in deletes.
+            let meta = matches!(u16::from(rtype), 251..=254);
+            let any = rtype == RecordType::ANY;
+            let ok = match rr.dns_class {
+                DNSClass::IN => !meta && !any && !empty,
+                DNSClass::ANY => !meta && rr.ttl == 0 && empty,
+                DNSClass::NONE => !meta && !any && rr.ttl == 0,
+                _ => false,
+            };
+            if !ok {
+                return Err((
+                    rcode::FORMERR,
+                    "an update fails the prescan of RFC 2136 §3.4.1",
+                ));
             }
+        }
+        let mut ops: Vec<(NodeLabel, Option<Commit>)> = Vec::new();
+        for (rr, owner) in records.iter().zip(owners) {
+            let rtype = rr.record_type();
             let Owner::Node(node) = owner else {
                 return Err((rcode::REFUSED, "only node TXT records can be updated"));
             };

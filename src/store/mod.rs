@@ -72,6 +72,9 @@ pub enum Refusal {
     /// A [`Condition`] of an update does not hold.
     #[error("node {node}: prerequisite not met: {expect}")]
     Unmet { node: String, expect: Expect },
+    /// An update expected another SOA serial: the zone changed since its sender looked.
+    #[error("prerequisite not met: the zone's serial is {current}, not {want}")]
+    SerialMoved { want: u32, current: u32 },
 }
 
 /// What an update expects of a node before it applies (the RFC 2136 §2.4 prerequisites, as
@@ -143,6 +146,8 @@ pub enum Change {
     /// (§3.7). A node appears at most once in `set` and `delete` together.
     Update {
         require: Vec<Condition>,
+        /// The SOA serial the zone must have (a prerequisite on the SOA's value).
+        serial: Option<u32>,
         set: Vec<(NodeLabel, Commit)>,
         delete: Vec<NodeLabel>,
     },

@@ -148,9 +148,16 @@ pub(super) fn apply(
         }
         Change::Update {
             require,
+            serial: want,
             set,
             delete: dels,
         } => {
+            let current = serial.wrapping_sub(1);
+            if let Some(want) = *want
+                && want != current
+            {
+                return Ok(Err(Refusal::SerialMoved { want, current }));
+            }
             for condition in require {
                 let current = get(conn, zone, condition.node.as_str())?;
                 if !holds(condition, current.as_ref()) {

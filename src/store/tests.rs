@@ -343,6 +343,7 @@ fn journal_appends_trims_and_survives_reopen() {
 fn update(require: Vec<Condition>, set: Vec<(&str, &str)>, delete: Vec<&str>) -> Change {
     Change::Update {
         require,
+        serial: None,
         set: set
             .into_iter()
             .map(|(n, c)| (label(n), commit(c)))

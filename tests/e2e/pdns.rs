@@ -396,10 +396,42 @@ fn a_exact_and_any_patterns() {
         "{:?}",
         list.json
     );
+    // Paging hands out no name outside the scope: n10 and n100 start with n1, but are not n1
+    // (a read by prefix would have given `next: "n10"` after n1).
+    assert_eq!(put(&any, "example.test", "n100"), 201);
+    for query in ["?limit=1", "?after=n1&limit=1", "?after=a&limit=1"] {
+        let list = as_token(
+            &server,
+            &exact,
+            "GET",
+            &format!("/v1/zones/example.test/nodes{query}"),
+            None,
+        );
+        assert_eq!(list.status, 200, "{query}: {:?}", list.json);
+        assert!(list.json["next"].is_null(), "{query}: {:?}", list.json);
+        assert!(
+            !list.json.to_string().contains("n10"),
+            "{query}: {:?}",
+            list.json
+        );
+    }
+    let dump = as_token(
+        &server,
+        &exact,
+        "GET",
+        "/api/v1/servers/localhost/zones/example.test.",
+        None,
+    );
+    assert!(
+        dump.json.to_string().contains("n1.example.test."),
+        "{:?}",
+        dump.json
+    );
+    assert!(!dump.json.to_string().contains("n10."), "{:?}", dump.json);
     let list = as_token(&server, &any, "GET", "/v1/zones/example.test/nodes", None);
     assert_eq!(
         list.json["nodes"].as_array().unwrap().len(),
-        3,
+        4,
         "{:?}",
         list.json
     );

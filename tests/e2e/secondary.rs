@@ -574,6 +574,49 @@ fn notifies_coalesce_bursts_and_retry_until_acknowledged() {
     );
 }
 
+/// PowerDNS's `PUT …/notify` announces the zone once more to every target, already
+/// acknowledged or not: one call, one NOTIFY each, and then quiet.
+#[test]
+fn the_powerdns_notify_call_sends_one_notify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, first) = fake_secondary(0);
+    let (two, second) = fake_secondary(0);
+    let server = Server::start_with(
+        dir.path(),
+        &repo_zones(),
+        Some(TOKEN),
+        &["--notify", &one.to_string(), "--notify", &two.to_string()],
+    );
+    let serial = soa_serial(server.dns).unwrap();
+    // The start-up NOTIFY, acknowledged.
+    for rx in [&first, &second] {
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().1, serial);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(first.try_iter().count() + second.try_iter().count(), 0);
+    for round in 1..=2 {
+        let r = server.call_as(
+            "PUT",
+            "/api/v1/servers/localhost/zones/example.test./notify",
+            None,
+            None,
+            &[("X-API-Key", TOKEN)],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        for rx in [&first, &second] {
+            let (_, got) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(got, serial, "round {round}");
+        }
+        // Nothing more: the request is served once, not on every later pass.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(
+            first.try_iter().count() + second.try_iter().count(),
+            0,
+            "round {round}: NOTIFYs after the one asked for"
+        );
+    }
+}
+
 /// Bad secondary flags stop `herald serve` before it binds anything, with exit code 2 and a
 /// message that names the flag.
 #[test]
@@ -587,6 +630,20 @@ fn bad_secondary_flags_are_usage_errors() {
         (
             vec!["--tsig-key", "xfr:hmac-sha256:c2hvcnQ="],
             "shorter than 16 bytes",
+        ),
+        (
+            vec![
+                "--tsig-key",
+                "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQ=,nodes=n1",
+            ],
+            "nodes= needs zone=",
+        ),
+        (
+            vec![
+                "--tsig-key",
+                "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQ=,zone=example.test,color=red",
+            ],
+            "unknown option",
         ),
         (
             vec!["--notify", "127.0.0.1:5300,key=nokey"],
@@ -609,5 +666,7 @@ fn bad_secondary_flags_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("listening"), "{args:?}: {err}");
+        // A key's secret is never repeated back, even in the message of a bad flag.
+        assert!(!err.contains("c2VjcmV0"), "{args:?}: {err}");
     }
 }

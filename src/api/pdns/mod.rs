@@ -35,7 +35,8 @@ const FOLLOWS: &str = "4.9.0";
 /// The one server id PowerDNS's API has.
 const SERVER: &str = "localhost";
 
-/// The routes under `/api/v1`; `/api` itself is added beside the native routes.
+/// The PowerDNS routes, `/api` and those under `/api/v1`; the caller puts them behind
+/// authentication.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api", get(api_root))

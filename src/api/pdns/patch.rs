@@ -104,6 +104,7 @@ pub async fn apply(
     }
     let change = Change::Update {
         require: Vec::new(),
+        serial: None,
         set,
         delete,
     };

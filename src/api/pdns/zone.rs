@@ -30,6 +30,8 @@ use crate::store::NodeRow;
 const PAGE: usize = 1000;
 /// Bytes buffered between the page writer and the response.
 const PIPE: usize = 64 * 1024;
+/// A client that takes nothing of a dump for this long is dropped, and its page with it.
+const STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct ZoneParams {
@@ -160,7 +162,7 @@ async fn write_zone(
     let (name, rtype) = match selection {
         Selection::None => {
             out.push(b'}');
-            return Ok(w.write_all(&out).await?);
+            return put(w, &out).await;
         }
         Selection::All => (None, None),
         Selection::Name(name, rtype) => (Some(name), rtype),
@@ -177,7 +179,7 @@ async fn write_zone(
     }
     if rtype.is_some_and(|t| t != RecordType::TXT) {
         out.extend_from_slice(b"]}");
-        return Ok(w.write_all(&out).await?);
+        return put(w, &out).await;
     }
     // The nodes: one (for rrset_name) or all the caller may read, page by page.
     let suffix = format!(".{zone}.");
@@ -186,11 +188,11 @@ async fn write_zone(
             Some(Ok(label)) => (Some(label.to_string()), true),
             _ => {
                 out.extend_from_slice(b"]}");
-                return Ok(w.write_all(&out).await?);
+                return put(w, &out).await;
             }
         },
         (None, Caller::Scoped { scope, .. }) => match &scope.nodes {
-            NodePattern::Exact(l) => (Some(l.to_string()), false),
+            NodePattern::Exact(l) => (Some(l.to_string()), true),
             NodePattern::Prefix(p) => (Some(p.clone()), false),
             NodePattern::Any => (None, false),
         },
@@ -232,11 +234,19 @@ async fn write_zone(
         if done {
             break;
         }
-        w.write_all(&out).await?;
+        put(w, &out).await?;
         out.clear();
     }
     out.extend_from_slice(b"]}");
-    Ok(w.write_all(&out).await?)
+    put(w, &out).await
+}
+
+/// Writes `bytes` to the response, or gives up on a client that stopped reading.
+async fn put(w: &mut tokio::io::DuplexStream, bytes: &[u8]) -> Result<(), DumpError> {
+    match tokio::time::timeout(STALL, w.write_all(bytes)).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err(format!("the client took nothing for {STALL:?}").into()),
+    }
 }
 
 fn push_rrset(
