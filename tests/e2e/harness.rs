@@ -1,7 +1,7 @@
 //! Starts the real `herald` binary on port 0 and talks to it over real sockets.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -12,7 +12,7 @@ use hickory_net::client::{Client, ClientHandle};
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
 use hickory_net::udp::UdpClientStream;
-use hickory_proto::op::Message;
+use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use serde_json::Value;
 
@@ -283,4 +283,51 @@ pub fn copy_zones(to: &Path) -> PathBuf {
         std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
     }
     dir
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (for a peer that cannot bind port 0 and
+/// report back).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One UDP query; `None` when nothing came back in 300 ms.
+pub fn ask(server: SocketAddr, name: &str, rtype: RecordType) -> Option<Message> {
+    let mut q = Message::query();
+    q.metadata.id = 777;
+    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    socket.send_to(&q.to_vec().unwrap(), server).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).ok()?;
+    Message::from_vec(&buf[..n]).ok()
+}
+
+pub fn soa_serial(server: SocketAddr) -> Option<u32> {
+    ask(server, "example.test.", RecordType::SOA)?
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(s) => Some(s.serial),
+            _ => None,
+        })
+}
+
+/// Polls until `f` holds; returns how long it took, or panics with `what` after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
 }

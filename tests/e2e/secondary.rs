@@ -3,7 +3,7 @@
 //! across a restart, read with a transfer client written here on hickory.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,53 +22,6 @@ const KEY_SECRET: &str = "aGVyYWxkLWUyZS10c2lnLXNlY3JldC0wMTIzNDU2Nzg5";
 
 fn key_flag() -> String {
     format!("{KEY_NAME}:hmac-sha256:{KEY_SECRET}")
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (for a peer that cannot bind port 0 and
-/// report back).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// One UDP query; `None` when nothing came back in 300 ms.
-fn ask(server: SocketAddr, name: &str, rtype: RecordType) -> Option<Message> {
-    let mut q = Message::query();
-    q.metadata.id = 777;
-    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    socket.send_to(&q.to_vec().unwrap(), server).ok()?;
-    let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).ok()?;
-    Message::from_vec(&buf[..n]).ok()
-}
-
-fn soa_serial(server: SocketAddr) -> Option<u32> {
-    ask(server, "example.test.", RecordType::SOA)?
-        .answers
-        .iter()
-        .find_map(|r| match &r.data {
-            RData::SOA(s) => Some(s.serial),
-            _ => None,
-        })
-}
-
-/// Polls until `f` holds; returns how long it took, or panics with `what` after `limit`.
-fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }
 
 /// A secondary server process, killed on drop.

@@ -3,7 +3,7 @@
 //! hickory, the admin API), and by a Knot secondary that follows the change by IXFR.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -700,51 +700,6 @@ fn knsupdate_adds_replaces_and_deletes() {
 }
 
 // Knot as a secondary, as in secondary.rs but with NOTIFY and transfers allowed by address.
-
-/// A port free for both UDP and TCP on 127.0.0.1.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// One UDP query; `None` when nothing came back in 300 ms.
-fn ask(server: SocketAddr, name: &str, rtype: RecordType) -> Option<Message> {
-    let mut q = Message::query();
-    q.metadata.id = 778;
-    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    socket.send_to(&q.to_vec().unwrap(), server).ok()?;
-    let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).ok()?;
-    Message::from_vec(&buf[..n]).ok()
-}
-
-fn soa_serial(server: SocketAddr) -> Option<u32> {
-    ask(server, "example.test.", RecordType::SOA)?
-        .answers
-        .iter()
-        .find_map(|r| match &r.data {
-            RData::SOA(s) => Some(s.serial),
-            _ => None,
-        })
-}
-
-/// Polls until `f` holds, or panics with `what` after `limit`.
-fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct Knot {
     child: Child,
