@@ -25,9 +25,9 @@ fn key_flag() -> String {
 }
 
 /// A secondary server process, killed on drop.
-struct Peer {
+pub struct Peer {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     log: PathBuf,
 }
 
@@ -35,6 +35,25 @@ impl Peer {
     /// Knot as a secondary of `primary`, TSIG-authenticated with the test key: it accepts
     /// NOTIFY only signed with that key and signs its transfer requests.
     fn knot_on(dir: &Path, primary: SocketAddr, port: u16) -> Self {
+        Self::knot(dir, primary, port, true)
+    }
+
+    /// Knot as a secondary of `primary`, with NOTIFY and transfers allowed by address.
+    pub fn knot_by_address(dir: &Path, primary: SocketAddr, port: u16) -> Self {
+        Self::knot(dir, primary, port, false)
+    }
+
+    fn knot(dir: &Path, primary: SocketAddr, port: u16, signed: bool) -> Self {
+        let (key, with_key) = if signed {
+            (
+                format!(
+                    "key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {KEY_SECRET}\n"
+                ),
+                format!("\n    key: {KEY_NAME}"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let d = dir.join("knot");
         std::fs::create_dir_all(&d).unwrap();
         let conf = format!(
@@ -42,10 +61,9 @@ impl Peer {
              tcp-workers: 1\n    background-workers: 1\n\
              database:\n    storage: \"{d}\"\n\
              control:\n    listen: \"{d}/knot.sock\"\n\
-             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
-             key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {KEY_SECRET}\n\
-             remote:\n  - id: herald\n    address: {ip}@{pport}\n    key: {KEY_NAME}\n\
-             acl:\n  - id: notify_from_herald\n    address: 127.0.0.1\n    key: {KEY_NAME}\n    \
+             log:\n  - target: \"{d}/knot.log\"\n    any: info\n{key}\
+             remote:\n  - id: herald\n    address: {ip}@{pport}{with_key}\n\
+             acl:\n  - id: notify_from_herald\n    address: 127.0.0.1{with_key}\n    \
              action: notify\n\
              template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
              zonefile-load: none\n    journal-content: changes\n\
@@ -105,7 +123,7 @@ impl Peer {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 

@@ -5,14 +5,15 @@
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::secondary::Peer;
 
 /// base64 of the 28 bytes "secret-secret-secret-secret!".
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==";
@@ -699,72 +700,6 @@ fn knsupdate_adds_replaces_and_deletes() {
     assert_eq!(state(&server), before);
 }
 
-// Knot as a secondary, as in secondary.rs but with NOTIFY and transfers allowed by address.
-
-struct Knot {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Knot {
-    fn secondary_of(dir: &Path, primary: SocketAddr, port: u16) -> Self {
-        let d = dir.join("knot");
-        std::fs::create_dir_all(&d).unwrap();
-        let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    \
-             tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}\"\n\
-             control:\n    listen: \"{d}/knot.sock\"\n\
-             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
-             remote:\n  - id: herald\n    address: {ip}@{pport}\n\
-             acl:\n  - id: notify_from_herald\n    address: 127.0.0.1\n    action: notify\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
-             zonefile-load: none\n    journal-content: changes\n\
-             zone:\n  - domain: example.test\n    master: herald\n    acl: notify_from_herald\n",
-            d = d.display(),
-            ip = primary.ip(),
-            pport = primary.port(),
-        );
-        std::fs::write(d.join("knot.conf"), conf).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(d.join("knot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("knotd runs (apt-get install knot)");
-        Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            log: d.join("knot.log"),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What a server answers for a node's TXT: the rcode and the strings.
 fn view(addr: SocketAddr, node: &str) -> Option<(ResponseCode, Vec<String>)> {
     let m = ask(addr, &fqdn(node), RecordType::TXT)?;
@@ -772,7 +707,7 @@ fn view(addr: SocketAddr, node: &str) -> Option<(ResponseCode, Vec<String>)> {
 }
 
 /// Whether Knot serves exactly what Herald serves: the serial, and n1 and n2.
-fn knot_matches(server: &Server, knot: &Knot) -> bool {
+fn knot_matches(server: &Server, knot: &Peer) -> bool {
     let serial = soa_serial(server.dns);
     serial.is_some()
         && soa_serial(knot.addr) == serial
@@ -792,7 +727,7 @@ fn knot_follows_updates_by_ixfr() {
         &["--allow-transfer", "127.0.0.1/32", "--notify", &notify],
     );
     server.put("example.test", "n1", SHA1);
-    let knot = Knot::secondary_of(dir.path(), server.dns, kport);
+    let knot = Peer::knot_by_address(dir.path(), server.dns, kport);
     wait_for(Duration::from_secs(30), "the first transfer", || {
         knot_matches(&server, &knot)
     });
