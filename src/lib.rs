@@ -32,12 +32,15 @@
 //! - [`config`]: values of settings (durations, sizes, prefixes) and secret files;
 //! - [`client`]: the node side: query, validate against the trust anchor, state, watch loop.
 //!   It shares only [`record`] with the server;
-//! - [`serve`]: wiring for `herald serve`: start-up order, sockets, shutdown.
+//! - [`serve`]: wiring for `herald serve`: start-up order, sockets, shutdown;
+//! - [`backup`]: `herald backup` and `herald restore`, consistent copies of the data directory
+//!   and the epoch step that keeps a restore from reusing a seq.
 //!
 //! `src/main.rs` only parses the command line, installs the signal handler and calls into
 //! these. The layering above is checked by a test of this file.
 
 pub mod api;
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod dns;
@@ -84,6 +87,8 @@ mod layering {
         ),
         // The node side shares only the record format (and the clock) with the server.
         ("client", &["client", "record"]),
+        // Copies of the data directory: the store through SQLite, the rest as files.
+        ("backup", &["backup", "store"]),
         (
             "serve",
             &[

@@ -13,6 +13,7 @@
 
 mod journal;
 mod nodes;
+pub mod restore;
 mod schema;
 mod signatures;
 mod tokens;
@@ -244,7 +245,25 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
         schema::migrate(&mut conn)?;
+        if let Some(step) = restore::step_after_restore(&mut conn, restore::now_us())? {
+            for (zone, floor, serial) in &step.zones {
+                tracing::warn!(
+                    zone = %zone,
+                    seq_floor = floor,
+                    serial,
+                    elapsed_us = step.elapsed_us,
+                    "first start after a restore: the next publish of every node takes a seq above \
+                     anything the lost interval could have used, and the serial moves on"
+                );
+            }
+        }
         Ok(Self { conn })
+    }
+
+    /// Copies the store into a new file at `dest` while others keep writing (`herald backup`),
+    /// stamped with the time `taken_us`.
+    pub fn backup_into(&self, dest: &Path, taken_us: u64) -> Result<(), Error> {
+        restore::backup_into(&self.conn, dest, taken_us)
     }
 
     /// Opens a second connection to an existing store for reading only.

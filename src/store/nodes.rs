@@ -83,9 +83,15 @@ pub(super) fn apply(
     change: &Change,
     now: u64,
 ) -> Result<Result<Applied, Refusal>, Error> {
-    let Some((serial, count)) = conn
-        .prepare_cached("SELECT serial, node_count FROM zone WHERE name = ?1")?
-        .query_row([zone], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))
+    let Some((serial, count, floor)) = conn
+        .prepare_cached("SELECT serial, node_count, seq_floor FROM zone WHERE name = ?1")?
+        .query_row([zone], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
+        })
         .optional()?
     else {
         return Ok(Err(Refusal::UnknownZone(zone.to_owned())));
@@ -106,6 +112,7 @@ pub(super) fn apply(
             now,
             serial,
             last,
+            floor,
         )
     };
     match change {
@@ -229,7 +236,9 @@ fn precondition(
 /// Writes a publish: the next seq after the node's last one, the node row and a history row.
 /// `current` is the seq of the node's row, which is its last publish; a node without a row
 /// (new, or deleted) continues from its history, so a deleted and re-published node never
-/// repeats a seq.
+/// repeats a seq. The seq is at least the zone's `floor`, which a restore raises
+/// (`super::restore`).
+#[allow(clippy::too_many_arguments)]
 fn publish(
     conn: &Connection,
     zone: &str,
@@ -238,6 +247,7 @@ fn publish(
     now: u64,
     serial: u32,
     current: Option<u64>,
+    floor: u64,
 ) -> Result<(NodeRow, bool), Error> {
     let created = current.is_none();
     let last = match current {
@@ -251,7 +261,7 @@ fn publish(
             .query_row([zone, node], |r| r.get(0))
             .optional()?,
     };
-    let seq = last.unwrap_or(0) + 1;
+    let seq = (last.unwrap_or(0) + 1).max(floor);
     conn.prepare_cached(
         "INSERT INTO node (zone, name, commit_id, seq, ts, serial) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (zone, name) DO UPDATE SET commit_id = ?3, seq = ?4, ts = ?5, serial = ?6",

@@ -94,6 +94,20 @@ const MIGRATIONS: &[&str] = &[
         expires     INTEGER
     ) WITHOUT ROWID;
     ",
+    // 5: restores.
+    "
+    -- The lowest seq a publish may hand out in the zone. It is raised on the first start after
+    -- a restore, above anything the interval lost with the restore could have handed out
+    -- (store/restore.rs), so that no node ever sees a seq it already applied for new content.
+    ALTER TABLE zone ADD COLUMN seq_floor INTEGER NOT NULL DEFAULT 0;
+
+    -- Facts about this file rather than the zones: when it was made by `herald backup`
+    -- (backup_us), and whether it was restored and not yet started since (restored).
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.

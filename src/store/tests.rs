@@ -441,3 +441,85 @@ fn tokens_are_stored_by_hash_and_removed() {
     assert!(!store.write(|w| w.remove_token(&token.id)).unwrap());
     assert!(reader.tokens().unwrap().is_empty());
 }
+
+#[test]
+fn a_restored_store_never_hands_out_a_seq_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    let backup = dir.path().join("backup.sqlite3");
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.init_zone("example.test", 100, b"digest").unwrap();
+        one(&mut store, put("n1", A, None), 10).unwrap();
+        store.backup_into(&backup, 5_000_000).unwrap();
+        // The lost interval: n1 published again after the backup (seq 2), which a node may
+        // have applied.
+        one(&mut store, put("n1", B, None), 11).unwrap();
+    }
+    assert_eq!(restore::backup_time(&backup).unwrap(), Some(5_000_000));
+    assert_eq!(restore::backup_time(&path).unwrap(), None);
+
+    // Restored: marked, then opened three seconds after the backup was taken.
+    restore::mark_restored(&backup).unwrap();
+    let mut conn = rusqlite::Connection::open(&backup).unwrap();
+    let step = restore::step_after_restore(&mut conn, 8_000_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(step.elapsed_us, 3_000_000);
+    // seq 1 stored, so the floor is 1 + 3,000,000 + 1; the serial moves by 4 × 100,000.
+    assert_eq!(
+        step.zones,
+        vec![("example.test".to_owned(), 3_000_002, 101 + 400_000)]
+    );
+    // Taken once: the mark is gone.
+    assert_eq!(
+        restore::step_after_restore(&mut conn, 9_000_000).unwrap(),
+        None
+    );
+    drop(conn);
+
+    let mut store = Store::open(&backup).unwrap();
+    let served = store.node("example.test", "n1").unwrap().unwrap();
+    assert_eq!(
+        (served.commit.as_str(), served.seq),
+        (A, 1),
+        "served as backed up"
+    );
+    let next = one(&mut store, put("n1", A, None), 20).unwrap();
+    assert_eq!(next.set[0].0.seq, 3_000_002);
+    assert!(next.set[0].0.seq > 2, "above the lost interval's seq 2");
+    assert_eq!(next.serial, 101 + 400_000 + 1);
+    // New nodes start at the floor too: a node created and deleted in the lost interval is
+    // not remembered by the backup.
+    let fresh = one(&mut store, put("n9", A, None), 20).unwrap();
+    assert_eq!(fresh.set[0].0.seq, 3_000_002);
+    // And a later publish goes on by one.
+    let again = one(&mut store, put("n1", B, None), 21).unwrap();
+    assert_eq!(again.set[0].0.seq, 3_000_003);
+}
+
+#[test]
+fn without_a_backup_stamp_the_newest_publish_dates_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.init_zone("example.test", 100, b"digest").unwrap();
+        one(&mut store, put("n1", A, None), 10).unwrap();
+    }
+    restore::mark_restored(&path).unwrap();
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    // Published at 10 s; started at 70 s: 60 s elapsed.
+    let step = restore::step_after_restore(&mut conn, 70_000_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(step.elapsed_us, 60_000_000);
+    assert_eq!(step.zones[0].1, 1 + 60_000_000 + 1);
+    // The serial step is capped at 2^31 - 1 for a very old copy.
+    restore::mark_restored(&path).unwrap();
+    let step = restore::step_after_restore(&mut conn, 10_000_000_000_000)
+        .unwrap()
+        .unwrap();
+    let before = 101u32 + 61 * 100_000;
+    assert_eq!(step.zones[0].2, before.wrapping_add((1 << 31) - 1));
+}
