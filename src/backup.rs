@@ -106,14 +106,26 @@ pub fn backup(data: &Path, out: &Path) -> Result<Made, BackupError> {
 
 /// Restores the backup `from` into the data directory `data`, which must be empty or missing
 /// unless `force` (then the old directory is kept beside it as `<data>.before-restore-<time>`).
+/// With `store`, the store comes from that SQLite file instead (a Litestream replica restored
+/// with `litestream restore -o FILE`), and only the keys and the token from the backup.
 /// Returns where the old directory went, if anywhere.
-pub fn restore(from: &Path, data: &Path, force: bool) -> Result<Option<PathBuf>, BackupError> {
+pub fn restore(
+    from: &Path,
+    data: &Path,
+    force: bool,
+    store: Option<&Path>,
+) -> Result<Option<PathBuf>, BackupError> {
     let db = Store::path_in(from);
     if !db.is_file() {
         return Err(BackupError::NoStore(from.to_owned()));
     }
     if restore::backup_time(&db)?.is_none() {
         return Err(BackupError::NotABackup(from.to_owned()));
+    }
+    if let Some(file) = store
+        && !file.is_file()
+    {
+        return Err(BackupError::NoStore(file.to_owned()));
     }
     let occupied = match fs::read_dir(data) {
         Ok(mut entries) => entries.next().is_some(),
@@ -128,10 +140,18 @@ pub fn restore(from: &Path, data: &Path, force: bool) -> Result<Option<PathBuf>,
         make_dir(&tmp, 0o700)?;
         let mut files = Vec::new();
         copy_tree(from, &tmp, Path::new(""), &mut files)?;
-        for name in STORE_FILES {
-            let src = from.join(name);
-            if src.exists() {
-                fs::copy(&src, tmp.join(name)).map_err(io_at(&src))?;
+        match store {
+            Some(file) => {
+                fs::copy(file, Store::path_in(&tmp)).map_err(io_at(file))?;
+                set_mode(&Store::path_in(&tmp), 0o600)?;
+            }
+            None => {
+                for name in STORE_FILES {
+                    let src = from.join(name);
+                    if src.exists() {
+                        fs::copy(&src, tmp.join(name)).map_err(io_at(&src))?;
+                    }
+                }
             }
         }
         store::restore::mark_restored(&Store::path_in(&tmp))?;
@@ -328,21 +348,27 @@ mod tests {
         // Not a backup: a live data directory has no stamp.
         let target = root.path().join("new");
         assert!(matches!(
-            restore(&data, &target, false),
+            restore(&data, &target, false, None),
             Err(BackupError::NotABackup(_))
         ));
         // Occupied, without --force: refused, nothing changed.
         assert!(matches!(
-            restore(&out, &data, false),
+            restore(&out, &data, false, None),
             Err(BackupError::NotEmpty(_))
         ));
+        // A store file that is not there.
+        assert!(matches!(
+            restore(&out, &target, false, Some(&root.path().join("nope"))),
+            Err(BackupError::NoStore(_))
+        ));
+        assert!(!target.exists());
         assert_eq!(
             fs::read_to_string(data.join("admin.token")).unwrap(),
             "token"
         );
 
         // Into a new directory.
-        assert_eq!(restore(&out, &target, false).unwrap(), None);
+        assert_eq!(restore(&out, &target, false, None).unwrap(), None);
         assert_eq!(mode(&target.join("keys/example.test.key")), 0o600);
         let mut conn = rusqlite::Connection::open(Store::path_in(&target)).unwrap();
         assert!(
@@ -354,7 +380,7 @@ mod tests {
 
         // Over an occupied one with --force: the old one is kept aside.
         fs::write(data.join("admin.token"), "changed").unwrap();
-        let kept = restore(&out, &data, true).unwrap().unwrap();
+        let kept = restore(&out, &data, true, None).unwrap().unwrap();
         assert_eq!(
             fs::read_to_string(kept.join("admin.token")).unwrap(),
             "changed"
