@@ -13,18 +13,16 @@ use tracing_subscriber::EnvFilter;
 
 use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
+use herald::api::import::ImportOptions;
 use herald::api::types::NewToken;
 use herald::client::watch::{WatchConfig, watch as run_watch};
 use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
 use herald::config::value::{self, ValueError};
-use herald::dns::notify::NotifyTarget;
-use herald::dns::transfer::Access;
-use herald::dns::tsig::TsigKey;
 use herald::dnssec::ZoneKey;
-use herald::dnssec::policy::{ZonePolicy, parse_flag};
+use herald::dnssec::policy::{PolicyError, parse_flag};
 use herald::record::{Clock, NodeLabel, SystemClock, normalize_zone};
-use herald::serve::{SecondaryConfig, ServeConfig, run};
-use herald::zone::journal::JournalLimits;
+use herald::serve::run;
+use herald::serve::settings::{self, Flags};
 use ipnet::IpNet;
 
 /// Herald: tells a fleet, through DNS TXT records, which commit each node should run.
@@ -49,6 +47,17 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Publish many nodes from a CSV or JSON-lines file of node,commit, through the batch API.
+    Import(ImportArgs),
+    /// Copy a data directory (store, signing keys, token) consistently, while serving or not.
+    Backup(BackupArgs),
+    /// Put a backup in place; the next start makes sure no seq or serial is handed out again.
+    Restore(RestoreArgs),
+    /// Check the settings of `herald serve` (file, variables, flags) without starting.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Make, list and revoke API tokens scoped to nodes of one zone (admin token needed).
     Token {
@@ -85,6 +94,62 @@ struct ApiArgs {
     /// Print the answer as JSON.
     #[arg(long, global = true)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Read the configuration file with the variables and flags `herald serve` would take,
+    /// check everything (secret files included), and print the effective settings as TOML,
+    /// secrets left out. Exits 2 on the first error, naming the file, line and key.
+    Check(Box<ServeArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// Nodes per batch request.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    chunk: usize,
+    /// Leave out nodes that already have their commit, so a resumed run publishes nothing
+    /// twice.
+    #[arg(long)]
+    skip_unchanged: bool,
+    /// The file: lines of `node,commit` (CSV, an optional header) or JSON objects
+    /// `{"node": …, "commit": …}`.
+    file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The data directory to copy.
+    #[arg(long, value_name = "DIR", default_value = "./herald-data")]
+    data: PathBuf,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The new directory to write the backup to; it must not exist.
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The data directory to restore into: empty or missing, unless --force.
+    #[arg(long, value_name = "DIR", default_value = "./herald-data")]
+    data: PathBuf,
+    /// Restore over a non-empty data directory, which is kept beside it as
+    /// DIR.before-restore-<time>. Stop the server first.
+    #[arg(long)]
+    force: bool,
+    /// Take the store from this SQLite file (a Litestream replica restored with
+    /// `litestream restore -o FILE`), and only the keys and token from the backup.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// A directory written by `herald backup`.
+    backup: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,28 +257,44 @@ struct KeyShowArgs {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// Data directory: the SQLite store and the generated admin token.
-    #[arg(long, value_name = "DIR", default_value = "./herald-data")]
-    data: PathBuf,
-    /// Directory of zone files, one `<zone>.zone` per zone.
-    #[arg(long, value_name = "DIR", default_value = "./zones")]
-    zones: PathBuf,
-    /// Address for DNS over UDP and TCP; repeat for several. Port 0 picks a free port.
-    #[arg(long = "dns", value_name = "ADDR", default_value = "127.0.0.1:5353")]
+    /// The configuration file (TOML, `version = 1`; see deploy/herald.toml). Flags and
+    /// HERALD_* variables win over it.
+    #[arg(long, value_name = "FILE", env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: the SQLite store and the generated admin token [default: ./herald-data]
+    #[arg(long, value_name = "DIR", env = "HERALD_DATA")]
+    data: Option<PathBuf>,
+    /// Directory of zone files, one `<zone>.zone` per zone [default: ./zones]
+    #[arg(long, value_name = "DIR", env = "HERALD_ZONES")]
+    zones: Option<PathBuf>,
+    /// Address for DNS over UDP and TCP; repeat for several. Port 0 picks a free port
+    /// [default: 127.0.0.1:5353]
+    #[arg(
+        long = "dns",
+        value_name = "ADDR",
+        env = "HERALD_DNS",
+        value_delimiter = ','
+    )]
     dns: Vec<SocketAddr>,
-    /// Address of the admin API. Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8053")]
-    api: SocketAddr,
+    /// Address of the admin API. Port 0 picks a free port [default: 127.0.0.1:8053]
+    #[arg(long, value_name = "ADDR", env = "HERALD_API_LISTEN")]
+    api: Option<SocketAddr>,
     /// Signing settings of one zone, repeatable:
     /// ZONE:algorithm=13|15,denial=nsec|nsec3,validity=14d,inception-offset=1h,refresh=7d,node-ttl=60
-    #[arg(long = "dnssec", value_name = "ZONE:SETTINGS", value_parser = parse_flag)]
-    dnssec: Vec<(String, ZonePolicy)>,
+    #[arg(long = "dnssec", value_name = "ZONE:SETTINGS", value_parser = dnssec_arg)]
+    dnssec: Vec<String>,
     /// Send NOTIFY to this secondary (IP, IP:PORT or [IPv6]:PORT; port 53 by default) on
     /// every serial change; `,key=NAME` signs it with that --tsig-key. Repeatable.
     #[arg(long = "notify", value_name = "ADDR[,key=NAME]")]
     notify: Vec<String>,
     /// Allow AXFR and IXFR from addresses in this prefix (or this one address). Repeatable.
-    #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = value::prefix)]
+    #[arg(
+        long = "allow-transfer",
+        value_name = "CIDR",
+        env = "HERALD_ALLOW_TRANSFER",
+        value_delimiter = ',',
+        value_parser = value::prefix
+    )]
     allow_transfer: Vec<IpNet>,
     /// A TSIG key (hmac-sha256, hmac-sha384, hmac-sha512 or hmac-sha1): transfers signed with
     /// it are allowed from anywhere; with a scope (`,zone=Z` and optionally `,nodes=PATTERN`,
@@ -227,15 +308,47 @@ struct ServeArgs {
         value_parser = secret_arg
     )]
     tsig_key: Vec<Secret>,
-    /// Keep at most this many IXFR journal entries per zone; older changes are served by AXFR.
-    #[arg(long, value_name = "N", default_value_t = JournalLimits::default().max_entries)]
-    journal_max_entries: usize,
-    /// Drop IXFR journal entries older than this (s, m, h or d).
-    #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = value::duration)]
-    journal_max_age: u32,
-    /// Keep at most this much IXFR journal per zone (bytes, or with k, M or G).
-    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = value::size)]
-    journal_max_bytes: u64,
+    /// Keep at most this many IXFR journal entries per zone; older changes are served by AXFR
+    /// [default: 10000]
+    #[arg(long, value_name = "N", env = "HERALD_JOURNAL_MAX_ENTRIES")]
+    journal_max_entries: Option<usize>,
+    /// Drop IXFR journal entries older than this (s, m, h or d) [default: 14d]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "HERALD_JOURNAL_MAX_AGE",
+        value_parser = value::duration
+    )]
+    journal_max_age: Option<u32>,
+    /// Keep at most this much IXFR journal per zone (bytes, or with k, M or G) [default: 16M]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "HERALD_JOURNAL_MAX_BYTES",
+        value_parser = value::size
+    )]
+    journal_max_bytes: Option<u64>,
+}
+
+impl ServeArgs {
+    /// What the command line and the environment said, for the settings to merge.
+    fn flags(self) -> Flags {
+        Flags {
+            config: self.config,
+            data: self.data,
+            zones: self.zones,
+            dns: self.dns,
+            api: self.api,
+            dnssec: self.dnssec,
+            notify: self.notify,
+            allow_transfer: self.allow_transfer,
+            tsig_keys: self.tsig_key.into_iter().map(|k| k.0).collect(),
+            journal_max_entries: self.journal_max_entries,
+            journal_max_age: self.journal_max_age,
+            journal_max_bytes: self.journal_max_bytes,
+            admin_token: std::env::var(ADMIN_TOKEN_ENV).ok(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,9 +369,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Publish(_) | Command::Key { .. } | Command::Check(_) | Command::Token { .. } => {
-            "warn"
-        }
+        Command::Publish(_)
+        | Command::Key { .. }
+        | Command::Check(_)
+        | Command::Token { .. }
+        | Command::Import(_)
+        | Command::Config { .. }
+        | Command::Backup(_)
+        | Command::Restore(_) => "warn",
         Command::Watch(_) => "info",
     };
     tracing_subscriber::fmt()
@@ -279,6 +397,12 @@ fn main() -> ExitCode {
         } => key_show(args).map(|()| 0),
         Command::Check(args) => check(args),
         Command::Token { api, command } => token(api, command).map(|()| 0),
+        Command::Import(args) => import(args).map(|()| 0),
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => config_check(*args).map(|()| 0),
+        Command::Backup(args) => backup(args).map(|()| 0),
+        Command::Restore(args) => restore(args).map(|()| 0),
         Command::Watch(args) => watch(args),
     };
     match result {
@@ -291,39 +415,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let keys = args
-        .tsig_key
-        .iter()
-        .map(|k| TsigKey::parse(&k.0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(usage)?;
-    let notify = args
-        .notify
-        .iter()
-        .map(|t| NotifyTarget::parse(t, &keys))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(usage)?;
-    let secondaries = SecondaryConfig {
-        access: Access {
-            allow: args.allow_transfer,
-            keys,
-        },
-        notify,
-        journal: JournalLimits {
-            max_entries: args.journal_max_entries,
-            max_age: u64::from(args.journal_max_age),
-            max_bytes: args.journal_max_bytes,
-        },
-    };
-    let config = ServeConfig {
-        data_dir: args.data,
-        zones_dir: args.zones,
-        dns: args.dns,
-        api: args.api,
-        admin_token: std::env::var(ADMIN_TOKEN_ENV).ok(),
-        policies: args.dnssec.into_iter().collect(),
-        secondaries,
-    };
+    let config = settings::resolve(args.flags()).map_err(usage)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("herald")
@@ -386,6 +478,51 @@ impl ApiArgs {
             .ok_or_else(|| usage("give a token with --token or HERALD_TOKEN"))?;
         Ok(AdminClient::new(&self.api, token))
     }
+}
+
+fn config_check(args: ServeArgs) -> anyhow::Result<()> {
+    let config = settings::resolve(args.flags()).map_err(usage)?;
+    print_out(settings::describe(&config).trim_end())
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let options = ImportOptions {
+        zone: args.zone,
+        file: args.file,
+        chunk: args.chunk,
+        skip_unchanged: args.skip_unchanged,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let summary = herald::api::import::run(&client, &options)?;
+    // TODO(import): JSON and plain summary once the library's Summary has them.
+    print_out(&format!("{summary:?}"))
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let made = herald::backup::backup(&args.data, &args.out)?;
+    if args.json {
+        return print_out(&serde_json::to_string_pretty(&made)?);
+    }
+    print_out(&format!(
+        "backup of {} written to {} ({} files besides the store)",
+        args.data.display(),
+        made.path.display(),
+        made.files.len().saturating_sub(1)
+    ))
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let kept =
+        herald::backup::restore(&args.backup, &args.data, args.force, args.store.as_deref())?;
+    if let Some(old) = kept {
+        eprintln!("the previous data directory is kept as {}", old.display());
+    }
+    print_out(&format!(
+        "restored {} into {}; its next start moves every seq and the serial past the lost interval",
+        args.backup.display(),
+        args.data.display()
+    ))
 }
 
 fn token(api: ApiArgs, command: TokenCommand) -> anyhow::Result<()> {
@@ -489,6 +626,12 @@ impl std::fmt::Debug for Secret {
 
 fn secret_arg(text: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret(text.to_owned()))
+}
+
+/// `--dnssec ZONE:SETTINGS`, checked here and kept as written: the settings merge it over the
+/// configuration file's.
+fn dnssec_arg(text: &str) -> Result<String, PolicyError> {
+    parse_flag(text).map(|_| text.to_owned())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, ValueError> {

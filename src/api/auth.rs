@@ -231,11 +231,13 @@ pub fn hash(token: &str) -> [u8; 32] {
     out
 }
 
-/// Finds the admin token: from `from_env` when set, else from `<data>/admin.token`, which is
-/// created with a new random token on first start.
+/// Finds the admin token: from `from_env` when set, else from `file` (the configuration's
+/// `admin-token-file`, which must exist), else from `<data>/admin.token`, which is created
+/// with a new random token on first start.
 pub fn admin_token(
     data_dir: &Path,
     from_env: Option<String>,
+    file: Option<&Path>,
 ) -> Result<(String, TokenSource), AuthError> {
     if let Some(token) = from_env {
         let token = token.trim().to_owned();
@@ -243,6 +245,15 @@ pub fn admin_token(
             return Err(AuthError::WeakToken);
         }
         return Ok((token, TokenSource::Environment));
+    }
+    if let Some(path) = file {
+        let token = secret::read(path)?.trim().to_owned();
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(AuthError::BadFile {
+                path: path.to_owned(),
+            });
+        }
+        return Ok((token, TokenSource::File(path.to_owned())));
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     match secret::read(&path) {
@@ -326,28 +337,28 @@ mod tests {
     #[test]
     fn generated_token_file_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let (token, source) = admin_token(dir.path(), None).unwrap();
+        let (token, source) = admin_token(dir.path(), None, None).unwrap();
         let path = dir.path().join(ADMIN_TOKEN_FILE);
         assert_eq!(source, TokenSource::Generated(path.clone()));
         assert_eq!(token.len(), 7 + 43);
         assert!(token.starts_with("herald_"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let (again, source) = admin_token(dir.path(), None).unwrap();
+        let (again, source) = admin_token(dir.path(), None, None).unwrap();
         assert_eq!((again, source), (token, TokenSource::File(path)));
     }
 
     #[test]
     fn environment_wins_and_must_be_strong() {
         let dir = tempfile::tempdir().unwrap();
-        let (t, s) = admin_token(dir.path(), Some("0123456789abcdef".into())).unwrap();
+        let (t, s) = admin_token(dir.path(), Some("0123456789abcdef".into()), None).unwrap();
         assert_eq!(
             (t.as_str(), s),
             ("0123456789abcdef", TokenSource::Environment)
         );
         assert!(!dir.path().join(ADMIN_TOKEN_FILE).exists());
         assert!(matches!(
-            admin_token(dir.path(), Some("short".into())),
+            admin_token(dir.path(), Some("short".into()), None),
             Err(AuthError::WeakToken)
         ));
     }
@@ -358,17 +369,17 @@ mod tests {
         let path = dir.path().join(ADMIN_TOKEN_FILE);
         std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = admin_token(dir.path(), None).unwrap_err();
+        let err = admin_token(dir.path(), None, None).unwrap_err();
         assert!(
             matches!(err, AuthError::File(SecretError::Mode { mode: 0o644, .. })),
             "{err}"
         );
         assert!(err.to_string().contains("chmod 600"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(admin_token(dir.path(), None).is_ok());
+        assert!(admin_token(dir.path(), None, None).is_ok());
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
-            admin_token(dir.path(), None),
+            admin_token(dir.path(), None, None),
             Err(AuthError::BadFile { .. })
         ));
     }

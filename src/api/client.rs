@@ -11,7 +11,10 @@ use ureq::Agent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::types::{CreatedToken, ErrorBody, NewToken, NodeJson, PutNode, TokenList};
+use super::types::{
+    BatchRequest, BatchResponse, CreatedToken, ErrorBody, NewToken, NodeJson, NodeList, PutNode,
+    TokenList,
+};
 
 /// Errors of the admin client.
 #[derive(Debug, Error)]
@@ -64,6 +67,29 @@ impl AdminClient {
             &format!("/v1/zones/{zone}/nodes/{node}"),
         )?
         .read_json()
+    }
+
+    /// Applies a batch of publishes and deletes to `zone`, all or nothing.
+    pub fn batch(&self, zone: &str, batch: &BatchRequest) -> Result<BatchResponse, ClientError> {
+        self.call(Method::Post(batch), &format!("/v1/zones/{zone}/batch"))?
+            .read_json()
+    }
+
+    /// One page of `zone`'s nodes in name order: up to `limit` (at most 1000) after `after`.
+    /// Pass the answer's `next` as `after` for the next page; it is `None` on the last.
+    pub fn nodes(
+        &self,
+        zone: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<NodeList, ClientError> {
+        // Node labels are a-z, 0-9 and '-': nothing to escape in a query string.
+        let mut path = format!("/v1/zones/{zone}/nodes?limit={limit}");
+        if let Some(after) = after {
+            path.push_str("&after=");
+            path.push_str(after);
+        }
+        self.call::<()>(Method::Get, &path)?.read_json()
     }
 
     /// Makes a scoped token (admin only).

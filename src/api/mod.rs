@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod import;
 pub mod nodes;
 pub mod pdns;
 pub mod tokens;

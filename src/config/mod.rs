@@ -2,11 +2,14 @@
 //!
 //! - [`value`] reads the values people write in flags: durations, sizes, address prefixes;
 //! - [`secret`] reads and creates secret files (the admin token, signing keys), which only
-//!   their owner may read.
+//!   their owner may read;
+//! - [`file`] reads the TOML configuration file (`herald serve --config`), checking every value
+//!   as it reads, so errors name the line and the key.
 //!
-//! DESIGN.md's TOML file (`herald serve --config`) will be read here too, merged with flags and
-//! `HERALD_*` variables into one validated configuration; until then `herald serve` takes its
-//! settings from flags, which `src/main.rs` turns into [`crate::serve::ServeConfig`].
+//! Merging the file with flags and `HERALD_*` variables into the server's configuration, and
+//! building the DNS and signing values from it, is `crate::serve::settings`'s job: this part
+//! knows only plain values.
 
+pub mod file;
 pub mod secret;
 pub mod value;

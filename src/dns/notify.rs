@@ -85,6 +85,9 @@ pub struct NotifyTarget {
     pub addr: SocketAddr,
     /// The TSIG key that signs NOTIFYs to this target.
     pub key: Option<TsigKey>,
+    /// The one zone this target is told of (a zone's own `notify` in the configuration
+    /// file); `None`: every zone.
+    pub zone: Option<String>,
 }
 
 impl NotifyTarget {
@@ -118,7 +121,16 @@ impl NotifyTarget {
                 Some(key.clone())
             }
         };
-        Ok(Self { addr, key })
+        Ok(Self {
+            addr,
+            key,
+            zone: None,
+        })
+    }
+
+    /// Whether this target is told of `zone`.
+    pub fn serves(&self, zone: &str) -> bool {
+        self.zone.as_deref().is_none_or(|z| z == zone)
     }
 }
 
@@ -137,7 +149,7 @@ pub fn spawn(
     targets
         .into_iter()
         .map(|target| {
-            for z in zones.load().iter() {
+            for z in zones.load().iter().filter(|z| target.serves(&z.name)) {
                 secondaries.add_target(&z.name, target.addr);
             }
             let task = Task {
@@ -286,7 +298,7 @@ impl Task {
         self.zones
             .load()
             .iter()
-            .filter(|z| acked.get(&z.name) != Some(&z.serial))
+            .filter(|z| self.target.serves(&z.name) && acked.get(&z.name) != Some(&z.serial))
             .cloned()
             .collect()
     }

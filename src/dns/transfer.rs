@@ -48,8 +48,11 @@ const APEX_PTR: u16 = 0xC00C;
 /// Who may transfer zones, and the keys that sign.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
-    /// `--allow-transfer` prefixes.
+    /// `--allow-transfer` prefixes: every zone.
     pub allow: Vec<IpNet>,
+    /// Prefixes allowed one zone only (a zone's own `allow-transfer` in the configuration
+    /// file), by zone.
+    pub zone_allow: std::collections::HashMap<String, Vec<IpNet>>,
     /// `--tsig-key` keys; a valid signature with any of them allows a transfer.
     pub keys: Vec<TsigKey>,
 }
@@ -182,7 +185,14 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
             Some(signer)
         }
         RequestAuth::Unsigned => {
-            if !ctx.access.allow.iter().any(|net| net.contains(&peer)) {
+            let zone_allow = ctx.access.zone_allow.get(&zone_name).into_iter().flatten();
+            if !ctx
+                .access
+                .allow
+                .iter()
+                .chain(zone_allow)
+                .any(|net| net.contains(&peer))
+            {
                 tracing::info!(%peer, zone = %zone_name, kind = kind.as_str(), "transfer refused: address not allowed and no TSIG");
                 ctx.secondaries.refused(&zone_name);
                 error_answer(msg, rcode::REFUSED, &mut out);

@@ -185,6 +185,15 @@ impl TsigKey {
         })
     }
 
+    /// The algorithm's name (`hmac-sha256`), for showing the configuration.
+    pub fn algorithm_name(&self) -> String {
+        self.algorithm
+            .to_name()
+            .to_ascii()
+            .trim_end_matches('.')
+            .to_owned()
+    }
+
     /// The length of the TSIG record that signs an answer with this key.
     pub fn record_len(&self) -> usize {
         self.record_len

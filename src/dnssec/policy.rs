@@ -88,6 +88,13 @@ pub enum PolicyProblem {
     Refresh,
 }
 
+impl PolicyError {
+    /// What is wrong, without the value (for errors that say where the value came from).
+    pub fn problem(&self) -> &PolicyProblem {
+        &self.problem
+    }
+}
+
 /// Parses `ZONE:key=value,…` into the zone's API name and its settings.
 pub fn parse_flag(value: &str) -> Result<(String, ZonePolicy), PolicyError> {
     parse(value).map_err(|problem| PolicyError {

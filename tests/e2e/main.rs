@@ -4,13 +4,17 @@
 //! are `#[ignore = "needs <tool>"]`; `.ci/run` installs the tools and runs them too.
 
 mod api;
+mod backup;
 mod client;
+mod config;
 mod deploy;
 mod dig;
 mod dns;
 mod dnssec;
 mod durability;
 mod harness;
+mod hook;
+mod import;
 mod lifecycle;
 mod pdns;
 mod secondary;

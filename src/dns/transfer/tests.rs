@@ -33,6 +33,7 @@ fn ctx() -> Transfers {
         access: Access {
             allow: vec!["127.0.0.1/32".parse().unwrap()],
             keys: vec![TsigKey::parse(&key_text()).unwrap()],
+            zone_allow: Default::default(),
         },
         secondaries: Arc::default(),
         updates: None,
@@ -188,6 +189,30 @@ fn refuses_unknown_addresses_and_bad_keys() {
     let (list, counts) = c.secondaries.report("example.test", z.snapshot.serial);
     assert_eq!(counts.refused, 2);
     assert!(list.is_empty(), "refused peers are not secondaries");
+}
+
+/// A zone's own `allow-transfer` lets its prefixes transfer that zone only.
+#[test]
+fn a_zones_own_acl_allows_that_zone() {
+    let (_d, z) = zone(3, Default::default());
+    let set = set_of(&z.snapshot);
+    let mut c = ctx();
+    let msg = request(RecordType::AXFR, None).to_vec().unwrap();
+    assert_eq!(rcode(&run(&c, &set, &msg, OTHER)[0]), rcode::REFUSED);
+    c.access.zone_allow.insert(
+        "example.test".into(),
+        vec![format!("{OTHER}/32").parse().unwrap()],
+    );
+    let m = run(&c, &set, &msg, OTHER);
+    assert_eq!(rcode(&m[0]), rcode::NOERROR);
+    assert!(m.len() > 1 || !Message::from_vec(&m[0]).unwrap().answers.is_empty());
+    // Another zone's ACL does not.
+    c.access.zone_allow.clear();
+    c.access.zone_allow.insert(
+        "other.test".into(),
+        vec![format!("{OTHER}/32").parse().unwrap()],
+    );
+    assert_eq!(rcode(&run(&c, &set, &msg, OTHER)[0]), rcode::REFUSED);
 }
 
 #[test]

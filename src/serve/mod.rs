@@ -1,5 +1,6 @@
 //! `herald serve`: opens the store, loads the zones, binds the sockets, and runs DNS and the API
-//! until the shutdown token is cancelled.
+//! until the shutdown token is cancelled. [`settings`] builds its [`ServeConfig`] from flags,
+//! variables and the configuration file.
 //!
 //! Start-up order matters: everything that can fail (data directory, token, zone files, store,
 //! sockets) is done before anything is served, and each bound socket is logged as
@@ -32,6 +33,8 @@ use crate::store::{self, Store};
 use crate::zone::journal::JournalLimits;
 use crate::zone::{self, ZoneError};
 
+pub mod settings;
+
 /// How long in-flight API requests may take to finish once shutdown has begun.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -42,8 +45,11 @@ pub struct ServeConfig {
     pub zones_dir: PathBuf,
     pub dns: Vec<SocketAddr>,
     pub api: SocketAddr,
-    /// From `HERALD_ADMIN_TOKEN`; when `None` the token file in the data directory is used.
+    /// From `HERALD_ADMIN_TOKEN`; when `None`, from `admin_token_file`, else from the token
+    /// file in the data directory (generated on first start).
     pub admin_token: Option<String>,
+    /// `admin-token-file` of the configuration file.
+    pub admin_token_file: Option<PathBuf>,
     /// Per-zone signing settings (`--dnssec`); other zones get the defaults.
     pub policies: HashMap<String, ZonePolicy>,
     /// Secondaries: who may transfer, TSIG keys, NOTIFY targets, and the IXFR journal.
@@ -103,7 +109,11 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
             cause,
         })?;
 
-    let (token, source) = auth::admin_token(data, config.admin_token.clone())?;
+    let (token, source) = auth::admin_token(
+        data,
+        config.admin_token.clone(),
+        config.admin_token_file.as_deref(),
+    )?;
     match source {
         TokenSource::Environment => tracing::info!("admin token from {}", auth::ADMIN_TOKEN_ENV),
         TokenSource::File(p) => tracing::info!("admin token from {}", p.display()),
