@@ -495,8 +495,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         progress: std::io::stderr().is_terminal(),
     };
     let summary = herald::api::import::run(&client, &options)?;
-    // TODO(import): JSON and plain summary once the library's Summary has them.
-    print_out(&format!("{summary:?}"))
+    if args.api.json {
+        print_out(&serde_json::to_string_pretty(&summary)?)
+    } else {
+        print_out(&summary.to_string())
+    }
 }
 
 fn backup(args: BackupArgs) -> anyhow::Result<()> {
