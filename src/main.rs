@@ -91,6 +91,10 @@ struct ApiArgs {
         value_parser = secret_arg
     )]
     token: Option<Secret>,
+    /// A PEM file of the CA that signed an https API's certificate (instead of the
+    /// system's roots).
+    #[arg(long, value_name = "FILE", env = "HERALD_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
     /// Print the answer as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -279,6 +283,16 @@ struct ServeArgs {
     /// Address of the admin API. Port 0 picks a free port [default: 127.0.0.1:8053]
     #[arg(long, value_name = "ADDR", env = "HERALD_API_LISTEN")]
     api: Option<SocketAddr>,
+    /// PEM certificate chain for TLS on the admin API (with --api-tls-key).
+    #[arg(long, value_name = "FILE", env = "HERALD_API_TLS_CERT")]
+    api_tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the admin API.
+    #[arg(long, value_name = "FILE", env = "HERALD_API_TLS_KEY")]
+    api_tls_key: Option<PathBuf>,
+    /// Serve the admin API in plain HTTP on an address other than loopback (tokens then
+    /// cross the network in clear text).
+    #[arg(long)]
+    allow_plain_http: bool,
     /// Signing settings of one zone, repeatable:
     /// ZONE:algorithm=13|15,denial=nsec|nsec3,validity=14d,inception-offset=1h,refresh=7d,node-ttl=60
     #[arg(long = "dnssec", value_name = "ZONE:SETTINGS", value_parser = dnssec_arg)]
@@ -347,6 +361,9 @@ impl ServeArgs {
             journal_max_age: self.journal_max_age,
             journal_max_bytes: self.journal_max_bytes,
             admin_token: std::env::var(ADMIN_TOKEN_ENV).ok(),
+            api_tls_cert: self.api_tls_cert,
+            api_tls_key: self.api_tls_key,
+            allow_plain_http: self.allow_plain_http,
         }
     }
 }
@@ -476,12 +493,16 @@ impl ApiArgs {
             .as_ref()
             .map(|t| t.0.as_str())
             .ok_or_else(|| usage("give a token with --token or HERALD_TOKEN"))?;
-        Ok(AdminClient::new(&self.api, token))
+        match &self.ca_file {
+            Some(ca) => AdminClient::with_ca(&self.api, token, ca).map_err(usage),
+            None => Ok(AdminClient::new(&self.api, token)),
+        }
     }
 }
 
 fn config_check(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::resolve(args.flags()).map_err(usage)?;
+    herald::serve::api_tls(&config).map_err(usage)?;
     print_out(settings::describe(&config).trim_end())
 }
 

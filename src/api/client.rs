@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
 use thiserror::Error;
+
 use ureq::Agent;
+use ureq::tls::{PemItem, RootCerts, TlsConfig, parse_pem};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,11 +31,20 @@ pub enum ClientError {
     Transport {
         url: String,
         #[source]
-        cause: ureq::Error,
+        cause: Box<ureq::Error>,
     },
+    /// The CA file of `--ca-file` cannot be read.
+    #[error("cannot read the CA file {path}")]
+    Ca {
+        path: PathBuf,
+        #[source]
+        cause: Box<ureq::Error>,
+    },
+    #[error("{0} holds no certificate")]
+    NoCa(PathBuf),
     /// The answer was not what the API returns.
     #[error("unexpected answer from the API")]
-    Decode(#[source] ureq::Error),
+    Decode(#[source] Box<ureq::Error>),
 }
 
 /// A client for one API base URL and token.
@@ -43,17 +55,48 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// `api` is the base URL, such as `http://127.0.0.1:8053`.
+    /// `api` is the base URL, such as `http://127.0.0.1:8053` or `https://herald.example:8053`;
+    /// an `https` API is trusted by the system's roots (webpki's).
     pub fn new(api: &str, token: &str) -> Self {
-        let agent = Agent::config_builder()
+        Self::build(api, token, None)
+    }
+
+    /// [`AdminClient::new`] for an `https` API whose certificate is signed by the CA in the PEM
+    /// file `ca` (and by nothing else).
+    pub fn with_ca(api: &str, token: &str, ca: &Path) -> Result<Self, ClientError> {
+        let bad = |cause| ClientError::Ca {
+            path: ca.to_owned(),
+            cause: Box::new(cause),
+        };
+        let pem = std::fs::read(ca).map_err(|e| bad(ureq::Error::Io(e)))?;
+        let certs = parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        if certs.is_empty() {
+            return Err(ClientError::NoCa(ca.to_owned()));
+        }
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::new_with_certs(&certs))
+            .build();
+        Ok(Self::build(api, token, Some(tls)))
+    }
+
+    fn build(api: &str, token: &str, tls: Option<TlsConfig>) -> Self {
+        let mut config = Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(30)));
+        if let Some(tls) = tls {
+            config = config.tls_config(tls);
+        }
         Self {
             base: api.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-            agent,
+            agent: config.build().into(),
         }
     }
 
@@ -114,7 +157,7 @@ impl AdminClient {
         let auth = format!("Bearer {}", self.token);
         let transport = |cause| ClientError::Transport {
             url: url.clone(),
-            cause,
+            cause: Box::new(cause),
         };
         let mut response = match method {
             Method::Put(b) => self
@@ -161,6 +204,9 @@ struct Answer(ureq::http::Response<ureq::Body>);
 
 impl Answer {
     fn read_json<T: DeserializeOwned>(mut self) -> Result<T, ClientError> {
-        self.0.body_mut().read_json().map_err(ClientError::Decode)
+        self.0
+            .body_mut()
+            .read_json()
+            .map_err(|e| ClientError::Decode(Box::new(e)))
     }
 }

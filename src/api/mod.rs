@@ -17,6 +17,7 @@ pub mod error;
 pub mod import;
 pub mod nodes;
 pub mod pdns;
+pub mod tls;
 pub mod tokens;
 pub mod types;
 pub mod zones;

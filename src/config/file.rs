@@ -55,6 +55,11 @@ pub struct FileConfig {
     pub api: Option<SocketAddr>,
     /// A file holding the admin token.
     pub admin_token_file: Option<PathBuf>,
+    /// PEM files of the API's TLS certificate chain and private key.
+    pub api_tls_cert: Option<PathBuf>,
+    pub api_tls_key: Option<PathBuf>,
+    /// Serve the API in plain HTTP on an address other than loopback.
+    pub allow_plain_http: Option<bool>,
     /// Prefixes allowed to transfer every zone without TSIG.
     #[serde(default, deserialize_with = "prefixes")]
     pub allow_transfer: Option<Vec<IpNet>>,

@@ -20,6 +20,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{self, Auth, AuthError, TokenSource};
+use crate::api::tls::{self, TlsError, TlsListener};
 use crate::api::{self, AppState, ZoneConfig};
 use crate::dns::notify::{self, NotifyTarget};
 use crate::dns::secondaries::Secondaries;
@@ -50,10 +51,21 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// `admin-token-file` of the configuration file.
     pub admin_token_file: Option<PathBuf>,
+    /// TLS for the admin API.
+    pub api_tls: Option<ApiTls>,
+    /// Plain HTTP on an API address other than loopback.
+    pub allow_plain_http: bool,
     /// Per-zone signing settings (`--dnssec`); other zones get the defaults.
     pub policies: HashMap<String, ZonePolicy>,
     /// Secondaries: who may transfer, TSIG keys, NOTIFY targets, and the IXFR journal.
     pub secondaries: SecondaryConfig,
+}
+
+/// The PEM files of the admin API's TLS.
+#[derive(Debug, Clone)]
+pub struct ApiTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The flags that concern secondaries.
@@ -95,10 +107,33 @@ pub enum ServeError {
     },
     #[error("api server")]
     Api(#[source] std::io::Error),
+    #[error(
+        "the admin API on {0} would take tokens in clear text from the network: give \
+         api-tls-cert and api-tls-key, bind it to loopback, or set allow-plain-http = true"
+    )]
+    PlainHttp(SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// The admin API's TLS configuration, or `None` for plain HTTP, which is refused on an
+/// address other than loopback unless `allow_plain_http`. `herald config check` asks this too.
+pub fn api_tls(
+    config: &ServeConfig,
+) -> Result<Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>, ServeError> {
+    if config.api_tls.is_none() && !config.api.ip().is_loopback() && !config.allow_plain_http {
+        return Err(ServeError::PlainHttp(config.api));
+    }
+    Ok(config
+        .api_tls
+        .as_ref()
+        .map(|t| tls::server_config(&t.cert, &t.key))
+        .transpose()?)
 }
 
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let tls = api_tls(&config)?;
     let data = &config.data_dir;
     DirBuilder::new()
         .recursive(true)
@@ -199,9 +234,23 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
             let _ = resend.send(zone.into());
         }),
     };
-    let api = axum::serve(api_listener, api::app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    let app = api::app(state);
+    let api: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        Some(config) => {
+            let listener = TlsListener::new(api_listener, config, shutdown.clone())
+                .map_err(ServeError::Api)?;
+            Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .into_future(),
+            )
+        }
+        None => Box::pin(
+            axum::serve(api_listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+        ),
+    };
     // In-flight requests get a grace period; a client that never finishes its request must
     // not keep the server from stopping.
     let deadline = async {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use thiserror::Error;
 
-use super::{SecondaryConfig, ServeConfig};
+use super::{ApiTls, SecondaryConfig, ServeConfig};
 use crate::config::file::{self, FileConfig, FileError, NotifyEntry};
 use crate::config::secret::{self, SecretError};
 use crate::dns::notify::{NotifyTarget, NotifyTargetError};
@@ -56,6 +56,10 @@ pub struct Flags {
     pub journal_max_bytes: Option<u64>,
     /// `HERALD_ADMIN_TOKEN`.
     pub admin_token: Option<String>,
+    pub api_tls_cert: Option<PathBuf>,
+    pub api_tls_key: Option<PathBuf>,
+    /// `--allow-plain-http` (a flag that can only switch it on).
+    pub allow_plain_http: bool,
 }
 
 /// Why the settings cannot be used. Each names where the bad value came from.
@@ -82,6 +86,8 @@ pub enum SettingsError {
         #[source]
         cause: NotifyTargetError,
     },
+    #[error("api-tls-cert and api-tls-key go together: give both or neither")]
+    TlsPair,
     #[error("{at}")]
     Policy {
         at: String,
@@ -113,6 +119,8 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
     file.data = file.data.map(from_file);
     file.zones_dir = file.zones_dir.map(from_file);
     file.admin_token_file = file.admin_token_file.map(from_file);
+    file.api_tls_cert = file.api_tls_cert.map(from_file);
+    file.api_tls_key = file.api_tls_key.map(from_file);
 
     // TSIG keys: the file's, then the flags', a flag replacing a file key of the same name.
     let mut keys: Vec<TsigKey> = Vec::new();
@@ -243,6 +251,15 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
             .unwrap_or_else(|| DEFAULT_API.parse().expect("a valid address")),
         admin_token: flags.admin_token,
         admin_token_file: file.admin_token_file,
+        api_tls: match (
+            flags.api_tls_cert.or(file.api_tls_cert),
+            flags.api_tls_key.or(file.api_tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(ApiTls { cert, key }),
+            (None, None) => None,
+            _ => return Err(SettingsError::TlsPair),
+        },
+        allow_plain_http: flags.allow_plain_http || file.allow_plain_http.unwrap_or(false),
         policies,
         secondaries: SecondaryConfig {
             access: Access {
@@ -291,6 +308,14 @@ pub fn describe(config: &ServeConfig) -> String {
         Value::Array(config.dns.iter().map(|a| s(a)).collect()),
     );
     t.insert("api".into(), s(&config.api));
+    if let Some(tls) = &config.api_tls {
+        t.insert("api-tls-cert".into(), s(&tls.cert.display()));
+        t.insert("api-tls-key".into(), s(&tls.key.display()));
+    }
+    t.insert(
+        "allow-plain-http".into(),
+        Value::Boolean(config.allow_plain_http),
+    );
     let token = match (&config.admin_token, &config.admin_token_file) {
         (Some(_), _) => "(from HERALD_ADMIN_TOKEN, redacted)".to_owned(),
         (None, Some(p)) => p.display().to_string(),

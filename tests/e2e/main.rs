@@ -18,4 +18,5 @@ mod import;
 mod lifecycle;
 mod pdns;
 mod secondary;
+mod tls;
 mod update;
