@@ -35,6 +35,7 @@ use crate::zone::journal::JournalLimits;
 use crate::zone::{self, ZoneError};
 
 pub mod settings;
+pub mod systemd;
 
 /// How long in-flight API requests may take to finish once shutdown has begun.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -218,6 +219,9 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         tracing::info!("listening for dns on {addr}");
     }
     tracing::info!("listening for api on {api_addr}");
+    // DNS answers from its bound sockets already; the API takes connections from its bound
+    // listener as soon as it is polled below.
+    systemd::notify("READY=1");
 
     let health = dns.health();
     let state = AppState {
@@ -266,6 +270,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     };
     // Stop DNS even when the API failed, then let the publisher finish the changes it already
     // has; a request still open after the grace period gets "shutting down".
+    systemd::notify("STOPPING=1");
     shutdown.cancel();
     dns.stop().await;
     for n in notifiers {
