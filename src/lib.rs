@@ -33,6 +33,8 @@
 //! - [`client`]: the node side: query, validate against the trust anchor, state, watch loop.
 //!   It shares only [`record`] with the server;
 //! - [`serve`]: wiring for `herald serve`: start-up order, sockets, shutdown;
+//! - [`metrics`]: the counters the query and write paths keep for `/metrics`, per thread
+//!   on the query path;
 //! - [`backup`]: `herald backup` and `herald restore`, consistent copies of the data directory
 //!   and the epoch step that keeps a restore from reusing a seq.
 //!
@@ -45,6 +47,7 @@ pub mod client;
 pub mod config;
 pub mod dns;
 pub mod dnssec;
+pub mod metrics;
 pub mod publish;
 pub mod record;
 pub mod serve;
@@ -63,16 +66,21 @@ mod layering {
     /// entry allows the path and everything below it.
     const ALLOWED: &[(&str, &[&str])] = &[
         ("record", &[]),
+        // Counters only: everyone may count into them.
+        ("metrics", &[]),
         ("config", &["config"]),
         ("store", &["store", "record"]),
         ("zone", &["zone", "record"]),
         // Never the store: signatures go back to publish as plain values.
         ("dnssec", &["dnssec", "zone", "record", "config"]),
         // The only part that uses both the store and the signing code.
-        ("publish", &["publish", "store", "dnssec", "zone", "record"]),
+        (
+            "publish",
+            &["publish", "store", "dnssec", "zone", "record", "metrics"],
+        ),
         // The DNS path reads snapshots: no store, no keys, no signer. UPDATE intake hands its
         // changes to the single writer.
-        ("dns", &["dns", "zone", "record", "publish"]),
+        ("dns", &["dns", "zone", "record", "publish", "metrics"]),
         (
             "api",
             &[
@@ -83,6 +91,7 @@ mod layering {
                 "record",
                 "config",
                 "dns::secondaries",
+                "metrics",
             ],
         ),
         // The node side shares only the record format (and the clock) with the server.
@@ -101,6 +110,7 @@ mod layering {
                 "dnssec::policy",
                 "record",
                 "config",
+                "metrics",
             ],
         ),
     ];

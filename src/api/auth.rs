@@ -297,7 +297,7 @@ pub fn generate_id() -> Result<String, AuthError> {
 }
 
 /// The token a request presents: `Authorization: Bearer <token>`, else `X-API-Key: <token>`.
-fn presented(request: &Request) -> Option<&str> {
+pub fn presented(request: &Request) -> Option<&str> {
     let headers = request.headers();
     let bearer = headers
         .get(header::AUTHORIZATION)

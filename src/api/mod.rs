@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod import;
+pub mod metrics;
 pub mod nodes;
 pub mod pdns;
 pub mod tls;
@@ -76,6 +77,10 @@ pub struct AppState {
     pub zone_config: Arc<HashMap<String, ZoneConfig>>,
     /// `PUT …/zones/{zone}/notify`.
     pub notify_now: NotifyNow,
+    /// The query path's counters, summed at scrape time.
+    pub query_stats: Arc<crate::metrics::QueryStats>,
+    /// Whether `/metrics` answers without a token.
+    pub metrics_public: bool,
 }
 
 impl AppState {
@@ -143,6 +148,7 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(zones::healthz))
+        .route("/metrics", get(metrics::metrics))
         .merge(authed)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -73,6 +73,8 @@ fn harness() -> Harness {
         token_store: Arc::new(Mutex::new(token_store)),
         zone_config: Arc::new(zone_config),
         notify_now: Arc::new(|_: &str| {}),
+        query_stats: Default::default(),
+        metrics_public: true,
     };
     Harness {
         _dir: dir,

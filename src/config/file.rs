@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub api_tls_key: Option<PathBuf>,
     /// Serve the API in plain HTTP on an address other than loopback.
     pub allow_plain_http: Option<bool>,
+    /// Serve `/metrics` without a token on an API address other than loopback.
+    pub metrics_public: Option<bool>,
     /// Prefixes allowed to transfer every zone without TSIG.
     #[serde(default, deserialize_with = "prefixes")]
     pub allow_transfer: Option<Vec<IpNet>>,

@@ -25,6 +25,7 @@ use hickory_proto::rr::RecordType;
 
 use super::denial;
 use super::message::{Edns, Parsed, Query, TYPE_AXFR, TYPE_IXFR, parse, rcode};
+use crate::metrics::QueryCounters;
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
 use crate::zone::wire::Owner;
 
@@ -81,6 +82,20 @@ const OPCODE_UPDATE: u8 = 5;
 /// zone transfers are deferred to the cold path rather than answered here.
 #[inline]
 pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
+    handle_counted(zones, msg, transport, out, None)
+}
+
+/// [`handle`], counting each answer sent in `counters` (by transport, type, RCODE and DO;
+/// size; truncation). Over UDP the block is the calling thread's own; over TCP it is shared.
+/// Answers of the cold path (signed queries, transfers, UPDATE) are not counted here.
+#[inline]
+pub fn handle_counted(
+    zones: &ZoneSet,
+    msg: &[u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+    counters: Option<&QueryCounters>,
+) -> Reply {
     out.clear();
     // A request (QR clear) with the UPDATE opcode: one byte tested on the query path.
     if msg.len() >= 12 && msg[2] & 0x80 == 0 && (msg[2] >> 3) & 0x0F == OPCODE_UPDATE {
@@ -95,7 +110,18 @@ pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u
             return Reply::Defer(Deferred::Signed);
         }
     }
+    let (qtype, dnssec_ok) = match &parsed {
+        Parsed::Query(q) => (q.qtype, q.edns.is_some_and(|e| e.dnssec_ok)),
+        Parsed::Error { edns, .. } => (0, edns.is_some_and(|e| e.dnssec_ok)),
+        Parsed::Drop => (0, false),
+    };
     if reply(zones, parsed, transport, 0, out) {
+        if let Some(c) = counters {
+            match transport {
+                Transport::Udp => c.record(0, qtype, dnssec_ok, out),
+                Transport::Tcp => c.add(1, qtype, dnssec_ok, out),
+            }
+        }
         Reply::Send
     } else {
         Reply::Drop

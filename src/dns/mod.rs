@@ -35,6 +35,7 @@ use std::thread::JoinHandle;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::QueryStats;
 use crate::zone::SharedZones;
 use transfer::Transfers;
 
@@ -144,6 +145,7 @@ impl DnsServer {
         sockets: DnsSockets,
         zones: SharedZones,
         transfers: Arc<Transfers>,
+        stats: Arc<QueryStats>,
         shutdown: CancellationToken,
     ) -> Result<Self, DnsError> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -153,6 +155,8 @@ impl DnsServer {
         for socket in sockets.udp {
             let (zones, stop, health) = (zones.clone(), stop.clone(), health.clone());
             let transfers = transfers.clone();
+            // Its own block of counters: only this thread writes it.
+            let counters = stats.block();
             let name = format!(
                 "herald-udp-{}",
                 socket.local_addr().map(|a| a.port()).unwrap_or(0)
@@ -161,7 +165,7 @@ impl DnsServer {
             let thread = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    udp::serve(socket, zones, transfers, stop);
+                    udp::serve(socket, zones, transfers, counters, stop);
                     health.running.fetch_sub(1, Ordering::Relaxed);
                 })
                 .map_err(DnsError::Thread)?;
@@ -175,6 +179,7 @@ impl DnsServer {
                 listener,
                 zones.clone(),
                 transfers.clone(),
+                stats.block(),
                 shutdown.clone(),
             )));
         }

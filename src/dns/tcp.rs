@@ -15,9 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Deferred, Reply, Transport, handle};
+use super::answer::{Deferred, Reply, Transport, handle_counted};
 use super::transfer::{Transfers, signed_query, transfer};
 use super::update::not_implemented;
+use crate::metrics::QueryCounters;
 use crate::zone::SharedZones;
 
 /// Connections idle this long are closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
@@ -30,6 +31,7 @@ pub async fn serve(
     listener: TcpListener,
     zones: SharedZones,
     transfers: Arc<Transfers>,
+    counters: Arc<QueryCounters>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -53,11 +55,12 @@ pub async fn serve(
         };
         let zones = zones.clone();
         let transfers = transfers.clone();
+        let counters = counters.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                result = connection(stream, peer, zones, transfers) => {
+                result = connection(stream, peer, zones, transfers, counters) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, %peer, "tcp connection ended");
                     }
@@ -73,6 +76,7 @@ async fn connection(
     peer: std::net::SocketAddr,
     zones: SharedZones,
     transfers: Arc<Transfers>,
+    counters: Arc<QueryCounters>,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
@@ -90,7 +94,13 @@ async fn connection(
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         let msg = &msg[..len];
-        match handle(&zones.load(), msg, Transport::Tcp, &mut out) {
+        match handle_counted(
+            &zones.load(),
+            msg,
+            Transport::Tcp,
+            &mut out,
+            Some(&counters),
+        ) {
             Reply::Send => {}
             // A response or garbage on a query connection: nothing sensible follows.
             Reply::Drop => return Ok(()),

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::answer::{Deferred, Reply, Transport, handle};
+use super::answer::{Deferred, Reply, Transport, handle_counted};
 use super::transfer::{Transfers, signed_query};
 use super::update::not_implemented;
+use crate::metrics::QueryCounters;
 use crate::zone::SharedZones;
 
 /// How often an idle loop checks for shutdown.
@@ -31,6 +32,7 @@ pub fn serve(
     socket: UdpSocket,
     zones: SharedZones,
     transfers: Arc<Transfers>,
+    counters: Arc<QueryCounters>,
     stop: Arc<AtomicBool>,
 ) {
     if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
@@ -39,9 +41,9 @@ pub fn serve(
     // Shared with the UPDATE tasks, which answer from the same socket.
     let socket = Arc::new(socket);
     #[cfg(target_os = "linux")]
-    batched::serve(&socket, &zones, &transfers, &stop);
+    batched::serve(&socket, &zones, &transfers, &counters, &stop);
     #[cfg(not(target_os = "linux"))]
-    one_by_one(&socket, &zones, &transfers, &stop);
+    one_by_one(&socket, &zones, &transfers, &counters, &stop);
 }
 
 /// Answers one datagram into `out`; `false` when nothing is to be sent now. `peer` gives the
@@ -53,9 +55,10 @@ fn answer(
     msg: &[u8],
     out: &mut Vec<u8>,
     socket: &Arc<UdpSocket>,
+    counters: &QueryCounters,
     peer: impl FnOnce() -> Option<SocketAddr>,
 ) -> bool {
-    match handle(zones, msg, Transport::Udp, out) {
+    match handle_counted(zones, msg, Transport::Udp, out, Some(counters)) {
         Reply::Send => true,
         Reply::Drop => false,
         Reply::Defer(Deferred::Update) => match &transfers.updates {
@@ -85,6 +88,7 @@ fn one_by_one(
     socket: &Arc<UdpSocket>,
     zones: &SharedZones,
     transfers: &Transfers,
+    counters: &QueryCounters,
     stop: &AtomicBool,
 ) {
     let mut buf = vec![0u8; 65535];
@@ -104,6 +108,7 @@ fn one_by_one(
             &buf[..len],
             &mut out,
             socket,
+            counters,
             || Some(peer),
         ) && let Err(e) = socket.send_to(&out, peer)
         {
@@ -179,6 +184,7 @@ mod batched {
         socket: &Arc<UdpSocket>,
         zones: &SharedZones,
         transfers: &Transfers,
+        counters: &QueryCounters,
         stop: &AtomicBool,
     ) {
         let fd = socket.as_raw_fd();
@@ -241,9 +247,15 @@ mod batched {
                 }
                 let msg = &b.inbuf[i * SLOT..i * SLOT + h.msg_len as usize];
                 let (addr, addr_len) = (&b.addrs[i], h.msg_hdr.msg_namelen);
-                if !answer(&zones, transfers, msg, &mut b.outs[k], socket, || {
-                    peer_addr(addr, addr_len)
-                }) {
+                if !answer(
+                    &zones,
+                    transfers,
+                    msg,
+                    &mut b.outs[k],
+                    socket,
+                    counters,
+                    || peer_addr(addr, addr_len),
+                ) {
                     continue;
                 }
                 b.iov_out[k] = libc::iovec {

@@ -42,6 +42,7 @@ use tokio::sync::Semaphore;
 use super::answer::error_answer;
 use super::message::rcode;
 use super::tsig::{RequestAuth, ResponseSigner, TsigKey, check_request};
+use crate::metrics::Source;
 use crate::publish::{Change, Condition, Expect, PublishError, Publisher, Refusal};
 use crate::record::{Commit, NodeLabel, Scope};
 use crate::zone::SharedZones;
@@ -308,7 +309,11 @@ impl Context {
             set,
             delete,
         };
-        match self.publisher.apply(&zone.name, change).await {
+        match self
+            .publisher
+            .apply_as(&zone.name, change, Source::Update)
+            .await
+        {
             Ok(_) => (rcode::NOERROR, "applied"),
             Err(PublishError::Refused(Refusal::Unmet { expect, .. })) => unmet(&expect),
             Err(PublishError::Refused(Refusal::SerialMoved { .. })) => RRSET_DIFFERS,

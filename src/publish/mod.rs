@@ -49,6 +49,7 @@ use thiserror::Error;
 use tokio::sync::{oneshot, watch};
 
 use crate::dnssec::{DnssecError, KeyError, NewSignature};
+use crate::metrics::{Outcome, PublishStats, Source};
 use crate::store::{self, Applied};
 use crate::zone::ZoneError;
 
@@ -131,11 +132,40 @@ enum Msg {
 pub struct Publisher {
     jobs: mpsc::Sender<Msg>,
     changes: watch::Receiver<()>,
+    stats: Arc<PublishStats>,
 }
 
 impl Publisher {
-    /// Applies `change` to `zone` and returns once it is durable, signed and served.
+    /// Applies `change` to `zone` and returns once it is durable, signed and served. A batch
+    /// is counted as the batch API's, anything else as the native API's.
     pub async fn apply(&self, zone: &str, change: Change) -> Result<Applied, PublishError> {
+        let source = match change {
+            Change::Batch { .. } => Source::Batch,
+            _ => Source::Api,
+        };
+        self.apply_as(zone, change, source).await
+    }
+
+    /// [`Publisher::apply`], counted for `source` in the metrics.
+    pub async fn apply_as(
+        &self,
+        zone: &str,
+        change: Change,
+        source: Source,
+    ) -> Result<Applied, PublishError> {
+        let started = std::time::Instant::now();
+        let result = self.send(zone, change).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Applied,
+            Err(PublishError::Failed(_) | PublishError::Stopped) => Outcome::Failed,
+            Err(_) => Outcome::Refused,
+        };
+        self.stats
+            .record(source, outcome, started.elapsed().as_micros() as u64);
+        result
+    }
+
+    async fn send(&self, zone: &str, change: Change) -> Result<Applied, PublishError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Msg::Change(Job {
@@ -145,6 +175,11 @@ impl Publisher {
             }))
             .map_err(|_| PublishError::Stopped)?;
         answer.await.map_err(|_| PublishError::Stopped)?
+    }
+
+    /// The write path's counters, for `/metrics`.
+    pub fn stats(&self) -> &Arc<PublishStats> {
+        &self.stats
     }
 
     /// A receiver that is marked changed each time a new zone set is swapped in (for NOTIFY).
@@ -161,12 +196,14 @@ impl Publisher {
 }
 
 /// Stores the signatures a [`SignedZone`] made, in the transaction of the change they belong
-/// to (step 4 above).
+/// to (step 4 above), and counts them.
 fn keep(
     w: &mut store::Writer<'_>,
     zone: &str,
     signatures: &[NewSignature],
+    stats: &PublishStats,
 ) -> Result<(), store::Error> {
+    stats.signed(signatures.len());
     for s in signatures {
         match s {
             NewSignature::NodeTxt { node, seq, rrsig } => {

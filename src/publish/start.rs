@@ -16,6 +16,7 @@ use super::{Publisher, StartError, WriteError, keep};
 use crate::dnssec::{
     PriorNode, PriorSignature, PriorSignatures, SignedZone, ZoneKey, ZonePolicy, sign::Signer,
 };
+use crate::metrics::PublishStats;
 use crate::record::Clock;
 use crate::store::{self, Store, StoredNode, StoredSig};
 use crate::zone::file::StaticZone;
@@ -46,6 +47,7 @@ pub fn start(
             return Err(StartError::UnknownPolicyZone(name.clone()));
         }
     }
+    let stats = Arc::new(PublishStats::default());
     let mut working = HashMap::new();
     for zone in setup.zones {
         let started = Instant::now();
@@ -60,13 +62,18 @@ pub fn start(
             tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
         }
         let signer = Arc::new(Signer::new(Arc::new(key), policy));
-        let loaded =
-            load(&mut store, zone, signer, &*setup.clock, setup.journal).map_err(|source| {
-                StartError::Zone {
-                    zone: zone.name.clone(),
-                    source,
-                }
-            })?;
+        let loaded = load(
+            &mut store,
+            zone,
+            signer,
+            &*setup.clock,
+            setup.journal,
+            &stats,
+        )
+        .map_err(|source| StartError::Zone {
+            zone: zone.name.clone(),
+            source,
+        })?;
         let signed = loaded.zone;
         tracing::info!(
             zone = %zone.name,
@@ -95,12 +102,21 @@ pub fn start(
         clock: setup.clock.clone(),
         limits: setup.journal,
         changed,
+        stats: stats.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("herald-publish".into())
         .spawn(move || worker.run(rx))
         .map_err(StartError::Thread)?;
-    Ok((Publisher { jobs, changes }, shared, thread))
+    Ok((
+        Publisher {
+            jobs,
+            changes,
+            stats,
+        },
+        shared,
+        thread,
+    ))
 }
 
 /// A zone as [`load`] built it.
@@ -120,6 +136,7 @@ fn load(
     signer: Arc<Signer>,
     clock: &dyn Clock,
     limits: JournalLimits,
+    stats: &PublishStats,
 ) -> Result<Loaded, WriteError> {
     let row = store.init_zone(&zone.name, zone.soa.serial, &zone.digest)?;
     let stored = prior_signatures(store.signatures(&zone.name)?);
@@ -137,11 +154,11 @@ fn load(
     if !made.is_empty() {
         let now = clock.now();
         store.write(|w| -> Result<(), WriteError> {
-            keep(w, &zone.name, &made)?;
+            keep(w, &zone.name, &made, stats)?;
             if served_before {
                 let serial = w.bump_serial(&zone.name)?;
                 let more = signed.finish(serial, now)?;
-                keep(w, &zone.name, &more)?;
+                keep(w, &zone.name, &more, stats)?;
             }
             Ok(())
         })?;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::{Job, Msg, PublishError, WriteError, keep};
 use crate::dnssec::SignedZone;
+use crate::metrics::PublishStats;
 use crate::record::{Clock, NodeLabel, NodeRecord};
 use crate::store::{self, Change, Store, Writer};
 use crate::zone::SharedZones;
@@ -30,6 +31,8 @@ pub(super) struct Worker {
     pub limits: JournalLimits,
     /// Marked after every swap.
     pub changed: watch::Sender<()>,
+    /// Signatures made, for the metrics.
+    pub stats: Arc<PublishStats>,
 }
 
 impl Worker {
@@ -88,6 +91,7 @@ impl Worker {
         let mut staged: HashMap<String, SignedZone> = HashMap::new();
         let zones = &self.zones;
         let limits = self.limits;
+        let stats = &*self.stats;
         let outcome = self.store.write(|w| -> Result<_, WriteError> {
             let mut results = Vec::with_capacity(accepted.len());
             let mut serials: HashMap<String, u32> = HashMap::new();
@@ -108,7 +112,7 @@ impl Worker {
                     let t = Instant::now();
                     let made = zone.apply(&published, &applied.deleted, now)?;
                     signing += t.elapsed();
-                    keep(w, &job.zone, &made)?;
+                    keep(w, &job.zone, &made, stats)?;
                     serials.insert(job.zone.clone(), applied.serial);
                 }
                 results.push(result);
@@ -118,7 +122,7 @@ impl Worker {
                 let t = Instant::now();
                 let made = zone.finish(serials[name], now)?;
                 signing += t.elapsed();
-                keep(w, name, &made)?;
+                keep(w, name, &made, stats)?;
                 record(w, &zones[name].snapshot, &mut zone.snapshot, limits, now)?;
             }
             Ok(results)
@@ -191,11 +195,12 @@ impl Worker {
             };
             let served = &self.zones[&name].snapshot;
             let limits = self.limits;
+            let stats = &*self.stats;
             let result = self.store.write(|w| -> Result<u32, WriteError> {
-                keep(w, &name, &made)?;
+                keep(w, &name, &made, stats)?;
                 let serial = w.bump_serial(&name)?;
                 let more = staged.finish(serial, now)?;
-                keep(w, &name, &more)?;
+                keep(w, &name, &more, stats)?;
                 record(w, served, &mut staged.snapshot, limits, now)?;
                 Ok(serial)
             });

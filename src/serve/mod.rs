@@ -28,6 +28,7 @@ use crate::dns::transfer::{Access, Transfers};
 use crate::dns::update::Updates;
 use crate::dns::{self, DnsError, DnsServer};
 use crate::dnssec::policy::ZonePolicy;
+use crate::metrics::QueryStats;
 use crate::publish::{self, Setup, StartError};
 use crate::record::SystemClock;
 use crate::store::{self, Store};
@@ -56,6 +57,8 @@ pub struct ServeConfig {
     pub api_tls: Option<ApiTls>,
     /// Plain HTTP on an API address other than loopback.
     pub allow_plain_http: bool,
+    /// `/metrics` without a token on an API address other than loopback.
+    pub metrics_public: bool,
     /// Per-zone signing settings (`--dnssec`); other zones get the defaults.
     pub policies: HashMap<String, ZonePolicy>,
     /// Secondaries: who may transfer, TSIG keys, NOTIFY targets, and the IXFR journal.
@@ -205,7 +208,14 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         secondaries: secondaries.clone(),
         updates: Some(updates),
     });
-    let dns = DnsServer::start(sockets, shared.clone(), transfers, shutdown.clone())?;
+    let query_stats = Arc::new(QueryStats::default());
+    let dns = DnsServer::start(
+        sockets,
+        shared.clone(),
+        transfers,
+        query_stats.clone(),
+        shutdown.clone(),
+    )?;
     let (resend, _) = tokio::sync::broadcast::channel(64);
     let notifiers = notify::spawn(
         config.secondaries.notify.clone(),
@@ -233,6 +243,8 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         secondaries,
         token_store: Arc::new(Mutex::new(token_store)),
         zone_config: Arc::new(zone_config),
+        query_stats,
+        metrics_public: config.metrics_public || api_addr.ip().is_loopback(),
         notify_now: Arc::new(move |zone: &str| {
             // No receivers: no NOTIFY targets, nothing to send.
             let _ = resend.send(zone.into());

@@ -260,6 +260,7 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
             _ => return Err(SettingsError::TlsPair),
         },
         allow_plain_http: flags.allow_plain_http || file.allow_plain_http.unwrap_or(false),
+        metrics_public: file.metrics_public.unwrap_or(false),
         policies,
         secondaries: SecondaryConfig {
             access: Access {
@@ -315,6 +316,10 @@ pub fn describe(config: &ServeConfig) -> String {
     t.insert(
         "allow-plain-http".into(),
         Value::Boolean(config.allow_plain_http),
+    );
+    t.insert(
+        "metrics-public".into(),
+        Value::Boolean(config.metrics_public),
     );
     let token = match (&config.admin_token, &config.admin_token_file) {
         (Some(_), _) => "(from HERALD_ADMIN_TOKEN, redacted)".to_owned(),

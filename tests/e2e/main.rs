@@ -16,6 +16,7 @@ mod harness;
 mod hook;
 mod import;
 mod lifecycle;
+mod metrics;
 mod pdns;
 mod secondary;
 mod tls;

@@ -22,6 +22,7 @@ use super::super::auth::Caller;
 use super::super::error::ApiError;
 use super::super::{AppState, JsonBody};
 use super::zone_of;
+use crate::metrics::Source;
 use crate::publish::{Change, PublishError};
 use crate::record::{Commit, NodeLabel};
 
@@ -108,7 +109,7 @@ pub async fn apply(
         set,
         delete,
     };
-    match state.publisher.apply(&zone, change).await {
+    match state.publisher.apply_as(&zone, change, Source::Pdns).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(e @ PublishError::StaticName(_)) => Err(ApiError::Invalid(e.to_string())),
         Err(e) => Err(e.into()),

@@ -1,0 +1,312 @@
+//! `GET /metrics`: Prometheus text format, rendered with `prometheus-client`.
+//!
+//! What the hot paths count ([`crate::metrics`]) is summed at scrape time, and what describes
+//! the zones is read then too: serial and node count, the IXFR journal, NOTIFY and transfer
+//! counters, and how many serials each secondary is behind. Names follow Prometheus
+//! conventions and the peers (NSD's `nsd_queries_by_rcode_total`, CoreDNS's
+//! `coredns_dns_requests_total`); every one starts with `herald_`.
+//!
+//! The endpoint needs no token when the API listens on loopback, or when the configuration
+//! says `metrics-public = true`; otherwise any valid token (admin or scoped) reads it.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use super::auth::presented;
+use super::error::ApiError;
+use crate::dns::secondaries::TransferCounts;
+use crate::metrics::{Outcome, PUBLISH_BUCKETS, QuerySnapshot, SIZE_BUCKETS, Source, TRANSPORTS};
+use crate::record::unix_now;
+
+/// One zone at scrape time.
+#[derive(Debug)]
+struct ZoneFacts {
+    name: String,
+    serial: u32,
+    nodes: u64,
+    journal_entries: usize,
+    journal_bytes: usize,
+    counts: TransferCounts,
+    /// (secondary address, serials behind) for those whose serial is known.
+    behind: Vec<(String, u32)>,
+}
+
+/// Everything a scrape shows, gathered first, then encoded.
+#[derive(Debug)]
+struct Scrape {
+    queries: QuerySnapshot,
+    publishes: Vec<(Source, Outcome, u64)>,
+    visible: (Vec<u64>, f64),
+    signatures: u64,
+    zones: Vec<ZoneFacts>,
+}
+
+/// `GET /metrics`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if !state.metrics_public {
+        presented(&request)
+            .and_then(|t| state.auth.identify(t, unix_now()))
+            .ok_or(ApiError::Unauthorized)?;
+    }
+    let scrape = gather(&state).await?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(scrape));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
+    let stats = state.publisher.stats();
+    let publishes = Source::ALL
+        .iter()
+        .flat_map(|s| Outcome::ALL.iter().map(move |o| (*s, *o)))
+        .map(|(s, o)| (s, o, stats.count(s, o)))
+        .collect();
+    let set = state.zones.load_full();
+    let names: Vec<String> = set.iter().map(|z| z.name.to_string()).collect();
+    let rows = state
+        .read(move |s| {
+            names
+                .iter()
+                .map(|n| s.zone(n).map(|r| r.map_or(0, |r| r.node_count)))
+                .collect::<Result<Vec<u64>, _>>()
+        })
+        .await?;
+    let mut zones = Vec::new();
+    for (z, nodes) in set.iter().zip(rows) {
+        let (secondaries, counts) = state.secondaries.report(&z.name, z.serial);
+        let behind = secondaries
+            .iter()
+            .filter_map(|s| {
+                let have = s.last_transfer.as_ref().map(|t| t.serial)?;
+                Some((
+                    s.address.clone(),
+                    z.serial.wrapping_sub(have).min(i32::MAX as u32),
+                ))
+            })
+            .collect();
+        zones.push(ZoneFacts {
+            name: z.name.to_string(),
+            serial: z.serial,
+            nodes,
+            journal_entries: z.journal.len(),
+            journal_bytes: z.journal.iter().map(|(_, e)| e.diff.len()).sum(),
+            counts,
+            behind,
+        });
+    }
+    Ok(Scrape {
+        queries: state.query_stats.snapshot(),
+        publishes,
+        visible: stats.visible(),
+        signatures: stats.signatures(),
+        zones,
+    })
+}
+
+type Fmt = Result<(), std::fmt::Error>;
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
+    ConstCounter::new(v).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Fmt {
+        // Queries.
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_dns_queries",
+                "DNS answers sent by the query path, by transport, query type, RCODE and DO bit",
+                None,
+                MetricType::Counter,
+            )?;
+            for (transport, qtype, rcode, dnssec_ok, n) in &self.queries.answers {
+                let labels = [
+                    ("transport", *transport),
+                    ("type", *qtype),
+                    ("rcode", *rcode),
+                    ("dnssec_ok", if *dnssec_ok { "true" } else { "false" }),
+                ];
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_dns_truncated",
+                "Answers sent with TC set (too large for the requester's UDP size)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (t, transport) in TRANSPORTS.iter().enumerate() {
+                ConstCounter::new(self.queries.truncated[t])
+                    .encode(m.encode_family(&[("transport", *transport)])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_dns_response_size_bytes",
+                "Sizes of the answers sent by the query path",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (t, transport) in TRANSPORTS.iter().enumerate() {
+                let (counts, sum) = &self.queries.sizes[t];
+                let buckets: Vec<(f64, u64)> = SIZE_BUCKETS
+                    .iter()
+                    .map(|b| *b as f64)
+                    .chain([f64::INFINITY])
+                    .zip(counts.iter().copied())
+                    .collect();
+                let total = counts.iter().sum();
+                m.encode_family(&[("transport", *transport)])?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    *sum as f64,
+                    total,
+                    &buckets,
+                    None,
+                )?;
+            }
+        }
+        // Publishes.
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_publishes",
+                "Changes handed to the writer, by path (api, batch, pdns, update) and result",
+                None,
+                MetricType::Counter,
+            )?;
+            for (source, outcome, n) in &self.publishes {
+                let labels = [("path", source.as_str()), ("result", outcome.as_str())];
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let m = encoder.encode_descriptor(
+                "herald_publish_visible_seconds",
+                "From a change reaching the writer to its answer: durable, signed and served",
+                None,
+                MetricType::Histogram,
+            )?;
+            let (counts, sum) = &self.visible;
+            let buckets: Vec<(f64, u64)> = PUBLISH_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(counts.iter().copied())
+                .collect();
+            let total = counts.iter().sum();
+            let mut m = m;
+            m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                *sum, total, &buckets, None,
+            )?;
+        }
+        counter(
+            &mut encoder,
+            "herald_signatures",
+            "RRSIGs made (publishes, refreshes, start-up)",
+            self.signatures,
+        )?;
+        // Zones.
+        let gauges: [(&str, &str, fn(&ZoneFacts) -> i64); 4] = [
+            ("herald_zone_serial", "The SOA serial served", |z| {
+                i64::from(z.serial)
+            }),
+            ("herald_zone_nodes", "Nodes published in the zone", |z| {
+                z.nodes as i64
+            }),
+            ("herald_journal_entries", "IXFR journal entries kept", |z| {
+                z.journal_entries as i64
+            }),
+            ("herald_journal_bytes", "IXFR journal bytes kept", |z| {
+                z.journal_bytes as i64
+            }),
+        ];
+        for (name, help, value) in gauges {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for z in &self.zones {
+                ConstGauge::new(value(z)).encode(m.encode_family(&[("zone", z.name.as_str())])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_notifies",
+                "NOTIFY messages sent to secondaries, and acknowledged",
+                None,
+                MetricType::Counter,
+            )?;
+            for z in &self.zones {
+                for (state, n) in [
+                    ("sent", z.counts.notifies_sent),
+                    ("acked", z.counts.notifies_acked),
+                ] {
+                    let labels = [("zone", z.name.as_str()), ("state", state)];
+                    ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_transfers",
+                "Zone transfer requests, by kind: AXFR, IXFR, IXFR answered with the whole \
+                 zone, IXFR already current, refused",
+                None,
+                MetricType::Counter,
+            )?;
+            for z in &self.zones {
+                for (kind, n) in [
+                    ("axfr", z.counts.axfr),
+                    ("ixfr", z.counts.ixfr),
+                    ("ixfr_fallback", z.counts.ixfr_fallback),
+                    ("current", z.counts.current),
+                    ("refused", z.counts.refused),
+                ] {
+                    let labels = [("zone", z.name.as_str()), ("kind", kind)];
+                    ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_secondary_behind_serials",
+                "How many serials a secondary's last transfer is behind the zone",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in &self.zones {
+                for (secondary, behind) in &z.behind {
+                    let labels = [("zone", z.name.as_str()), ("secondary", secondary.as_str())];
+                    ConstGauge::new(i64::from(*behind)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let m = encoder.encode_descriptor(
+                "herald_build",
+                "The running Herald",
+                None,
+                MetricType::Info,
+            )?;
+            let mut m = m;
+            m.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+        }
+        Ok(())
+    }
+}
