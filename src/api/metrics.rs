@@ -124,6 +124,9 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
 
 type Fmt = Result<(), std::fmt::Error>;
 
+/// A gauge per zone: name, help, and how to read it.
+type ZoneGauge = (&'static str, &'static str, fn(&ZoneFacts) -> i64);
+
 fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
     ConstCounter::new(v).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
@@ -225,7 +228,7 @@ impl Collector for Scrape {
             self.signatures,
         )?;
         // Zones.
-        let gauges: [(&str, &str, fn(&ZoneFacts) -> i64); 4] = [
+        let gauges: [ZoneGauge; 4] = [
             ("herald_zone_serial", "The SOA serial served", |z| {
                 i64::from(z.serial)
             }),
