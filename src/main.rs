@@ -503,6 +503,12 @@ impl ApiArgs {
 fn config_check(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::resolve(args.flags()).map_err(usage)?;
     herald::serve::api_tls(&config).map_err(usage)?;
+    // The admin token file, as serve reads it (without generating one: that needs the data
+    // directory, which check leaves alone).
+    if let Some(file) = &config.admin_token_file {
+        herald::api::auth::admin_token(&config.data_dir, config.admin_token.clone(), Some(file))
+            .map_err(usage)?;
+    }
     print_out(settings::describe(&config).trim_end())
 }
 

@@ -38,6 +38,11 @@ impl SecretError {
 }
 
 /// Reads the secret file at `path`, refusing it when other users may read it.
+///
+/// A systemd credential (a file under `$CREDENTIALS_DIRECTORY`, from `LoadCredential=`) may
+/// also be readable by its group: recent systemd leaves credentials owned by root with mode
+/// 0400 and grants the service user read access by an ACL entry, which `stat` shows as group
+/// read (the ACL mask). That directory is the service's alone, and read-only.
 pub fn read(path: &Path) -> Result<String, SecretError> {
     let io = |cause| SecretError::Io {
         path: path.to_owned(),
@@ -45,7 +50,10 @@ pub fn read(path: &Path) -> Result<String, SecretError> {
     };
     let mut file = File::open(path).map_err(io)?;
     let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .is_some_and(|dir| !dir.is_empty() && path.starts_with(dir));
+    let forbidden = if credential { 0o037 } else { 0o077 };
+    if mode & forbidden != 0 {
         return Err(SecretError::Mode {
             path: path.to_owned(),
             mode,
@@ -143,6 +151,35 @@ mod tests {
         );
         assert_eq!(read(&path).unwrap(), "s3cret\n", "the first secret stays");
         assert_eq!(files(), ["secret"], "nor after a refusal");
+    }
+
+    /// systemd's credentials show as 0440 (root's file, read by the service through an ACL):
+    /// accepted there, and only there; write or other bits never.
+    #[test]
+    fn systemd_credentials_may_be_group_readable() {
+        let creds = tempfile::tempdir().unwrap();
+        let path = creds.path().join("admin-token");
+        std::fs::write(&path, "token").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+        assert!(matches!(
+            read(&path),
+            Err(SecretError::Mode { mode: 0o440, .. })
+        ));
+        // SAFETY of the test: no other test reads CREDENTIALS_DIRECTORY, and the others' files
+        // are outside this directory.
+        unsafe { std::env::set_var("CREDENTIALS_DIRECTORY", creds.path()) };
+        let accepted = read(&path);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o460)).unwrap();
+        let group_write = read(&path);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let world = read(&path);
+        unsafe { std::env::remove_var("CREDENTIALS_DIRECTORY") };
+        assert_eq!(accepted.unwrap(), "token");
+        assert!(matches!(
+            group_write,
+            Err(SecretError::Mode { mode: 0o460, .. })
+        ));
+        assert!(matches!(world, Err(SecretError::Mode { mode: 0o444, .. })));
     }
 
     #[test]
