@@ -21,7 +21,8 @@ use herald::config::value::{self, ValueError};
 use herald::dnssec::ZoneKey;
 use herald::dnssec::policy::{PolicyError, parse_flag};
 use herald::record::{Clock, NodeLabel, SystemClock, normalize_zone};
-use herald::serve::run;
+use herald::serve::reload::Reloader;
+use herald::serve::run_with_reload;
 use herald::serve::settings::{self, Flags};
 use ipnet::IpNet;
 
@@ -432,14 +433,17 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = settings::resolve(args.flags()).map_err(usage)?;
+    let flags = args.flags();
+    let config = settings::resolve(flags.clone()).map_err(usage)?;
+    // SIGHUP reads the same sources again: the file, and the flags and variables of the start.
+    let reloader: Reloader = Box::new(move || settings::resolve(flags.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("herald")
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        run(config, stop_on_signal("shutting down"))
+        run_with_reload(config, stop_on_signal("shutting down"), Some(reloader))
             .await
             .context("herald serve")
     });

@@ -28,11 +28,12 @@
 # The service's user is allocated on each start (DynamicUser); its data (store, signing keys)
 # is /var/lib/herald. Secret files are read by systemd as root and handed to the service
 # under /run/credentials/herald.service/ (LoadCredential=), where the configuration names
-# them. Systemd newer than 252 may hand them over with mode 0440 (an ACL), which Herald
-# refuses for now: see deploy/README.md.
+# them. Systemd newer than 252 may hand them over with mode 0440 (an ACL); Herald accepts
+# that under $CREDENTIALS_DIRECTORY.
 #
 # A change of the settings, the zones or the package changes the unit, and nixos-rebuild
-# restarts it: Herald has no reload (SIGHUP) yet.
+# restarts it; `systemctl reload herald` (SIGHUP) reads the configuration and zones again
+# without a restart.
 { config, lib, pkgs, ... }:
 
 let
@@ -211,7 +212,8 @@ in
         # READY=1 once DNS and the API are bound; STOPPING=1 on stop.
         Type = "notify";
         ExecStart = "${cfg.package}/bin/herald serve --config ${configFile}";
-        # No ExecReload: SIGHUP would kill Herald, which does not handle it yet.
+        # SIGHUP: the configuration and the zone files read again while serving.
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
 
         # A user allocated for each run; /var/lib/herald (the store, the signing keys) is the
         # one directory it may write.

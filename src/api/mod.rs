@@ -74,7 +74,7 @@ pub struct AppState {
     /// A writing connection for tokens only; zone data is written by the publisher alone.
     pub token_store: Arc<Mutex<Store>>,
     /// What the zone files and settings say of each zone, for the PowerDNS zone object.
-    pub zone_config: Arc<HashMap<String, ZoneConfig>>,
+    pub zone_config: Arc<arc_swap::ArcSwap<HashMap<String, ZoneConfig>>>,
     /// `PUT …/zones/{zone}/notify`.
     pub notify_now: NotifyNow,
     /// The query path's counters, summed at scrape time.

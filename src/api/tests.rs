@@ -71,7 +71,7 @@ fn harness() -> Harness {
         dns_up: Arc::new(move || up.load(Ordering::Relaxed)),
         secondaries: Default::default(),
         token_store: Arc::new(Mutex::new(token_store)),
-        zone_config: Arc::new(zone_config),
+        zone_config: Arc::new(arc_swap::ArcSwap::from_pointee(zone_config)),
         notify_now: Arc::new(|_: &str| {}),
         query_stats: Default::default(),
         metrics_public: true,

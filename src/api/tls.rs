@@ -86,15 +86,16 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `tcp`; stops on `shutdown`.
+    /// Starts accepting on `tcp`; stops on `shutdown`. Each connection takes the
+    /// configuration `config` holds when it arrives, so a reload's new certificate serves
+    /// new connections.
     pub fn new(
         tcp: TcpListener,
-        config: Arc<ServerConfig>,
+        config: Arc<arc_swap::ArcSwap<ServerConfig>>,
         shutdown: CancellationToken,
     ) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(QUEUE);
-        let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -109,7 +110,7 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx) = (TlsAcceptor::from(config.load_full()), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {

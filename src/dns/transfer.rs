@@ -45,6 +45,9 @@ const MESSAGE_TARGET: usize = 16 * 1024;
 /// The compression pointer to the question name, which is the apex in a transfer.
 const APEX_PTR: u16 = 0xC00C;
 
+/// [`Access`] as the sockets share it: read per request, replaced on a reload.
+pub type SharedAccess = Arc<arc_swap::ArcSwap<Access>>;
+
 /// Who may transfer zones, and the keys that sign.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
@@ -60,7 +63,8 @@ pub struct Access {
 /// Everything the cold path needs, shared by the sockets.
 #[derive(Debug, Default)]
 pub struct Transfers {
-    pub access: Access,
+    /// Swapped whole on a reload (SIGHUP); shared with the UPDATE intake.
+    pub access: SharedAccess,
     pub secondaries: Arc<Secondaries>,
     /// RFC 2136 UPDATE intake; without it an UPDATE is answered NOTIMP.
     pub updates: Option<Updates>,
@@ -118,7 +122,7 @@ pub fn signed_query(
 fn authenticate(ctx: &Transfers, msg: &[u8], request: &Message) -> RequestAuth {
     let tsig = request.signature();
     check_request(
-        &ctx.access.keys,
+        &ctx.access.load().keys,
         msg,
         tsig.map(|r| &r.data),
         tsig.map(|r| &r.name),
@@ -185,9 +189,9 @@ pub async fn transfer<W: AsyncWrite + Unpin>(
             Some(signer)
         }
         RequestAuth::Unsigned => {
-            let zone_allow = ctx.access.zone_allow.get(&zone_name).into_iter().flatten();
-            if !ctx
-                .access
+            let access = ctx.access.load();
+            let zone_allow = access.zone_allow.get(&zone_name).into_iter().flatten();
+            if !access
                 .allow
                 .iter()
                 .chain(zone_allow)

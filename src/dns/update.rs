@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 
 use super::answer::error_answer;
 use super::message::rcode;
+use super::transfer::SharedAccess;
 use super::tsig::{RequestAuth, ResponseSigner, TsigKey, check_request};
 use crate::metrics::Source;
 use crate::publish::{Change, Condition, Expect, PublishError, Publisher, Refusal};
@@ -69,9 +70,10 @@ impl std::fmt::Debug for Updates {
 struct Context {
     publisher: Publisher,
     zones: SharedZones,
-    keys: Vec<TsigKey>,
-    /// Per zone: the zone file, and the keys of its names.
-    files: HashMap<String, (StaticZone, KeySet)>,
+    /// The TSIG keys (with the ACLs, which UPDATE does not use), as the transfers see them.
+    access: SharedAccess,
+    /// Per zone: the zone file, and the keys of its names; replaced on a reload.
+    files: arc_swap::ArcSwap<HashMap<String, (StaticZone, KeySet)>>,
     replays: Replays,
 }
 
@@ -81,24 +83,25 @@ impl Updates {
     pub fn new(
         publisher: Publisher,
         zones: SharedZones,
-        keys: Vec<TsigKey>,
+        access: SharedAccess,
         files: &[StaticZone],
     ) -> Self {
-        let files = files
-            .iter()
-            .map(|f| (f.name.clone(), (f.clone(), static_keys(f))))
-            .collect();
         Self {
             ctx: Arc::new(Context {
                 publisher,
                 zones,
-                keys,
-                files,
+                access,
+                files: arc_swap::ArcSwap::from_pointee(file_index(files)),
                 replays: Replays::default(),
             }),
             runtime: Handle::current(),
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
         }
+    }
+
+    /// Takes the zone files read again on a reload.
+    pub fn set_files(&self, files: &[StaticZone]) {
+        self.ctx.files.store(Arc::new(file_index(files)));
     }
 
     /// Takes an UPDATE that arrived over UDP from `peer`: answered from `socket` when done.
@@ -198,7 +201,7 @@ impl Context {
         };
         let tsig = request.signature();
         let auth = check_request(
-            &self.keys,
+            &self.access.load().keys,
             msg,
             tsig.map(|r| &r.data),
             tsig.map(|r| &r.name),
@@ -267,7 +270,8 @@ impl Context {
         let Some(zone) = set.iter().find(|z| z.apex == apex).cloned() else {
             return (rcode::NOTZONE, "zone not served");
         };
-        let Some((file, static_names)) = self.files.get(&*zone.name) else {
+        let files = self.files.load();
+        let Some((file, static_names)) = files.get(&*zone.name) else {
             return (rcode::NOTZONE, "zone not served");
         };
         let Some(scope) = key.scope.as_ref().filter(|s| s.zone == *zone.name) else {
@@ -605,6 +609,14 @@ impl Names<'_> {
         }
         Ok((set, delete))
     }
+}
+
+/// Each zone's file and the keys of its names.
+fn file_index(files: &[StaticZone]) -> HashMap<String, (StaticZone, KeySet)> {
+    files
+        .iter()
+        .map(|f| (f.name.clone(), (f.clone(), static_keys(f))))
+        .collect()
 }
 
 /// The answer to an UPDATE when Herald takes none: NOTIMP (RFC 2136 §3.1).

@@ -52,6 +52,7 @@ use crate::dnssec::{DnssecError, KeyError, NewSignature};
 use crate::metrics::{Outcome, PublishStats, Source};
 use crate::store::{self, Applied};
 use crate::zone::ZoneError;
+use crate::zone::file::StaticZone;
 
 pub use crate::store::{Change, Condition, Expect, IfMatch, Refusal};
 pub use start::{Setup, start};
@@ -73,6 +74,17 @@ pub enum PublishError {
     Failed(#[source] Arc<WriteError>),
     #[error("the publisher has stopped")]
     Stopped,
+    /// A reload could not open a zone; what was served stays.
+    #[error("cannot reload the zones")]
+    Reload(#[source] Arc<StartError>),
+}
+
+/// What a reload changed, by zone name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub changed: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
 }
 
 /// What made a group's write fail.
@@ -121,6 +133,12 @@ struct Job {
 
 enum Msg {
     Change(Job),
+    /// The zone files as read again (SIGHUP): zones whose file changed are rebuilt, new ones
+    /// opened, missing ones dropped; the answer lists what changed.
+    Reload(
+        Vec<StaticZone>,
+        oneshot::Sender<Result<Reloaded, PublishError>>,
+    ),
     /// Finish what came before, then stop; later changes get [`PublishError::Stopped`].
     Stop,
 }
@@ -180,6 +198,18 @@ impl Publisher {
     /// The write path's counters, for `/metrics`.
     pub fn stats(&self) -> &Arc<PublishStats> {
         &self.stats
+    }
+
+    /// Serves `zones`, the zone files read again: a zone whose file changed is rebuilt from
+    /// the store and the new file (its serial moves on), a new zone is opened (and gets a
+    /// key), a zone whose file is gone is no longer served. Queries go on meanwhile, from the
+    /// snapshot served until the new one is swapped in.
+    pub async fn reload(&self, zones: Vec<StaticZone>) -> Result<Reloaded, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::Reload(zones, reply))
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.map_err(|_| PublishError::Stopped)?
     }
 
     /// A receiver that is marked changed each time a new zone set is swapped in (for NOTIFY).

@@ -2,7 +2,7 @@
 //! stored signature still fits, before anything is served.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -48,43 +48,18 @@ pub fn start(
         }
     }
     let stats = Arc::new(PublishStats::default());
+    let opener = Opener {
+        policies: setup.policies.clone(),
+        data_dir: setup.data_dir.to_owned(),
+        clock: setup.clock.clone(),
+        limits: setup.journal,
+        stats: stats.clone(),
+    };
     let mut working = HashMap::new();
+    let mut digests = HashMap::new();
     for zone in setup.zones {
-        let started = Instant::now();
-        let policy = setup.policies.get(&zone.name).cloned().unwrap_or_default();
-        let (key, created) =
-            ZoneKey::load_or_create(setup.data_dir, &zone.name, &zone.apex, policy.algorithm)
-                .map_err(|source| StartError::Key {
-                    zone: zone.name.clone(),
-                    source,
-                })?;
-        if created {
-            tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
-        }
-        let signer = Arc::new(Signer::new(Arc::new(key), policy));
-        let loaded = load(
-            &mut store,
-            zone,
-            signer,
-            &*setup.clock,
-            setup.journal,
-            &stats,
-        )
-        .map_err(|source| StartError::Zone {
-            zone: zone.name.clone(),
-            source,
-        })?;
-        let signed = loaded.zone;
-        tracing::info!(
-            zone = %zone.name,
-            serial = signed.snapshot.serial,
-            journal = signed.snapshot.journal.len(),
-            nodes = loaded.nodes,
-            signed = loaded.signed,
-            ms = started.elapsed().as_millis() as u64,
-            "zone loaded"
-        );
-        working.insert(zone.name.clone(), signed);
+        working.insert(zone.name.clone(), opener.open(&mut store, zone)?);
+        digests.insert(zone.name.clone(), zone.digest);
     }
     let set = ZoneSet::new(
         working
@@ -103,6 +78,9 @@ pub fn start(
         limits: setup.journal,
         changed,
         stats: stats.clone(),
+        opener,
+        digests,
+        pending_reload: None,
     };
     let thread = std::thread::Builder::new()
         .name("herald-publish".into())
@@ -117,6 +95,51 @@ pub fn start(
         shared,
         thread,
     ))
+}
+
+/// Opens zones: at start, and when their file changed on a reload.
+pub(super) struct Opener {
+    pub policies: HashMap<String, ZonePolicy>,
+    pub data_dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub limits: JournalLimits,
+    pub stats: Arc<PublishStats>,
+}
+
+impl Opener {
+    /// The zone's signing key (created on its first start) and its working copy, built from
+    /// the file and what the store holds, reusing every stored signature that still fits.
+    pub fn open(&self, store: &mut Store, zone: &StaticZone) -> Result<SignedZone, StartError> {
+        let started = Instant::now();
+        let policy = self.policies.get(&zone.name).cloned().unwrap_or_default();
+        let (key, created) =
+            ZoneKey::load_or_create(&self.data_dir, &zone.name, &zone.apex, policy.algorithm)
+                .map_err(|source| StartError::Key {
+                    zone: zone.name.clone(),
+                    source,
+                })?;
+        if created {
+            tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
+        }
+        let signer = Arc::new(Signer::new(Arc::new(key), policy));
+        let loaded = load(store, zone, signer, &*self.clock, self.limits, &self.stats).map_err(
+            |source| StartError::Zone {
+                zone: zone.name.clone(),
+                source,
+            },
+        )?;
+        let signed = loaded.zone;
+        tracing::info!(
+            zone = %zone.name,
+            serial = signed.snapshot.serial,
+            journal = signed.snapshot.journal.len(),
+            nodes = loaded.nodes,
+            signed = loaded.signed,
+            ms = started.elapsed().as_millis() as u64,
+            "zone loaded"
+        );
+        Ok(signed)
+    }
 }
 
 /// A zone as [`load`] built it.

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{Job, Msg, PublishError, WriteError, keep};
+use super::start::Opener;
+use super::{Job, Msg, PublishError, Reloaded, WriteError, keep};
 use crate::dnssec::SignedZone;
 use crate::metrics::PublishStats;
 use crate::record::{Clock, NodeLabel, NodeRecord};
 use crate::store::{self, Change, Store, Writer};
 use crate::zone::SharedZones;
+use crate::zone::ZoneSet;
+use crate::zone::file::StaticZone;
 use crate::zone::journal::{self, JournalEntry, JournalLimits};
 use crate::zone::snapshot::{ZoneSnapshot, node_key};
 
@@ -33,7 +36,16 @@ pub(super) struct Worker {
     pub changed: watch::Sender<()>,
     /// Signatures made, for the metrics.
     pub stats: Arc<PublishStats>,
+    /// Opens zones on a reload.
+    pub opener: Opener,
+    /// Each served zone's file digest, to tell which files a reload changed.
+    pub digests: HashMap<String, [u8; 32]>,
+    /// A reload that came in while a group was being collected.
+    pub pending_reload: Option<(Vec<StaticZone>, ReloadReply)>,
 }
+
+/// Where a reload's answer goes.
+pub(super) type ReloadReply = tokio::sync::oneshot::Sender<Result<Reloaded, PublishError>>;
 
 impl Worker {
     pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
@@ -41,9 +53,16 @@ impl Worker {
         loop {
             match rx.recv_timeout(REFRESH_EVERY) {
                 Ok(Msg::Change(first)) => {
-                    if self.group(first, &rx) {
+                    let stopping = self.group(first, &rx);
+                    if let Some((zones, reply)) = self.pending_reload.take() {
+                        let _ = reply.send(self.reload(zones));
+                    }
+                    if stopping {
                         break;
                     }
+                }
+                Ok(Msg::Reload(zones, reply)) => {
+                    let _ = reply.send(self.reload(zones));
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -64,6 +83,11 @@ impl Worker {
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(Msg::Change(job)) => group.push(job),
+                Ok(Msg::Reload(zones, reply)) => {
+                    // Not part of the group: right after it.
+                    self.pending_reload = Some((zones, reply));
+                    break;
+                }
                 Ok(Msg::Stop) => {
                     stopping = true;
                     break;
@@ -218,6 +242,53 @@ impl Worker {
             }
         }
         self.swap(&touched);
+    }
+
+    /// Serves the zone files `files` (a SIGHUP): rebuilds the zones whose file changed, opens
+    /// new ones, drops the ones whose file is gone, and swaps in the whole new set at once. A
+    /// zone that cannot be opened fails the reload and leaves every zone as it was.
+    fn reload(&mut self, files: Vec<StaticZone>) -> Result<Reloaded, PublishError> {
+        let mut done = Reloaded::default();
+        let mut opened = Vec::new();
+        for file in &files {
+            match self.digests.get(&file.name) {
+                Some(d) if *d == file.digest => continue,
+                Some(_) => done.changed.push(file.name.clone()),
+                None => done.added.push(file.name.clone()),
+            }
+            let zone = self
+                .opener
+                .open(&mut self.store, file)
+                .map_err(|e| PublishError::Reload(Arc::new(e)))?;
+            opened.push((file.name.clone(), file.digest, zone));
+        }
+        done.removed = self
+            .zones
+            .keys()
+            .filter(|name| !files.iter().any(|f| &f.name == *name))
+            .cloned()
+            .collect();
+        if done == Reloaded::default() {
+            return Ok(done);
+        }
+        for name in &done.removed {
+            self.zones.remove(name);
+            self.digests.remove(name);
+        }
+        for (name, digest, zone) in opened {
+            self.zones.insert(name.clone(), zone);
+            self.digests.insert(name, digest);
+        }
+        let set = ZoneSet::new(
+            self.zones
+                .values()
+                .map(|z| Arc::new(z.snapshot.clone()))
+                .collect(),
+        );
+        self.shared.store(Arc::new(set));
+        self.changed.send_replace(());
+        tracing::info!(changed = ?done.changed, added = ?done.added, removed = ?done.removed, "zones reloaded");
+        Ok(done)
     }
 
     /// Swaps in a zone set with the `touched` zones' new snapshots (step 6).

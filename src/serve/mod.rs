@@ -20,10 +20,13 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{self, Auth, AuthError, TokenSource};
+use arc_swap::ArcSwap;
+
 use crate::api::tls::{self, TlsError, TlsListener};
 use crate::api::{self, AppState, ZoneConfig};
-use crate::dns::notify::{self, NotifyTarget};
+use crate::dns::notify::NotifyTarget;
 use crate::dns::secondaries::Secondaries;
+use crate::dns::transfer::SharedAccess;
 use crate::dns::transfer::{Access, Transfers};
 use crate::dns::update::Updates;
 use crate::dns::{self, DnsError, DnsServer};
@@ -34,7 +37,10 @@ use crate::record::SystemClock;
 use crate::store::{self, Store};
 use crate::zone::journal::JournalLimits;
 use crate::zone::{self, ZoneError};
+use reload::{NotifyTasks, Reload, Reloader};
+use settings::SettingsError;
 
+pub mod reload;
 pub mod settings;
 pub mod systemd;
 
@@ -135,8 +141,35 @@ pub fn api_tls(
         .transpose()?)
 }
 
+/// What the API knows of each zone: its file and the TTL its nodes are served with.
+fn zone_configs(
+    zones: &[zone::file::StaticZone],
+    policies: &HashMap<String, ZonePolicy>,
+) -> HashMap<String, ZoneConfig> {
+    zones
+        .iter()
+        .map(|z| {
+            let policy = policies.get(&z.name).cloned().unwrap_or_default();
+            let zc = ZoneConfig {
+                file: z.clone(),
+                node_ttl: policy.node_ttl,
+            };
+            (z.name.clone(), zc)
+        })
+        .collect()
+}
+
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(), ServeError> {
+    run_with_reload(config, shutdown, None).await
+}
+
+/// [`run`], reloading on SIGHUP with `reloader` ([`reload`]).
+pub async fn run_with_reload(
+    config: ServeConfig,
+    shutdown: CancellationToken,
+    reloader: Option<Reloader>,
+) -> Result<(), ServeError> {
     let tls = api_tls(&config)?;
     let data = &config.data_dir;
     DirBuilder::new()
@@ -165,17 +198,10 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let token_store = Store::open(&db)?;
     let auth = Auth::with_tokens(&token, &token_store.tokens()?)?;
     drop(token);
-    let zone_config: HashMap<String, ZoneConfig> = zones
-        .iter()
-        .map(|z| {
-            let policy = config.policies.get(&z.name).cloned().unwrap_or_default();
-            let zc = ZoneConfig {
-                file: z.clone(),
-                node_ttl: policy.node_ttl,
-            };
-            (z.name.clone(), zc)
-        })
-        .collect();
+    let zone_config = Arc::new(ArcSwap::from_pointee(zone_configs(
+        &zones,
+        &config.policies,
+    )));
     let (publisher, shared, publisher_thread) = publish::start(
         store,
         Setup {
@@ -197,14 +223,10 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let api_addr = api_listener.local_addr().map_err(ServeError::Api)?;
     let dns_addrs = sockets.local_addrs();
     let secondaries = Arc::new(Secondaries::default());
-    let updates = Updates::new(
-        publisher.clone(),
-        shared.clone(),
-        config.secondaries.access.keys.clone(),
-        &zones,
-    );
+    let access: SharedAccess = Arc::new(ArcSwap::from_pointee(config.secondaries.access.clone()));
+    let updates = Updates::new(publisher.clone(), shared.clone(), access.clone(), &zones);
     let transfers = Arc::new(Transfers {
-        access: config.secondaries.access.clone(),
+        access: access.clone(),
         secondaries: secondaries.clone(),
         updates: Some(updates),
     });
@@ -212,19 +234,20 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let dns = DnsServer::start(
         sockets,
         shared.clone(),
-        transfers,
+        transfers.clone(),
         query_stats.clone(),
         shutdown.clone(),
     )?;
     let (resend, _) = tokio::sync::broadcast::channel(64);
-    let notifiers = notify::spawn(
-        config.secondaries.notify.clone(),
-        shared.clone(),
-        publisher.subscribe(),
-        &resend,
-        secondaries.clone(),
-        shutdown.clone(),
-    );
+    let notify_tasks = NotifyTasks {
+        shutdown: shutdown.clone(),
+        generation: std::sync::Mutex::new(shutdown.child_token()),
+        handles: std::sync::Mutex::new(Vec::new()),
+        resend: resend.clone(),
+        secondaries: secondaries.clone(),
+    };
+    notify_tasks.replace(config.secondaries.notify.clone(), &shared, &publisher);
+    let tls = tls.map(|c| Arc::new(ArcSwap::new(c)));
     for addr in dns_addrs {
         tracing::info!("listening for dns on {addr}");
     }
@@ -237,12 +260,12 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     let state = AppState {
         publisher: publisher.clone(),
         reader: Arc::new(Mutex::new(reader)),
-        zones: shared,
+        zones: shared.clone(),
         auth: Arc::new(auth),
         dns_up: Arc::new(move || health.is_up()),
         secondaries,
         token_store: Arc::new(Mutex::new(token_store)),
-        zone_config: Arc::new(zone_config),
+        zone_config: zone_config.clone(),
         query_stats,
         metrics_public: config.metrics_public || api_addr.ip().is_loopback(),
         notify_now: Arc::new(move |zone: &str| {
@@ -251,6 +274,18 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
         }),
     };
     let app = api::app(state);
+    let reload = Arc::new(Reload {
+        reloader: reloader.unwrap_or_else(|| Box::new(|| Err(SettingsError::NoReload))),
+        current: std::sync::Mutex::new(config.clone()),
+        publisher: publisher.clone(),
+        shared,
+        access,
+        transfers,
+        zone_config,
+        tls: tls.clone(),
+        notify: notify_tasks,
+    });
+    let reloads = tokio::spawn(reload.clone().run(shutdown.clone()));
     let api: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
         Some(config) => {
             let listener = TlsListener::new(api_listener, config, shutdown.clone())
@@ -285,6 +320,14 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(),
     systemd::notify("STOPPING=1");
     shutdown.cancel();
     dns.stop().await;
+    let _ = reloads.await;
+    let notifiers = std::mem::take(
+        &mut *reload
+            .notify
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
     for n in notifiers {
         let _ = n.await;
     }

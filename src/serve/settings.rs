@@ -88,6 +88,9 @@ pub enum SettingsError {
     },
     #[error("api-tls-cert and api-tls-key go together: give both or neither")]
     TlsPair,
+    /// Started without a way to read the settings again.
+    #[error("this server was started without settings to read again")]
+    NoReload,
     #[error("{at}")]
     Policy {
         at: String,

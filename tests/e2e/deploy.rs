@@ -176,8 +176,8 @@ fn the_server_unit_hands_over_the_secrets_its_configuration_names() {
     assert_eq!(get("StateDirectory"), ["herald"]);
     assert_eq!(get("CapabilityBoundingSet"), ["CAP_NET_BIND_SERVICE"]);
     assert_eq!(get("AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"]);
-    // SIGHUP is not handled yet: its default action would kill the server.
-    assert!(get("ExecReload").is_empty());
+    // SIGHUP reloads.
+    assert_eq!(get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
     assert_eq!(
         get("ExecStart"),
         ["/usr/local/bin/herald serve --config /etc/herald/herald.toml"]
@@ -306,6 +306,7 @@ const NIX_STUB: &str = r#"
     };
     writeText = name: text: "/nix/store/" + name + ":" + text;
     linkFarm = name: entries: "/nix/store/" + name + ":" + builtins.toJSON entries;
+    coreutils = "/nix/store/coreutils";
   };
 "#;
 
@@ -387,7 +388,12 @@ in {
     assert_eq!(service["Type"], "notify");
     assert_eq!(service["DynamicUser"], true);
     assert_eq!(service["StateDirectory"], "herald");
-    assert!(!service.contains_key("ExecReload"));
+    assert!(
+        service["ExecReload"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("kill -HUP $MAINPID")),
+        "{service:?}"
+    );
     assert_eq!(
         service["LoadCredential"],
         serde_json::json!([
@@ -398,7 +404,8 @@ in {
     // The same hardening as deploy/systemd/herald.service, setting for setting.
     let mut unit: Vec<(String, Vec<String>)> = Vec::new();
     for (k, v) in service_settings(&server_unit()) {
-        if k == "ExecStart" || k == "LoadCredential" {
+        // Commands name their binaries by path, which differs between the two.
+        if ["ExecStart", "ExecReload", "LoadCredential"].contains(&k.as_str()) {
             continue;
         }
         let tokens = v.split_whitespace().map(str::to_owned);
@@ -413,7 +420,7 @@ in {
     }
     let extra: Vec<&String> = service
         .keys()
-        .filter(|k| !["ExecStart", "LoadCredential"].contains(&k.as_str()))
+        .filter(|k| !["ExecStart", "ExecReload", "LoadCredential"].contains(&k.as_str()))
         .filter(|k| !unit.iter().any(|(u, _)| u == *k))
         .collect();
     assert!(extra.is_empty(), "not in the unit: {extra:?}");

@@ -18,6 +18,7 @@ mod import;
 mod lifecycle;
 mod metrics;
 mod pdns;
+mod reload;
 mod secondary;
 mod tls;
 mod update;

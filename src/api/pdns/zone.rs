@@ -76,6 +76,7 @@ pub async fn show(
     let selection = selection(&params)?;
     let config = state
         .zone_config
+        .load()
         .get(&zone)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("Could not find domain '{zone}.'")))?;

@@ -30,11 +30,11 @@ fn key_text() -> String {
 
 fn ctx() -> Transfers {
     Transfers {
-        access: Access {
+        access: Arc::new(arc_swap::ArcSwap::from_pointee(Access {
             allow: vec!["127.0.0.1/32".parse().unwrap()],
             keys: vec![TsigKey::parse(&key_text()).unwrap()],
             zone_allow: Default::default(),
-        },
+        })),
         secondaries: Arc::default(),
         updates: None,
     }
@@ -196,22 +196,24 @@ fn refuses_unknown_addresses_and_bad_keys() {
 fn a_zones_own_acl_allows_that_zone() {
     let (_d, z) = zone(3, Default::default());
     let set = set_of(&z.snapshot);
-    let mut c = ctx();
+    let c = ctx();
     let msg = request(RecordType::AXFR, None).to_vec().unwrap();
     assert_eq!(rcode(&run(&c, &set, &msg, OTHER)[0]), rcode::REFUSED);
-    c.access.zone_allow.insert(
-        "example.test".into(),
-        vec![format!("{OTHER}/32").parse().unwrap()],
-    );
+    // Swapped in as a reload does it.
+    let allow = |zone: &str| {
+        let mut access = (**c.access.load()).clone();
+        access.zone_allow.clear();
+        access
+            .zone_allow
+            .insert(zone.into(), vec![format!("{OTHER}/32").parse().unwrap()]);
+        c.access.store(Arc::new(access));
+    };
+    allow("example.test");
     let m = run(&c, &set, &msg, OTHER);
     assert_eq!(rcode(&m[0]), rcode::NOERROR);
     assert!(m.len() > 1 || !Message::from_vec(&m[0]).unwrap().answers.is_empty());
     // Another zone's ACL does not.
-    c.access.zone_allow.clear();
-    c.access.zone_allow.insert(
-        "other.test".into(),
-        vec![format!("{OTHER}/32").parse().unwrap()],
-    );
+    allow("other.test");
     assert_eq!(rcode(&run(&c, &set, &msg, OTHER)[0]), rcode::REFUSED);
 }
 
