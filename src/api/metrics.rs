@@ -19,6 +19,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+
 use super::AppState;
 use super::auth::presented;
 use super::error::ApiError;
@@ -35,6 +37,8 @@ struct ZoneFacts {
     journal_entries: usize,
     journal_bytes: usize,
     counts: TransferCounts,
+    /// Seconds until the soonest RRSIG expiration, if anything is signed.
+    expiry: Option<i64>,
     /// (secondary address, serials behind) for those whose serial is known.
     behind: Vec<(String, u32)>,
 }
@@ -90,8 +94,9 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
                 .collect::<Result<Vec<u64>, _>>()
         })
         .await?;
+    let expiries = expiries(state, &set).await?;
     let mut zones = Vec::new();
-    for (z, nodes) in set.iter().zip(rows) {
+    for ((z, nodes), expiry) in set.iter().zip(rows).zip(expiries) {
         let (secondaries, counts) = state.secondaries.report(&z.name, z.serial);
         let behind = secondaries
             .iter()
@@ -110,6 +115,7 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
             journal_entries: z.journal.len(),
             journal_bytes: z.journal.iter().map(|(_, e)| e.diff.len()).sum(),
             counts,
+            expiry,
             behind,
         });
     }
@@ -120,6 +126,37 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
         signatures: stats.signatures(),
         zones,
     })
+}
+
+/// How long a zone's soonest RRSIG expiry is reused: finding it walks every name.
+const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Per zone, the seconds until its soonest RRSIG expiry, walked at most once a minute (off the
+/// async threads) and otherwise taken from the last walk, counted down.
+async fn expiries(
+    state: &AppState,
+    set: &Arc<crate::zone::ZoneSet>,
+) -> Result<Vec<Option<i64>>, ApiError> {
+    let cache = state.expiry_cache.clone();
+    let set = set.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        set.iter()
+            .map(|z| {
+                if let Some((at, left)) = cache.get(&*z.name)
+                    && now.duration_since(*at) < EXPIRY_EVERY
+                {
+                    return left.map(|l| l - now.duration_since(*at).as_secs() as i64);
+                }
+                let left = z.soonest_expiry(unix_now() as u32);
+                cache.insert(z.name.to_string(), (now, left));
+                left
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))
 }
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -246,6 +283,20 @@ impl Collector for Scrape {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for z in &self.zones {
                 ConstGauge::new(value(z)).encode(m.encode_family(&[("zone", z.name.as_str())])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_rrsig_expiry_seconds",
+                "Seconds until the zone's soonest RRSIG expiration (NSEC3 records left out); \
+                 re-signing keeps it above the refresh setting",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in &self.zones {
+                if let Some(left) = z.expiry {
+                    ConstGauge::new(left).encode(m.encode_family(&[("zone", z.name.as_str())])?)?;
+                }
             }
         }
         {

@@ -81,6 +81,8 @@ pub struct AppState {
     pub query_stats: Arc<crate::metrics::QueryStats>,
     /// Whether `/metrics` answers without a token.
     pub metrics_public: bool,
+    /// Per zone: when its soonest RRSIG expiry was last found, and how far it was.
+    pub expiry_cache: Arc<Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>>,
 }
 
 impl AppState {

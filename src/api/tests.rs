@@ -75,6 +75,7 @@ fn harness() -> Harness {
         notify_now: Arc::new(|_: &str| {}),
         query_stats: Default::default(),
         metrics_public: true,
+        expiry_cache: Default::default(),
     };
     Harness {
         _dir: dir,

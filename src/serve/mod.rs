@@ -267,6 +267,7 @@ pub async fn run_with_reload(
         token_store: Arc::new(Mutex::new(token_store)),
         zone_config: zone_config.clone(),
         query_stats,
+        expiry_cache: Default::default(),
         metrics_public: config.metrics_public || api_addr.ip().is_loopback(),
         notify_now: Arc::new(move |zone: &str| {
             // No receivers: no NOTIFY targets, nothing to send.

@@ -21,7 +21,7 @@ use super::entry::NameEntry;
 use super::file::StaticZone;
 use super::journal::Journal;
 use super::names::NameMap;
-use super::wire::{WireRrset, relative_key};
+use super::wire::{WireRrset, first_rdata, relative_key};
 
 /// The DNS path's view: the current [`ZoneSet`], swapped atomically on every change.
 pub type SharedZones = Arc<ArcSwap<ZoneSet>>;
@@ -64,6 +64,30 @@ impl ZoneSnapshot {
     /// Every name's entry, in no particular order (for AXFR).
     pub fn names_iter(&self) -> impl Iterator<Item = &NameEntry> {
         self.names.iter()
+    }
+
+    /// Seconds from `now` until the soonest RRSIG expiration of the zone's RRsets (the NSEC3
+    /// records of an NSEC3 chain left out), negative when one has expired; `None` when nothing
+    /// is signed. A walk over every name: for the metrics, at most once a minute, never on the
+    /// query path.
+    pub fn soonest_expiry(&self, now: u32) -> Option<i64> {
+        let mut soonest: Option<i64> = None;
+        for entry in self.names.iter() {
+            for rrset in entry.rrsets() {
+                // RFC 4034 §3.1: type covered (2), algorithm (1), labels (1), original TTL (4),
+                // then the expiration; serial arithmetic (§3.1.5) against now.
+                let Some(rdata) = first_rdata(rrset.sigs()) else {
+                    continue;
+                };
+                let Some(exp) = rdata.get(8..12) else {
+                    continue;
+                };
+                let exp = u32::from_be_bytes([exp[0], exp[1], exp[2], exp[3]]);
+                let left = i64::from(exp.wrapping_sub(now) as i32);
+                soonest = Some(soonest.map_or(left, |s| s.min(left)));
+            }
+        }
+        soonest
     }
 }
 

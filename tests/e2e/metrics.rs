@@ -115,6 +115,9 @@ fn counters_move_by_what_was_sent() {
     let soa = soa_serial(server.dns).unwrap();
     assert_eq!(serial, f64::from(soa));
     assert!(value(&m, "herald_signatures_total") > 0.0);
+    // Signed just now with the default validity of 14 days (less jitter).
+    let left = value(&m, r#"herald_rrsig_expiry_seconds{zone="example.test"}"#);
+    assert!(left > 7.0 * 86400.0 && left <= 14.0 * 86400.0, "{left}");
     assert!(m.contains("herald_build_info{version=\""), "{m}");
     assert!(
         m.trim_end().ends_with("# EOF"),
