@@ -60,6 +60,9 @@ pub struct ZoneConfig {
 /// Asks the NOTIFY tasks to announce a zone to every configured secondary again, now.
 pub type NotifyNow = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Per zone: when its soonest RRSIG expiry was last found, and the seconds left then.
+pub type ExpiryCache = Arc<Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>>;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -82,7 +85,7 @@ pub struct AppState {
     /// Whether `/metrics` answers without a token.
     pub metrics_public: bool,
     /// Per zone: when its soonest RRSIG expiry was last found, and how far it was.
-    pub expiry_cache: Arc<Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>>,
+    pub expiry_cache: ExpiryCache,
 }
 
 impl AppState {
