@@ -12,6 +12,7 @@ mod dig;
 mod dns;
 mod dnssec;
 mod durability;
+mod guide;
 mod harness;
 mod hook;
 mod import;

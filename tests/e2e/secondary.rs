@@ -16,9 +16,9 @@ use serde_json::Value;
 use crate::dnssec::{delv, delv_anchor, key_show};
 use crate::harness::*;
 
-const KEY_NAME: &str = "xfr.example";
+pub const KEY_NAME: &str = "xfr.example";
 /// base64 of 32 bytes: "herald-e2e-tsig-secret-0123456789".
-const KEY_SECRET: &str = "aGVyYWxkLWUyZS10c2lnLXNlY3JldC0wMTIzNDU2Nzg5";
+pub const KEY_SECRET: &str = "aGVyYWxkLWUyZS10c2lnLXNlY3JldC0wMTIzNDU2Nzg5";
 
 fn key_flag() -> String {
     format!("{KEY_NAME}:hmac-sha256:{KEY_SECRET}")
@@ -34,7 +34,7 @@ pub struct Peer {
 impl Peer {
     /// Knot as a secondary of `primary`, TSIG-authenticated with the test key: it accepts
     /// NOTIFY only signed with that key and signs its transfer requests.
-    fn knot_on(dir: &Path, primary: SocketAddr, port: u16) -> Self {
+    pub fn knot_on(dir: &Path, primary: SocketAddr, port: u16) -> Self {
         Self::knot(dir, primary, port, true)
     }
 
@@ -127,7 +127,7 @@ impl Peer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn serves(&self, node: &str, commit: &str) -> bool {
+    pub fn serves(&self, node: &str, commit: &str) -> bool {
         ask(self.addr, &format!("{node}.example.test."), RecordType::TXT).is_some_and(|m| {
             txt(&m)
                 .iter()
