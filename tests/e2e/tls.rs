@@ -192,3 +192,43 @@ fn plain_http_beyond_loopback_is_refused_at_start() {
     let _ = child.wait();
     assert!(started);
 }
+
+/// SIGHUP takes a new certificate and key: new connections get them.
+#[test]
+fn a_reload_takes_a_new_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca1, cert1, key1) = certificates(dir.path(), "first");
+    let (ca2, cert2, key2) = certificates(dir.path(), "second");
+    let (cert, key) = (dir.path().join("api.crt"), dir.path().join("api.key"));
+    std::fs::copy(&cert1, &cert).unwrap();
+    std::fs::copy(&key1, &key).unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        "version = 1\napi-tls-cert = \"api.crt\"\napi-tls-key = \"api.key\"\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &repo_zones(),
+        Some(TOKEN),
+        &["--config", config.to_str().unwrap()],
+    );
+    let https = server.api.replace("http://", "https://");
+    assert!(publish(&https, Some(&ca1), "n1").status.success());
+    assert!(!publish(&https, Some(&ca2), "n2").status.success());
+    std::fs::copy(&cert2, &cert).unwrap();
+    std::fs::copy(&key2, &key).unwrap();
+    let ok = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    wait_for(std::time::Duration::from_secs(10), "the reload", || {
+        server.log().contains("serve::reload: reloaded")
+    });
+    let o = publish(&https, Some(&ca2), "n3");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!publish(&https, Some(&ca1), "n4").status.success());
+}
