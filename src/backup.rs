@@ -34,6 +34,8 @@ pub enum BackupError {
     NoStore(PathBuf),
     #[error("{0} exists; give a new path for the backup")]
     Exists(PathBuf),
+    #[error("{0} is inside the data directory; write the backup elsewhere")]
+    Inside(PathBuf),
     #[error("{0} is not empty; restore into an empty directory, or give --force")]
     NotEmpty(PathBuf),
     #[error("{0} was not made by herald backup (it has no backup stamp)")]
@@ -74,6 +76,16 @@ pub fn backup(data: &Path, out: &Path) -> Result<Made, BackupError> {
     }
     if out.exists() {
         return Err(BackupError::Exists(out.to_owned()));
+    }
+    // Not inside the data directory: the copy would copy itself.
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let (Ok(d), Ok(p)) = (fs::canonicalize(data), fs::canonicalize(parent))
+        && p.starts_with(&d)
+    {
+        return Err(BackupError::Inside(out.to_owned()));
     }
     let tmp = sibling(out, "partial");
     let result = (|| {
@@ -221,7 +233,8 @@ fn copy_tree(
         let rel = rel.join(&name);
         let src = from.join(&rel);
         let dst = to.join(&rel);
-        let meta = fs::symlink_metadata(&src).map_err(io_at(&src))?;
+        // Links are followed: a key directory linked from elsewhere is still the zone's key.
+        let meta = fs::metadata(&src).map_err(io_at(&src))?;
         let mode = meta.permissions().mode() & 0o7777;
         if meta.is_dir() {
             make_dir(&dst, mode)?;
@@ -231,8 +244,14 @@ fn copy_tree(
             // fs::copy keeps the mode bits; a secret file stays 0600.
             fs::copy(&src, &dst).map_err(io_at(&src))?;
             files.push(rel);
+        } else {
+            // A socket or a device: not Herald's; a backup that skipped it silently could
+            // lack something, so say so.
+            return Err(BackupError::Io {
+                path: src,
+                cause: io::Error::other("neither a file nor a directory"),
+            });
         }
-        // Anything else (a socket, a link) is not Herald's and is left out.
     }
     Ok(())
 }

@@ -507,6 +507,17 @@ impl ApiArgs {
 fn config_check(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::resolve(args.flags()).map_err(usage)?;
     herald::serve::api_tls(&config).map_err(usage)?;
+    // The zone files, as serve loads them, and every zone with settings has one.
+    let zones = herald::zone::file::load_dir(&config.zones_dir).map_err(usage)?;
+    for zone in config.policies.keys() {
+        if !zones.iter().any(|z| &z.name == zone) {
+            return Err(usage(format!(
+                "zone {zone} has settings but no zone file in {}",
+                config.zones_dir.display()
+            ))
+            .into());
+        }
+    }
     // The admin token file, as serve reads it (without generating one: that needs the data
     // directory, which check leaves alone).
     if let Some(file) = &config.admin_token_file {

@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Finished connections waiting for axum.
 const QUEUE: usize = 64;
+/// Handshakes in progress at most; connections beyond are closed at once, so a flood of
+/// connections that never finish their handshake cannot use up the file descriptors.
+const HANDSHAKES: usize = 256;
 
 /// Why the API cannot serve TLS.
 #[derive(Debug, Error)]
@@ -96,6 +99,7 @@ impl TlsListener {
     ) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(QUEUE);
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -110,8 +114,13 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "too many TLS handshakes in progress; closing");
+                    continue;
+                };
                 let (acceptor, tx) = (TlsAcceptor::from(config.load_full()), tx.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;

@@ -164,9 +164,20 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, FileError> {
     struct Version {
         version: Option<toml::Value>,
     }
+    // The message and the line, never the offending line itself: toml's own text quotes the
+    // source, and a value written where it should not be may be a secret.
     let parse_err = |e: toml::de::Error| FileError::Parse {
         path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+        message: match e.span() {
+            Some(span) => {
+                let line = line_of(text, span.start);
+                match key_on(text, line) {
+                    Some(key) => format!("line {line}, {key}: {}", e.message().trim_end()),
+                    None => format!("line {line}: {}", e.message().trim_end()),
+                }
+            }
+            None => e.message().trim_end().to_owned(),
+        },
     };
     let version: Version = toml::from_str(text).map_err(parse_err)?;
     match version.version {
@@ -185,6 +196,17 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, FileError> {
         }
     }
     toml::from_str(text).map_err(parse_err)
+}
+
+/// The key written on line `line` of `text` (what stands before its `=`), or the table it
+/// opens: named in errors, where the value itself is not repeated.
+fn key_on(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?.trim();
+    if l.starts_with('[') {
+        return Some(l.to_owned());
+    }
+    let (key, _) = l.split_once('=')?;
+    Some(format!("key `{}`", key.trim()))
 }
 
 /// The line (from 1) of byte `offset` of `text`.
@@ -323,12 +345,21 @@ notify = [{ address = "198.51.100.7:5300" }]
                 "version = 1\n[[tsig-key]]\nname = \"k\"\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n",
                 &["line 5", "secret", "secret-file"],
             ),
+            (
+                "version = 1\nadmin-token = \"hunter2-hunter2-hunter2\"\n",
+                &["line 2", "admin-token"],
+            ),
             ("data = \"/x\"\n", &["version = 1", "missing"]),
             ("version = 2\n", &["version 2", "version = 1"]),
             ("version = 1\ndata = \n", &["line 2"]),
         ] {
             let err = parse_str(text).unwrap_err().to_string();
             assert!(err.starts_with("herald.toml"), "{err}");
+            // The source line is never quoted: it may hold a secret.
+            assert!(
+                !err.contains("c2VjcmV0") && !err.contains("hunter2"),
+                "{err}"
+            );
             for needle in needles {
                 assert!(err.contains(needle), "{text:?}: {needle:?} not in {err}");
             }

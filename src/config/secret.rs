@@ -44,14 +44,21 @@ impl SecretError {
 /// 0400 and grants the service user read access by an ACL entry, which `stat` shows as group
 /// read (the ACL mask). That directory is the service's alone, and read-only.
 pub fn read(path: &Path) -> Result<String, SecretError> {
+    read_under(path, Path::new(CREDENTIALS_ROOT))
+}
+
+/// Where systemd makes services' credentials directories.
+const CREDENTIALS_ROOT: &str = "/run/credentials";
+
+/// [`read`], with systemd's credentials directories under `root`.
+fn read_under(path: &Path, root: &Path) -> Result<String, SecretError> {
     let io = |cause| SecretError::Io {
         path: path.to_owned(),
         cause,
     };
     let mut file = File::open(path).map_err(io)?;
     let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
-        .is_some_and(|dir| !dir.is_empty() && path.starts_with(dir));
+    let credential = is_credential(path, root);
     let forbidden = if credential { 0o037 } else { 0o077 };
     if mode & forbidden != 0 {
         return Err(SecretError::Mode {
@@ -67,6 +74,22 @@ pub fn read(path: &Path) -> Result<String, SecretError> {
         _ => io(e),
     })?;
     Ok(text)
+}
+
+/// Whether `path` is a file directly inside systemd's credentials directory: both resolved
+/// (no `..`, no link leads elsewhere), and the directory under `root` (`/run/credentials`),
+/// where systemd makes it, so that a variable pointing anywhere else widens nothing.
+fn is_credential(path: &Path, root: &Path) -> bool {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return false;
+    };
+    let (Ok(dir), Ok(file)) = (std::fs::canonicalize(&dir), std::fs::canonicalize(path)) else {
+        return false;
+    };
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return false;
+    };
+    dir.starts_with(&root) && dir != root && file.parent() == Some(dir.as_path())
 }
 
 /// Creates the secret file `path` holding `text`, which must not exist yet (an `Io` error of
@@ -157,24 +180,42 @@ mod tests {
     /// accepted there, and only there; write or other bits never.
     #[test]
     fn systemd_credentials_may_be_group_readable() {
-        let creds = tempfile::tempdir().unwrap();
-        let path = creds.path().join("admin-token");
+        let run = tempfile::tempdir().unwrap();
+        let creds = run.path().join("herald.service");
+        std::fs::create_dir(&creds).unwrap();
+        let path = creds.join("admin-token");
         std::fs::write(&path, "token").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let read = |p: &Path| read_under(p, run.path());
         assert!(matches!(
             read(&path),
             Err(SecretError::Mode { mode: 0o440, .. })
         ));
         // SAFETY of the test: no other test reads CREDENTIALS_DIRECTORY, and the others' files
         // are outside this directory.
-        unsafe { std::env::set_var("CREDENTIALS_DIRECTORY", creds.path()) };
+        unsafe { std::env::set_var("CREDENTIALS_DIRECTORY", &creds) };
         let accepted = read(&path);
+        // Not through `..` from inside, not for a directory outside the root.
+        let outside = run.path().join("elsewhere");
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let dotdot = read(&creds.join("..").join("elsewhere"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o460)).unwrap();
         let group_write = read(&path);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
         let world = read(&path);
+        unsafe { std::env::set_var("CREDENTIALS_DIRECTORY", run.path()) };
+        let root_itself = read(&outside);
         unsafe { std::env::remove_var("CREDENTIALS_DIRECTORY") };
         assert_eq!(accepted.unwrap(), "token");
+        assert!(
+            matches!(dotdot, Err(SecretError::Mode { .. })),
+            "{dotdot:?}"
+        );
+        assert!(
+            matches!(root_itself, Err(SecretError::Mode { .. })),
+            "{root_itself:?}"
+        );
         assert!(matches!(
             group_write,
             Err(SecretError::Mode { mode: 0o460, .. })

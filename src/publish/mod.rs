@@ -52,6 +52,9 @@ use crate::dnssec::{DnssecError, KeyError, NewSignature};
 use crate::metrics::{Outcome, PublishStats, Source};
 use crate::store::{self, Applied};
 use crate::zone::ZoneError;
+use std::collections::HashMap;
+
+use crate::dnssec::policy::ZonePolicy;
 use crate::zone::file::StaticZone;
 
 pub use crate::store::{Change, Condition, Expect, IfMatch, Refusal};
@@ -137,6 +140,7 @@ enum Msg {
     /// opened, missing ones dropped; the answer lists what changed.
     Reload(
         Vec<StaticZone>,
+        HashMap<String, ZonePolicy>,
         oneshot::Sender<Result<Reloaded, PublishError>>,
     ),
     /// Finish what came before, then stop; later changes get [`PublishError::Stopped`].
@@ -204,10 +208,15 @@ impl Publisher {
     /// the store and the new file (its serial moves on), a new zone is opened (and gets a
     /// key), a zone whose file is gone is no longer served. Queries go on meanwhile, from the
     /// snapshot served until the new one is swapped in.
-    pub async fn reload(&self, zones: Vec<StaticZone>) -> Result<Reloaded, PublishError> {
+    /// `policies` gives new zones their signing settings; zones served keep theirs.
+    pub async fn reload(
+        &self,
+        zones: Vec<StaticZone>,
+        policies: HashMap<String, ZonePolicy>,
+    ) -> Result<Reloaded, PublishError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Reload(zones, reply))
+            .send(Msg::Reload(zones, policies, reply))
             .map_err(|_| PublishError::Stopped)?;
         answer.await.map_err(|_| PublishError::Stopped)?
     }

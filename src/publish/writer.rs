@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::start::Opener;
 use super::{Job, Msg, PublishError, Reloaded, WriteError, keep};
 use crate::dnssec::SignedZone;
+use crate::dnssec::policy::ZonePolicy;
 use crate::metrics::PublishStats;
 use crate::record::{Clock, NodeLabel, NodeRecord};
 use crate::store::{self, Change, Store, Writer};
@@ -41,7 +42,7 @@ pub(super) struct Worker {
     /// Each served zone's file digest, to tell which files a reload changed.
     pub digests: HashMap<String, [u8; 32]>,
     /// A reload that came in while a group was being collected.
-    pub pending_reload: Option<(Vec<StaticZone>, ReloadReply)>,
+    pub pending_reload: Option<(Vec<StaticZone>, HashMap<String, ZonePolicy>, ReloadReply)>,
 }
 
 /// Where a reload's answer goes.
@@ -54,15 +55,15 @@ impl Worker {
             match rx.recv_timeout(REFRESH_EVERY) {
                 Ok(Msg::Change(first)) => {
                     let stopping = self.group(first, &rx);
-                    if let Some((zones, reply)) = self.pending_reload.take() {
-                        let _ = reply.send(self.reload(zones));
+                    if let Some((zones, policies, reply)) = self.pending_reload.take() {
+                        let _ = reply.send(self.reload(zones, policies));
                     }
                     if stopping {
                         break;
                     }
                 }
-                Ok(Msg::Reload(zones, reply)) => {
-                    let _ = reply.send(self.reload(zones));
+                Ok(Msg::Reload(zones, policies, reply)) => {
+                    let _ = reply.send(self.reload(zones, policies));
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -83,9 +84,9 @@ impl Worker {
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(Msg::Change(job)) => group.push(job),
-                Ok(Msg::Reload(zones, reply)) => {
+                Ok(Msg::Reload(zones, policies, reply)) => {
                     // Not part of the group: right after it.
-                    self.pending_reload = Some((zones, reply));
+                    self.pending_reload = Some((zones, policies, reply));
                     break;
                 }
                 Ok(Msg::Stop) => {
@@ -247,29 +248,53 @@ impl Worker {
     /// Serves the zone files `files` (a SIGHUP): rebuilds the zones whose file changed, opens
     /// new ones, drops the ones whose file is gone, and swaps in the whole new set at once. A
     /// zone that cannot be opened fails the reload and leaves every zone as it was.
-    fn reload(&mut self, files: Vec<StaticZone>) -> Result<Reloaded, PublishError> {
+    ///
+    /// Opening a zone writes to the store (its serial, its signatures) as it goes; if one fails
+    /// the zones opened before it are still swapped in, so that what is served always matches
+    /// the store, and the failure is reported.
+    fn reload(
+        &mut self,
+        files: Vec<StaticZone>,
+        policies: HashMap<String, ZonePolicy>,
+    ) -> Result<Reloaded, PublishError> {
         let mut done = Reloaded::default();
         let mut opened = Vec::new();
+        let mut failed = None;
         for file in &files {
-            match self.digests.get(&file.name) {
+            let new = match self.digests.get(&file.name) {
                 Some(d) if *d == file.digest => continue,
-                Some(_) => done.changed.push(file.name.clone()),
-                None => done.added.push(file.name.clone()),
+                Some(_) => false,
+                None => true,
+            };
+            // A new zone takes its settings from the new configuration.
+            if new && let Some(p) = policies.get(&file.name) {
+                self.opener.policies.insert(file.name.clone(), p.clone());
             }
-            let zone = self
-                .opener
-                .open(&mut self.store, file)
-                .map_err(|e| PublishError::Reload(Arc::new(e)))?;
-            opened.push((file.name.clone(), file.digest, zone));
+            match self.opener.open(&mut self.store, file) {
+                Ok(zone) => {
+                    if new {
+                        done.added.push(file.name.clone());
+                    } else {
+                        done.changed.push(file.name.clone());
+                    }
+                    opened.push((file.name.clone(), file.digest, zone));
+                }
+                Err(e) => {
+                    failed = Some(PublishError::Reload(Arc::new(e)));
+                    break;
+                }
+            }
         }
-        done.removed = self
-            .zones
-            .keys()
-            .filter(|name| !files.iter().any(|f| &f.name == *name))
-            .cloned()
-            .collect();
+        if failed.is_none() {
+            done.removed = self
+                .zones
+                .keys()
+                .filter(|name| !files.iter().any(|f| &f.name == *name))
+                .cloned()
+                .collect();
+        }
         if done == Reloaded::default() {
-            return Ok(done);
+            return failed.map_or(Ok(done), Err);
         }
         for name in &done.removed {
             self.zones.remove(name);
@@ -288,7 +313,7 @@ impl Worker {
         self.shared.store(Arc::new(set));
         self.changed.send_replace(());
         tracing::info!(changed = ?done.changed, added = ?done.added, removed = ?done.removed, "zones reloaded");
-        Ok(done)
+        failed.map_or(Ok(done), Err)
     }
 
     /// Swaps in a zone set with the `touched` zones' new snapshots (step 6).

@@ -170,6 +170,9 @@ pub async fn run_with_reload(
     shutdown: CancellationToken,
     reloader: Option<Reloader>,
 ) -> Result<(), ServeError> {
+    // Before anything else: a SIGHUP during start-up must not take the default action
+    // (termination). It is handled once serving starts.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let tls = api_tls(&config)?;
     let data = &config.data_dir;
     DirBuilder::new()
@@ -286,7 +289,7 @@ pub async fn run_with_reload(
         tls: tls.clone(),
         notify: notify_tasks,
     });
-    let reloads = tokio::spawn(reload.clone().run(shutdown.clone()));
+    let reloads = tokio::spawn(reload.clone().run(hangups, shutdown.clone()));
     let api: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
         Some(config) => {
             let listener = TlsListener::new(api_listener, config, shutdown.clone())

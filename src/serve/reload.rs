@@ -77,10 +77,9 @@ impl NotifyTasks {
             self.secondaries.clone(),
             generation,
         );
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(handles);
+        let mut all = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|h| !h.is_finished());
+        all.extend(handles);
     }
 }
 
@@ -94,10 +93,14 @@ fn target_key(t: &NotifyTarget) -> (std::net::SocketAddr, Option<String>, Option
 }
 
 impl Reload {
-    /// Waits for SIGHUP and reloads, until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+    /// Waits for SIGHUP on `hangups` (installed at the very start) and reloads, until
+    /// `shutdown`.
+    pub async fn run(
+        self: Arc<Self>,
+        hangups: Option<tokio::signal::unix::Signal>,
+        shutdown: CancellationToken,
+    ) {
+        let Some(mut hup) = hangups else {
             tracing::error!("cannot install the SIGHUP handler; reloads need a restart");
             return;
         };
@@ -184,12 +187,18 @@ impl Reload {
                 return;
             }
         };
-        let reloaded = match self.publisher.reload(files.clone()).await {
+        // New zones are opened with their settings from the new configuration; the zones
+        // served keep theirs until a restart.
+        let reloaded = match self
+            .publisher
+            .reload(files.clone(), new.policies.clone())
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(
                     error = &e as &dyn std::error::Error,
-                    "reload refused: a zone did not load; nothing changed"
+                    "reload stopped: a zone did not load; the zones before it are served as reloaded, nothing else changed"
                 );
                 return;
             }
@@ -197,19 +206,24 @@ impl Reload {
         if let Some(updates) = &self.transfers.updates {
             updates.set_files(&files);
         }
+        let mut policies = new.policies.clone();
+        policies.retain(|zone, _| reloaded.added.contains(zone));
+        for (zone, policy) in &old.policies {
+            policies.insert(zone.clone(), policy.clone());
+        }
         self.zone_config
-            .store(Arc::new(zone_configs(&files, &old.policies)));
+            .store(Arc::new(zone_configs(&files, &policies)));
         self.access.store(Arc::new(new.secondaries.access.clone()));
+        // Always new NOTIFY tasks: a key may keep its name and change its secret, and a task
+        // holds its key. Each target is told of the zones' serials again: a NOTIFY each.
         let targets: Vec<_> = new.secondaries.notify.iter().map(target_key).collect();
         let before: Vec<_> = old.secondaries.notify.iter().map(target_key).collect();
-        let notify_changed = targets != before || !reloaded.added.is_empty();
-        if notify_changed {
-            self.notify.replace(
-                new.secondaries.notify.clone(),
-                &self.shared,
-                &self.publisher,
-            );
-        }
+        let notify_changed = targets != before;
+        self.notify.replace(
+            new.secondaries.notify.clone(),
+            &self.shared,
+            &self.publisher,
+        );
         if let (Some(slot), Some(config)) = (&self.tls, tls) {
             slot.store(config);
         }
@@ -219,7 +233,7 @@ impl Reload {
             zones_removed = ?reloaded.removed,
             tsig_keys = new.secondaries.access.keys.len(),
             notify_targets = new.secondaries.notify.len(),
-            notify_restarted = notify_changed,
+            notify_targets_changed = notify_changed,
             "reloaded"
         );
         // What may change is now in force; what may not stays as it was.
@@ -227,7 +241,7 @@ impl Reload {
         current.zones_dir = new.zones_dir;
         current.secondaries.access = new.secondaries.access;
         current.secondaries.notify = new.secondaries.notify;
-        if self.tls.is_some() {
+        if self.tls.is_some() && new.api_tls.is_some() {
             current.api_tls = new.api_tls;
         }
     }

@@ -313,8 +313,11 @@ impl Store {
             .optional()?;
         let row = match found {
             None => {
+                // A zone new to this store starts at the store-wide seq floor a restore left
+                // (`restore`): it may have existed in the interval the restore lost.
                 tx.execute(
-                    "INSERT INTO zone (name, serial, static_digest) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO zone (name, serial, static_digest, seq_floor) VALUES (?1, ?2, ?3, \
+                     COALESCE((SELECT value FROM meta WHERE key = 'seq_floor'), 0))",
                     rusqlite::params![zone, file_serial, static_digest],
                 )?;
                 ZoneRow {

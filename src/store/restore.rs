@@ -18,11 +18,15 @@
 //!   only the next publish of each node jumps.
 //! - **serial.** Secondaries may hold serials of the lost interval. The serial moves on by
 //!   100,000 per second elapsed (far more changes per second than the writer makes), and at
-//!   most by 2^31 − 1, the largest step that RFC 1982 arithmetic still reads as newer.
+//!   most by 2^30, a quarter of the serial space: RFC 1982 arithmetic reads it as newer even
+//!   from secondaries somewhat behind the backup.
+//! - **zones born in the lost interval** have no row in the backup; the step records the
+//!   highest floor store-wide (`meta.seq_floor`), and a zone row created later starts there.
 //!
-//! Without a `backup_us` stamp (a copy made by other means, such as a Litestream replica), the
-//! time of the newest publish in the file stands in for it: the copy was made after that, so
-//! the step is longer, never shorter, than needed.
+//! The copy was made no earlier than its `backup_us` stamp and than its newest publish; the
+//! later of the two dates it (a Litestream replica has no stamp of its own, and a store
+//! restored once keeps none: the step deletes it). It relies on the restoring machine's clock
+//! not running behind the one that made the copy.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,12 +36,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Error;
 
-/// Pages copied per step of the online backup; the writer may commit between steps.
-const PAGES_PER_STEP: std::ffi::c_int = 1024;
 /// Serial increase per second since the backup: more changes than the writer makes per second.
 const SERIAL_PER_SECOND: u64 = 100_000;
-/// The largest serial step still newer under RFC 1982 §3.1.
-const MAX_SERIAL_STEP: u64 = (1 << 31) - 1;
+/// The largest serial step taken: a quarter of the serial space, well inside RFC 1982 §3.1's
+/// half, so that the start's own re-signing bump and secondaries a little behind the backup
+/// still read the new serial as newer.
+const MAX_SERIAL_STEP: u64 = 1 << 30;
 
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
@@ -49,15 +53,34 @@ pub fn now_us() -> u64 {
 /// Copies the store behind `source` into a new SQLite file at `dest`, consistently (one read
 /// transaction, while others write), and stamps the copy with `taken_us`.
 pub fn backup_into(source: &Connection, dest: &Path, taken_us: u64) -> Result<(), Error> {
+    let marked: Option<i64> = source
+        .query_row("SELECT value FROM meta WHERE key = 'restored'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if marked.is_some() {
+        // Its epoch step is still to come; a copy of it would be dated after the copy it came
+        // from and step too little.
+        return Err(Error::Corrupt(
+            "this store was restored and has not started since: start it once, then back it up"
+                .into(),
+        ));
+    }
     let mut out = Connection::open(dest).map_err(|cause| Error::Open {
         path: dest.to_owned(),
         cause,
     })?;
-    Backup::new(source, &mut out)?.run_to_completion(
-        PAGES_PER_STEP,
-        std::time::Duration::ZERO,
-        None,
-    )?;
+    // All pages in one step: one read transaction, which a writer in WAL mode does not
+    // disturb (steps of a few pages restart whenever another connection commits).
+    let backup = Backup::new(source, &mut out)?;
+    loop {
+        match backup.step(-1)? {
+            rusqlite::backup::StepResult::Done => break,
+            rusqlite::backup::StepResult::More => {}
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    drop(backup);
     out.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('backup_us', ?1)",
         [taken_us],
@@ -114,7 +137,7 @@ pub struct Step {
 /// Takes the epoch step if the store was marked restored, and clears the mark; `None` when
 /// it was not. Runs inside one transaction.
 pub fn step_after_restore(conn: &mut Connection, now_us: u64) -> Result<Option<Step>, Error> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let restored: Option<i64> = tx
         .query_row("SELECT value FROM meta WHERE key = 'restored'", [], |r| {
             r.get(0)
@@ -133,11 +156,7 @@ pub fn step_after_restore(conn: &mut Connection, now_us: u64) -> Result<Option<S
             r.get::<_, Option<u64>>(0)
         })?
         .map(|s| s.saturating_mul(1_000_000));
-    let taken = match (stamped, newest_publish_us) {
-        (Some(t), _) => t,
-        (None, Some(t)) => t,
-        (None, None) => 0,
-    };
+    let taken = stamped.max(newest_publish_us).unwrap_or(0);
     let elapsed_us = now_us.saturating_sub(taken).max(1);
     let serial_step = (elapsed_us / 1_000_000 + 1)
         .saturating_mul(SERIAL_PER_SECOND)
@@ -173,7 +192,16 @@ pub fn step_after_restore(conn: &mut Connection, now_us: u64) -> Result<Option<S
             params![name, floor, serial],
         )?;
     }
-    tx.execute("DELETE FROM meta WHERE key = 'restored'", [])?;
+    let global = zones.iter().map(|(_, f, _)| *f).max().unwrap_or(0);
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('seq_floor', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = MAX(value, ?1)",
+        [global],
+    )?;
+    tx.execute(
+        "DELETE FROM meta WHERE key IN ('restored', 'backup_us')",
+        [],
+    )?;
     tx.commit()?;
     Ok(Some(Step { elapsed_us, zones }))
 }

@@ -52,6 +52,8 @@ fn example(dir: &Path) -> PathBuf {
     );
     secret_file(&dir.join("xfr.example.key"), SECRET);
     secret_file(&dir.join("ci.example.key"), SECRET);
+    // Its zones-dir, "zones", is taken from the file's directory.
+    copy_zones(dir);
     config
 }
 

@@ -213,9 +213,13 @@ fn the_server_unit_hands_over_the_secrets_its_configuration_names() {
         credential(&creds, id);
     }
     let config = dir.path().join("herald.toml");
+    // The example's zones directory, here as copies of the repository's.
+    let zones = crate::harness::copy_zones(dir.path());
     std::fs::write(
         &config,
-        example.replace(CREDENTIALS, creds.to_str().unwrap()),
+        example
+            .replace(CREDENTIALS, creds.to_str().unwrap())
+            .replace("/etc/herald/zones", zones.to_str().unwrap()),
     )
     .unwrap();
     let o = config_check(&config);
@@ -227,7 +231,7 @@ fn the_server_unit_hands_over_the_secrets_its_configuration_names() {
         String::from_utf8_lossy(&o.stderr)
     );
     let effective: toml::Table = toml::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
-    assert_eq!(effective["zones-dir"].as_str(), Some("/etc/herald/zones"));
+    assert_eq!(effective["zones-dir"].as_str(), zones.to_str());
     assert_eq!(effective["dns"].as_array().unwrap().len(), 2);
 }
 
