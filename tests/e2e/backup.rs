@@ -13,13 +13,6 @@ use hickory_proto::rr::RecordType;
 
 use crate::harness::*;
 
-fn herald(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",

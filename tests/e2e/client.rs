@@ -119,13 +119,6 @@ fn write_anchor(data: &Path, to: &Path) {
     std::fs::write(to, out.stdout).unwrap();
 }
 
-fn herald(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn check(servers: &[SocketAddr], anchor: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["check".to_owned()];
     for s in servers {

@@ -4,7 +4,6 @@
 //! second data directory that serves the same answers.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
@@ -31,10 +30,7 @@ fn the_deploying_guide_works() {
         ),
     )
     .unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["config", "check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let check = herald(&["config", "check", "--config", config.to_str().unwrap()]);
     assert!(
         check.status.success(),
         "{}",
@@ -52,11 +48,17 @@ fn the_deploying_guide_works() {
     let knot = Peer::knot_on(dir.path(), server.dns, knot_port);
 
     // 5. Publish with the admin client.
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["publish", "--api", &server.api, "--token", TOKEN])
-        .args(["--zone", "example.test", "web-1", SHA1])
-        .output()
-        .unwrap();
+    let out = herald(&[
+        "publish",
+        "--api",
+        &server.api,
+        "--token",
+        TOKEN,
+        "--zone",
+        "example.test",
+        "web-1",
+        SHA1,
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -88,30 +90,24 @@ fn the_deploying_guide_works() {
 
     // 6. A backup while serving, restored into a second data directory: the same answers.
     let backup = dir.path().join("backup");
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "backup",
-            "--data",
-            data.to_str().unwrap(),
-            backup.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = herald(&[
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let second = dir.path().join("second");
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "restore",
-            backup.to_str().unwrap(),
-            "--data",
-            second.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = herald(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data",
+        second.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",

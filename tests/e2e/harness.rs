@@ -331,3 +331,11 @@ pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Dur
     }
     start.elapsed()
 }
+
+/// Runs the `herald` binary with `args` and returns what it did.
+pub fn herald(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .output()
+        .unwrap()
+}
