@@ -80,6 +80,21 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// Connections the kernel queues for the accept loop. std's 128 overflows under a burst of
+/// connects (a flood, or many clients retrying at once), and an overflowed SYN waits a second
+/// for its retransmit; the kernel caps this at `net.core.somaxconn`.
+const TCP_BACKLOG: i32 = 1024;
+
+/// A TCP listener bound to `addr`, with [`TCP_BACKLOG`] and SO_REUSEADDR (as std sets it).
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// Binds UDP and TCP on every address: `udp_per_address` UDP sockets sharing the port (one per
 /// core that may run Herald) and one TCP listener. With port 0, UDP picks the port and TCP
 /// takes the same one, retrying with a new port if TCP finds it taken.
@@ -96,7 +111,7 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<DnsSockets, DnsError> {
         let (udp, tcp, bound) = loop {
             let udp = udp_socket(addr).map_err(|e| bind_err("udp", e))?;
             let bound = udp.local_addr().map_err(|e| bind_err("udp", e))?;
-            match TcpListener::bind(bound) {
+            match tcp_listener(bound) {
                 Ok(tcp) => break (udp, tcp, bound),
                 Err(e) if addr.port() == 0 && attempts < 20 => {
                     attempts += 1;

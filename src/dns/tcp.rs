@@ -1,5 +1,7 @@
 //! DNS over TCP (RFC 7766): two-byte length framing, queries answered in order on one
-//! connection, an idle timeout, and a cap on concurrent connections.
+//! connection, and a table of connections that one client cannot fill ([`table`]: a share per
+//! prefix, the idlest evicted when full, transfers kept, an idle timeout that shrinks as the
+//! table fills and bounds the reading of each message and the writing of each answer).
 //!
 //! The framing is written here rather than taken from hickory-server's `Server`: its
 //! `ResponseHandler` only sends `MessageResponse`s built from `Record`s, so serving prepared
@@ -7,24 +9,23 @@
 //! message is less code than that adapter, and UDP and TCP then share one answer function.
 //! Zone transfers and TSIG-signed queries go to [`super::transfer`].
 
+mod table;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use table::{Conn, Table};
+pub use table::{MAX_CONNECTIONS, PER_PREFIX};
 
 use super::answer::{Deferred, Reply, Transport, handle_counted};
 use super::transfer::{Transfers, signed_query, transfer};
 use super::update::not_implemented;
 use crate::metrics::QueryCounters;
 use crate::zone::SharedZones;
-
-/// Connections idle this long are closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// At most this many TCP connections at once; more are closed on accept.
-const MAX_CONNECTIONS: usize = 512;
 
 /// Accepts connections on `listener` until `shutdown`.
 pub async fn serve(
@@ -34,7 +35,7 @@ pub async fn serve(
     counters: Arc<QueryCounters>,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Arc::new(Table::default());
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -49,18 +50,23 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "too many tcp connections; closing");
+        let Some(slot) = table.admit(peer.ip()) else {
+            tracing::debug!(%peer, "tcp connections from this prefix at their cap; closing");
             continue;
         };
         let zones = zones.clone();
         let transfers = transfers.clone();
         let counters = counters.clone();
         let shutdown = shutdown.clone();
+        let table = table.clone();
         tokio::spawn(async move {
+            let conn = slot.conn.clone();
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                result = connection(stream, peer, zones, transfers, counters) => {
+                _ = conn.evicted.cancelled() => {
+                    tracing::debug!(%peer, "tcp connection evicted: the idlest of a full table");
+                }
+                result = connection(stream, peer, zones, transfers, counters, &conn, &table) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, %peer, "tcp connection ended");
                     }
@@ -77,6 +83,8 @@ async fn connection(
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    conn: &Conn,
+    table: &Table,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
@@ -85,14 +93,17 @@ async fn connection(
     let mut out = Vec::with_capacity(4096);
     let mut framed = Vec::with_capacity(4098);
     loop {
-        let len = match tokio::time::timeout(IDLE_TIMEOUT, reader.read_u16()).await {
+        // Idle, and each message's reading, bounded by a timeout that shrinks as the table
+        // fills (RFC 7766 §6.2.3): a length prefix that lies holds a slot only that long.
+        let len = match tokio::time::timeout(table.idle_timeout(), reader.read_u16()).await {
             Ok(Ok(len)) => usize::from(len),
             // Timeout or the peer closed: done.
             Ok(Err(_)) | Err(_) => return Ok(()),
         };
-        tokio::time::timeout(IDLE_TIMEOUT, reader.read_exact(&mut msg[..len]))
+        tokio::time::timeout(table.idle_timeout(), reader.read_exact(&mut msg[..len]))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        conn.touch(table);
         let msg = &msg[..len];
         match handle_counted(
             &zones.load(),
@@ -108,7 +119,13 @@ async fn connection(
                 // The snapshot is held for the whole transfer: one consistent serial.
                 let set = zones.load_full();
                 // An IPv4 peer on an IPv6 socket is matched as IPv4 against --allow-transfer.
-                transfer(&transfers, &set, msg, peer.ip().to_canonical(), &mut writer).await?;
+                // A transfer keeps its slot however full the table gets.
+                conn.transferring(true);
+                let sent =
+                    transfer(&transfers, &set, msg, peer.ip().to_canonical(), &mut writer).await;
+                conn.transferring(false);
+                conn.touch(table);
+                sent?;
                 continue;
             }
             Reply::Defer(Deferred::Signed) => {
@@ -130,6 +147,9 @@ async fn connection(
         framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
-        writer.write_all(&framed).await?;
+        // A client that reads slowly holds its slot no longer than an idle one would.
+        tokio::time::timeout(table.idle_timeout(), writer.write_all(&framed))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }
 }

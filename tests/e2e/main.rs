@@ -3,6 +3,7 @@
 //! One test binary (hickory's layout) so everything compiles once. Tests that need a Debian tool
 //! are `#[ignore = "needs <tool>"]`; `.ci/run` installs the tools and runs them too.
 
+mod abuse;
 mod api;
 mod backup;
 mod client;

@@ -1,0 +1,188 @@
+//! Port 53 under abuse: clients that hold TCP connections open, send length prefixes that lie,
+//! or never read their answers must not shut out the clients that ask properly.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::harness::*;
+
+/// Raises this process's open-file limit to `want` (or the hard limit): the attacker below
+/// holds thousands of sockets.
+fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read a plain struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        // Root may raise the hard limit too; others get what the hard limit allows.
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: want.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return want;
+        }
+        lim.rlim_cur = want.min(lim.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    lim.rlim_cur
+}
+
+/// A TCP connection to `server` from the loopback address `from`.
+fn connect_from(from: [u8; 4], server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    // The port is chosen at connect, not bind: binding to port 0 first searches for a port
+    // free for every destination, which grows slow with thousands in use.
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value of the right size.
+    let set = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "IP_BIND_ADDRESS_NO_PORT");
+    socket.bind(&SocketAddr::from((from, 0)).into())?;
+    socket.connect_timeout(&server.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
+fn txt_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Message::query();
+    q.metadata.id = id;
+    q.add_query(Query::query(
+        Name::from_ascii(name).unwrap(),
+        RecordType::TXT,
+    ));
+    let wire = q.to_vec().unwrap();
+    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&wire);
+    framed
+}
+
+/// One query on a fresh connection from 127.0.0.1, its answer read within five seconds.
+fn ask_tcp(server: SocketAddr, id: u16) -> Result<Message, String> {
+    let mut conn = connect_from([127, 0, 0, 1], server).map_err(|e| format!("connect: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(&txt_query(id, "n1.example.test."))
+        .map_err(|e| format!("send: {e}"))?;
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len)
+        .map_err(|e| format!("length: {e}"))?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    conn.read_exact(&mut body)
+        .map_err(|e| format!("body: {e}"))?;
+    // Reset rather than close: thousands of TIME_WAITs would crowd the ports other tests bind.
+    let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+    Message::from_vec(&body).map_err(|e| format!("parse: {e}"))
+}
+
+/// The attack, scaled to a test: thousands of connections from 127.0.0.2 that sit
+/// idle, lie about their length, or pipeline queries and never read. Every valid query from
+/// 127.0.0.1 meanwhile gets its right answer. (127.0.0.1 and 127.0.0.2 share a /24, so this
+/// also shows that a busy client is not shut out by idlers of its own prefix.)
+#[test]
+fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &repo_zones());
+    assert_eq!(server.put("example.test", "n1", SHA1).status, 201);
+    let dns = server.dns;
+    let limit = raise_nofile(12_000);
+    let attackers = (limit.saturating_sub(1_000) as usize).min(10_000);
+    assert!(
+        attackers >= 2_000,
+        "open-file limit {limit} too low for the test"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let all_open = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (stop, opened, all_open) = (stop.clone(), opened.clone(), all_open.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::with_capacity(attackers);
+            let pipelined = txt_query(7, "n1.example.test.").repeat(200);
+            for i in 0..attackers {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut conn) = connect_from([127, 0, 0, 2], dns) else {
+                    continue;
+                };
+                match i % 3 {
+                    0 => {} // idle
+                    1 => {
+                        // Promises 65,535 bytes and sends one.
+                        let _ = conn.write_all(&[0xFF, 0xFF, 0x00]);
+                    }
+                    _ => {
+                        // Pipelines queries and never reads an answer.
+                        conn.set_nonblocking(true).unwrap();
+                        let _ = conn.write_all(&pipelined);
+                    }
+                }
+                held.push(conn);
+                opened.fetch_add(1, Ordering::Relaxed);
+            }
+            all_open.store(true, Ordering::Relaxed);
+            for conn in &held {
+                let _ = socket2::SockRef::from(conn).set_linger(Some(Duration::ZERO));
+            }
+            // Hold them all until the valid client is done.
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            held.len()
+        })
+    };
+
+    // Let the table fill first.
+    wait_for(Duration::from_secs(30), "the flood to open 1,000", || {
+        opened.load(Ordering::Relaxed) >= 1_000
+    });
+    // Ask all the while the flood is opening connections, and at least 200 times.
+    let mut failures = Vec::new();
+    let mut asked = 0u16;
+    while asked < 200 || (!all_open.load(Ordering::Relaxed) && asked < 5_000) {
+        std::thread::sleep(Duration::from_millis(5));
+        let id = asked;
+        asked += 1;
+        match ask_tcp(dns, id) {
+            Ok(m) => {
+                assert_eq!(m.metadata.id, id);
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+                assert!(txt(&m)[0].contains(SHA1), "{:?}", txt(&m));
+            }
+            Err(e) => failures.push(format!("query {id}: {e}")),
+        }
+    }
+    let during = opened.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let held = flood.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {asked} failed: {failures:?}",
+        failures.len()
+    );
+    eprintln!("{asked} valid queries while {held} connections flooded");
+    assert!(
+        during >= 1_000 && held >= 1_000,
+        "the flood ran ({during}, {held})"
+    );
+    // And the server is still whole afterwards, over UDP and TCP.
+    let m = query(dns, "n1.example.test.", RecordType::TXT, false);
+    assert!(txt(&m)[0].contains(SHA1));
+    let m = query(dns, "n1.example.test.", RecordType::TXT, true);
+    assert!(txt(&m)[0].contains(SHA1));
+}
