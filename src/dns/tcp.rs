@@ -11,10 +11,11 @@
 
 mod table;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +80,7 @@ pub async fn serve(
 
 async fn connection(
     stream: TcpStream,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
@@ -87,7 +88,52 @@ async fn connection(
     table: &Table,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (reader, mut writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    exchange(
+        reader, writer, peer, zones, transfers, counters, conn, table,
+    )
+    .await
+}
+
+/// One connection's byte streams, outside any table: what the fuzzer drives with bytes in
+/// memory (`fuzz/`), through the same loop as a socket.
+pub async fn serve_stream<R, W>(
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    zones: SharedZones,
+    transfers: Arc<Transfers>,
+    counters: Arc<QueryCounters>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let table = Arc::new(Table::default());
+    let slot = table.admit(peer.ip()).expect("an empty table admits");
+    let result = exchange(
+        reader, writer, peer, zones, transfers, counters, &slot.conn, &table,
+    );
+    result.await
+}
+
+/// Reads framed messages and writes framed answers until the peer closes, a timeout, or a
+/// message after which nothing sensible follows.
+#[allow(clippy::too_many_arguments)]
+async fn exchange<R, W>(
+    reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    zones: SharedZones,
+    transfers: Arc<Transfers>,
+    counters: Arc<QueryCounters>,
+    conn: &Conn,
+    table: &Table,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = BufReader::new(reader);
     let mut msg = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);

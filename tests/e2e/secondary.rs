@@ -64,10 +64,12 @@ impl Peer {
              log:\n  - target: \"{d}/knot.log\"\n    any: info\n{key}\
              remote:\n  - id: herald\n    address: {ip}@{pport}{with_key}\n\
              acl:\n  - id: notify_from_herald\n    address: 127.0.0.1{with_key}\n    \
-             action: notify\n\
+             action: notify\n  - id: transfer_to_tests\n    address: 127.0.0.1\n    \
+             action: transfer\n\
              template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
              zonefile-load: none\n    journal-content: changes\n\
-             zone:\n  - domain: example.test\n    master: herald\n    acl: notify_from_herald\n",
+             zone:\n  - domain: example.test\n    master: herald\n    \
+             acl: [notify_from_herald, transfer_to_tests]\n",
             d = d.display(),
             ip = primary.ip(),
             pport = primary.port(),
