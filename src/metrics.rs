@@ -246,6 +246,8 @@ pub struct PublishStats {
     seconds: [AtomicU64; PUBLISH_BUCKETS.len() + 1],
     micros: AtomicU64,
     signatures: AtomicU64,
+    /// Zones whose refreshed signatures the store could not take at the last try.
+    at_risk: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The result of a change, for the publish counters.
@@ -281,6 +283,22 @@ impl PublishStats {
             self.seconds[i].fetch_add(1, Ordering::Relaxed);
             self.micros.fetch_add(micros, Ordering::Relaxed);
         }
+    }
+
+    /// Marks `zone` at risk (its refreshes cannot be stored) or not; true when that changed.
+    pub fn set_at_risk(&self, zone: &str, risk: bool) -> bool {
+        let mut set = self.at_risk.lock().unwrap_or_else(|p| p.into_inner());
+        if risk {
+            set.insert(zone.to_owned())
+        } else {
+            set.remove(zone)
+        }
+    }
+
+    /// Whether `zone` is at risk: its served signatures age while refreshes fail to store.
+    pub fn is_at_risk(&self, zone: &str) -> bool {
+        let set = self.at_risk.lock().unwrap_or_else(|p| p.into_inner());
+        set.contains(zone)
     }
 
     /// Counts signatures made.

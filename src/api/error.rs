@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::types::ErrorBody;
 use crate::publish::PublishError;
 use crate::record::RecordError;
-use crate::store::{self, Refusal};
+use crate::store::{self, Refusal, StorageFault};
 
 /// The cause of an internal error: logged, never shown to the caller.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -53,6 +53,9 @@ pub enum ApiError {
     /// 503.
     #[error("{0}")]
     Unavailable(String),
+    /// 507: the disk under the store is full.
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl ApiError {
@@ -69,6 +72,7 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 }
@@ -123,6 +127,19 @@ impl From<PublishError> for ApiError {
                 | Refusal::SerialMoved { .. } => Self::PreconditionFailed(r.to_string()),
             },
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
+            PublishError::Failed(w) => match w.fault() {
+                Some(StorageFault::Full) => Self::InsufficientStorage(
+                    "the disk holding the store is full; nothing was written, and DNS \
+                     answers from the last publish until space returns"
+                        .into(),
+                ),
+                Some(StorageFault::Unwritable) => Self::Unavailable(
+                    "the store cannot be written (read-only or failing disk); nothing was \
+                     written, and DNS answers from the last publish"
+                        .into(),
+                ),
+                None => Self::Internal(PublishError::Failed(w).into()),
+            },
             other => Self::Internal(other.into()),
         }
     }

@@ -39,6 +39,8 @@ struct ZoneFacts {
     counts: TransferCounts,
     /// Seconds until the soonest RRSIG expiration, if anything is signed.
     expiry: Option<i64>,
+    /// Its refreshed signatures could not be stored at the last try.
+    at_risk: bool,
     /// (secondary address, serials behind) for those whose serial is known.
     behind: Vec<(String, u32)>,
 }
@@ -116,6 +118,7 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
             journal_bytes: z.journal.iter().map(|(_, e)| e.diff.len()).sum(),
             counts,
             expiry,
+            at_risk: stats.is_at_risk(z.name.as_ref()),
             behind,
         });
     }
@@ -265,7 +268,7 @@ impl Collector for Scrape {
             self.signatures,
         )?;
         // Zones.
-        let gauges: [ZoneGauge; 4] = [
+        let gauges: [ZoneGauge; 5] = [
             ("herald_zone_serial", "The SOA serial served", |z| {
                 i64::from(z.serial)
             }),
@@ -278,6 +281,12 @@ impl Collector for Scrape {
             ("herald_journal_bytes", "IXFR journal bytes kept", |z| {
                 z.journal_bytes as i64
             }),
+            (
+                "herald_zone_at_risk",
+                "1 while the store cannot take the zone's refreshed signatures (full or \
+                 read-only disk): the served ones age toward expiry",
+                |z| i64::from(z.at_risk),
+            ),
         ];
         for (name, help, value) in gauges {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;

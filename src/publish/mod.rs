@@ -57,7 +57,7 @@ use std::collections::HashMap;
 use crate::dnssec::policy::ZonePolicy;
 use crate::zone::file::StaticZone;
 
-pub use crate::store::{Change, Condition, Expect, IfMatch, Refusal};
+pub use crate::store::{Change, Condition, Expect, IfMatch, Refusal, StorageFault};
 pub use start::{Setup, start};
 pub use writer::REFRESH_EVERY;
 
@@ -98,6 +98,16 @@ pub enum WriteError {
     Store(#[from] store::Error),
     #[error("signing failed")]
     Sign(#[from] DnssecError),
+}
+
+impl WriteError {
+    /// The disk fault behind the failure, if it was one.
+    pub fn fault(&self) -> Option<StorageFault> {
+        match self {
+            Self::Store(e) => e.fault(),
+            Self::Sign(_) => None,
+        }
+    }
 }
 
 /// Why the writer could not start.

@@ -232,14 +232,28 @@ impl Worker {
             match result {
                 Ok(serial) => {
                     tracing::info!(zone = %name, serial, resigned = made.len(), "signatures refreshed");
+                    if self.stats.set_at_risk(&name, false) {
+                        tracing::info!(zone = %name, "zone no longer at risk: refreshed signatures are stored again");
+                    }
                     self.zones.insert(name.clone(), staged);
                     touched.push(name);
                 }
-                Err(e) => tracing::error!(
-                    zone = %name,
-                    error = &e as &dyn std::error::Error,
-                    "refresh failed; will retry"
-                ),
+                // Nothing of it is served (what is served must be in the store); the next
+                // step, a second later, tries again. Said once, loudly, until it works.
+                Err(e) => {
+                    if self.stats.set_at_risk(&name, true) {
+                        let expires_in = self.zones[&name].snapshot.soonest_expiry(now);
+                        tracing::error!(
+                            zone = %name,
+                            error = &e as &dyn std::error::Error,
+                            expires_in_s = expires_in,
+                            "zone at risk: refreshed signatures cannot be stored; the served ones \
+                             expire unless this recovers; retrying every second"
+                        );
+                    } else {
+                        tracing::debug!(zone = %name, error = &e as &dyn std::error::Error, "refresh failed again");
+                    }
+                }
             }
         }
         self.swap(&touched);

@@ -60,6 +60,34 @@ pub enum Error {
     InvalidRecord(#[from] RecordError),
 }
 
+/// What went wrong with the disk under the store, when that is what a failure was: the
+/// answer then says so (507, 503), rather than a bare internal error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left (SQLITE_FULL): writes resume once space returns.
+    Full,
+    /// The file or its file system is read-only, or the disk fails (SQLITE_READONLY,
+    /// SQLITE_IOERR, SQLITE_CANTOPEN).
+    Unwritable,
+}
+
+impl Error {
+    /// The disk fault behind this failure, if it was one.
+    pub fn fault(&self) -> Option<StorageFault> {
+        use rusqlite::ErrorCode;
+        let Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else {
+            return None;
+        };
+        match e.code {
+            ErrorCode::DiskFull => Some(StorageFault::Full),
+            ErrorCode::ReadOnly | ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => {
+                Some(StorageFault::Unwritable)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why one change was refused. The change was rolled back; the rest of its group is unaffected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

@@ -552,3 +552,53 @@ fn without_a_backup_stamp_the_newest_publish_dates_the_copy() {
     let before = 101u32 + 61 * 100_000;
     assert_eq!(step.zones[0].2, before.wrapping_add(1 << 30));
 }
+
+/// A full disk, a read-only file and a failing disk are told apart from other failures, so
+/// that the API can answer 507 or 503 instead of a bare 500.
+#[test]
+fn disk_faults_are_recognised() {
+    use rusqlite::ffi;
+    let sqlite = |code| Error::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    assert_eq!(sqlite(ffi::SQLITE_FULL).fault(), Some(StorageFault::Full));
+    for code in [
+        ffi::SQLITE_READONLY,
+        ffi::SQLITE_IOERR_WRITE,
+        ffi::SQLITE_IOERR_FSYNC,
+        ffi::SQLITE_CANTOPEN,
+    ] {
+        assert_eq!(sqlite(code).fault(), Some(StorageFault::Unwritable), "{code}");
+    }
+    assert_eq!(sqlite(ffi::SQLITE_CONSTRAINT).fault(), None);
+    assert_eq!(Error::Corrupt("x".into()).fault(), None);
+}
+
+/// A real full file system: a store whose file may not grow fails its write with
+/// [`StorageFault::Full`], and the data written before is intact.
+#[test]
+fn a_store_that_may_not_grow_fails_as_full_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let mut store = Store::open(&path).unwrap();
+    store.init_zone("example.test", 100, b"digest").unwrap();
+    one(&mut store, put("n1", A, None), 10).unwrap();
+    // SQLite's own limit on the file's pages stands in for the disk: SQLITE_FULL either way.
+    let pages: i64 = store
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+        .unwrap();
+    let mut failed = None;
+    for i in 0..10_000 {
+        let change = put(&format!("node-{i:05}"), B, None);
+        if let Err(e) = store.apply(&[("example.test", &change)], 20) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("the store fills up");
+    assert_eq!(e.fault(), Some(StorageFault::Full), "{e:?}");
+    assert_eq!(store.node("example.test", "n1").unwrap().unwrap().commit.as_str(), A);
+}

@@ -11,6 +11,7 @@ mod config;
 mod crash;
 mod deploy;
 mod dig;
+mod disk;
 mod dns;
 mod dnssec;
 mod durability;
