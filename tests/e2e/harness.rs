@@ -48,6 +48,11 @@ pub struct Server {
     pub api: String,
     log: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    /// Every answer of the API to [`Server::call_as`], and what [`Server::drop`] looks for in
+    /// it and in the log: the data directory's secrets and those given on the command line.
+    answers: Mutex<String>,
+    data: PathBuf,
+    secrets: Vec<String>,
 }
 
 /// A reply of the API: status and JSON body (Null when empty).
@@ -120,6 +125,9 @@ impl Server {
             api: format!("http://{}", api.unwrap()),
             log,
             agent,
+            answers: Mutex::default(),
+            data: data.to_owned(),
+            secrets: command_line_secrets(token, extra),
         }
     }
 
@@ -182,6 +190,7 @@ impl Server {
             .expect("api reachable");
         let status = res.status().as_u16();
         let text = res.body_mut().read_to_string().unwrap();
+        self.answers.lock().unwrap().push_str(&text);
         let json = if text.is_empty() {
             Value::Null
         } else {
@@ -206,7 +215,78 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Every server of the suite: no secret in its log or in any answer of its API.
+        if !std::thread::panicking() {
+            let mut secrets = self.secrets.clone();
+            secrets.extend(data_dir_secrets(&self.data));
+            let log = self.log();
+            let answers = self.answers.lock().unwrap();
+            for secret in &secrets {
+                assert!(
+                    !log.contains(secret.as_str()),
+                    "a secret in the log:\n{log}"
+                );
+                assert!(
+                    !answers.contains(secret.as_str()),
+                    "a secret in an API answer"
+                );
+            }
+        }
     }
+}
+
+/// The forms a secret would take in text: as given, and its bytes in hex and base64.
+fn forms(bytes: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        hex,
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+    ]
+}
+
+/// The admin token and the TSIG secrets of a command line.
+pub fn command_line_secrets(token: Option<&str>, extra: &[&str]) -> Vec<String> {
+    use base64::Engine;
+    let mut out: Vec<String> = token.into_iter().map(str::to_owned).collect();
+    for pair in extra.windows(2) {
+        if pair[0] == "--tsig-key" {
+            let secret = pair[1].splitn(3, ':').nth(2).unwrap_or("");
+            let secret = secret.split(',').next().unwrap_or("");
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(secret) {
+                out.push(secret.to_owned());
+                out.extend(forms(&bytes));
+            }
+        }
+    }
+    out.retain(|s| s.len() >= 8);
+    out
+}
+
+/// The generated admin token and every zone's private key (the PKCS#8 document, and the
+/// base64 it is stored as) in `data`.
+pub fn data_dir_secrets(data: &Path) -> Vec<String> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    if let Ok(token) = std::fs::read_to_string(data.join("admin.token")) {
+        out.push(token.trim().to_owned());
+    }
+    for entry in std::fs::read_dir(data.join("keys")).into_iter().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(b64) = line.strip_prefix("private-key: ") {
+                out.push(b64.to_owned());
+                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) {
+                    out.extend(forms(&der));
+                }
+            }
+        }
+    }
+    out.retain(|s| s.len() >= 8);
+    out
 }
 
 /// A DNS query through hickory's client, over UDP or TCP.
@@ -332,10 +412,18 @@ pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Dur
     start.elapsed()
 }
 
-/// Runs the `herald` binary with `args` and returns what it did.
+/// Runs the `herald` binary with `args` and returns what it did; the admin token is never
+/// in what it prints.
 pub fn herald(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
         .output()
-        .unwrap()
+        .unwrap();
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(
+            !String::from_utf8_lossy(stream).contains(TOKEN),
+            "the admin token in the output of herald {args:?}"
+        );
+    }
+    out
 }

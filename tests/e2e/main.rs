@@ -24,5 +24,6 @@ mod metrics;
 mod pdns;
 mod reload;
 mod secondary;
+mod secrets;
 mod tls;
 mod update;
