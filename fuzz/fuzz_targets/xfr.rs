@@ -1,0 +1,4 @@
+//! Fuzz target: see [`herald_fuzz::xfr`] for what it drives and what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| herald_fuzz::xfr(data));
