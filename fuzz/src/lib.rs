@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use hickory_proto::op::Message;
 use herald::dns::answer::{Reply, Transport, handle};
 use herald::dns::tcp::serve_stream;
 use herald::dns::transfer::{Access, Transfers};
@@ -32,6 +31,7 @@ use herald::publish::{self, Publisher, Setup};
 use herald::record::{Commit, NodeLabel, SystemClock};
 use herald::store::{Change, Store};
 use herald::zone::SharedZones;
+use hickory_proto::op::Message;
 
 pub mod seeds;
 
@@ -208,7 +208,10 @@ pub fn query(data: &[u8]) {
         out.clear();
         match handle(&set, data, transport, &mut out) {
             Reply::Send => {
-                assert!(data.len() >= 12, "an answer to a message shorter than a header");
+                assert!(
+                    data.len() >= 12,
+                    "an answer to a message shorter than a header"
+                );
                 assert_eq!(data[2] & 0x80, 0, "a response was answered");
                 check_answer(data, &out, transport);
             }

@@ -196,7 +196,10 @@ pub fn check() {
         .sum();
     assert!(records > 2 * super::NODES, "{records} records in the AXFR");
     // From another address, unsigned: REFUSED; signed with the transfer key: the zone.
-    assert_eq!(rcode_of(&answers(OTHER, &seeds[1][1..])[0]), ResponseCode::Refused);
+    assert_eq!(
+        rcode_of(&answers(OTHER, &seeds[1][1..])[0]),
+        ResponseCode::Refused
+    );
     assert!(answers(OTHER, &seeds[3][1..]).len() == axfr.len());
     // IXFR from serial 1: an answer that parses, with records.
     let ixfr = answers(ALLOWED, &seeds[2][1..]);
@@ -204,9 +207,18 @@ pub fn check() {
     // UPDATE: signed with the scoped key, applied; unsigned or with a transfer-only key,
     // refused.
     let n = seeds.len();
-    assert_eq!(rcode_of(&answers(OTHER, &seeds[n - 3][1..])[0]), ResponseCode::NoError);
-    assert_eq!(rcode_of(&answers(ALLOWED, &seeds[n - 2][1..])[0]), ResponseCode::Refused);
-    assert_eq!(rcode_of(&answers(OTHER, &seeds[n - 1][1..])[0]), ResponseCode::Refused);
+    assert_eq!(
+        rcode_of(&answers(OTHER, &seeds[n - 3][1..])[0]),
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        rcode_of(&answers(ALLOWED, &seeds[n - 2][1..])[0]),
+        ResponseCode::Refused
+    );
+    assert_eq!(
+        rcode_of(&answers(OTHER, &seeds[n - 1][1..])[0]),
+        ResponseCode::Refused
+    );
     for s in &seeds {
         super::xfr(s);
     }

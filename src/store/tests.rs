@@ -566,7 +566,11 @@ fn disk_faults_are_recognised() {
         ffi::SQLITE_IOERR_FSYNC,
         ffi::SQLITE_CANTOPEN,
     ] {
-        assert_eq!(sqlite(code).fault(), Some(StorageFault::Unwritable), "{code}");
+        assert_eq!(
+            sqlite(code).fault(),
+            Some(StorageFault::Unwritable),
+            "{code}"
+        );
     }
     assert_eq!(sqlite(ffi::SQLITE_CONSTRAINT).fault(), None);
     assert_eq!(Error::Corrupt("x".into()).fault(), None);
@@ -600,5 +604,13 @@ fn a_store_that_may_not_grow_fails_as_full_and_keeps_its_data() {
     }
     let e = failed.expect("the store fills up");
     assert_eq!(e.fault(), Some(StorageFault::Full), "{e:?}");
-    assert_eq!(store.node("example.test", "n1").unwrap().unwrap().commit.as_str(), A);
+    assert_eq!(
+        store
+            .node("example.test", "n1")
+            .unwrap()
+            .unwrap()
+            .commit
+            .as_str(),
+        A
+    );
 }
