@@ -15,6 +15,7 @@ mod disk;
 mod dns;
 mod dnssec;
 mod durability;
+mod flood;
 mod guide;
 mod harness;
 mod hook;
