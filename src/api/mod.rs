@@ -135,7 +135,12 @@ impl AppState {
 /// by each handler.
 pub fn app(state: AppState) -> Router {
     let authed = Router::new()
-        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route(
+            "/v1/tokens",
+            post(tokens::create)
+                .layer(DefaultBodyLimit::max(SMALL_BODY))
+                .get(tokens::list),
+        )
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .merge(pdns::routes())
         .route("/v1/zones", get(zones::list))
@@ -143,7 +148,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/zones/{zone}/nodes", get(nodes::list))
         .route(
             "/v1/zones/{zone}/nodes/{node}",
-            get(nodes::show).put(nodes::put).delete(nodes::delete),
+            get(nodes::show)
+                .put(nodes::put)
+                .layer(DefaultBodyLimit::max(SMALL_BODY))
+                .delete(nodes::delete),
         )
         .route("/v1/zones/{zone}/nodes/{node}/history", get(nodes::history))
         .route("/v1/zones/{zone}/batch", post(nodes::batch))
@@ -161,24 +169,32 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A JSON body. Unlike axum's `Json` it does not insist on a Content-Type (so `curl -d` works)
-/// and reports every problem as `{"error": …}`: 400 for unreadable JSON, 413 beyond
-/// [`MAX_BODY`].
-pub struct JsonBody<T>(pub T);
+/// The body limit of a route that takes one node or one token: a few hundred bytes of JSON
+/// are all it needs, so a client cannot make it read megabytes.
+pub const SMALL_BODY: usize = 16 * 1024;
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+/// A JSON body of at most `MAX` bytes ([`SMALL_BODY`] unless the route says more; batches and
+/// PowerDNS PATCHes take [`MAX_BODY`]). Unlike axum's `Json` it does not insist on a
+/// Content-Type (so `curl -d` works) and reports every problem as `{"error": …}`: 400 for
+/// unreadable JSON, 413 beyond the limit.
+pub struct JsonBody<T, const MAX: usize = SMALL_BODY>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for JsonBody<T, MAX> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let too_large =
-            || ApiError::TooLarge(format!("request body is larger than {MAX_BODY} bytes"));
+        let too_large = || {
+            ApiError::TooLarge(format!(
+                "request body is larger than this route's limit of {MAX} bytes"
+            ))
+        };
         // Refuse an announced oversize body before reading any of it.
         let announced = req
             .headers()
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if announced.is_some_and(|n| n > MAX_BODY) {
+        if announced.is_some_and(|n| n > MAX) {
             return Err(too_large());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
@@ -188,6 +204,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::Malformed(r.body_text())
             }
         })?;
+        // A chunked body announces nothing: the route's `DefaultBodyLimit` stops the reading
+        // at the same limit, and this holds the two together.
+        if bytes.len() > MAX {
+            return Err(too_large());
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))

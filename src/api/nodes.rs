@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::types::{
     BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode,
 };
-use super::{AppState, JsonBody};
+use super::{AppState, JsonBody, MAX_BODY};
 use crate::publish::{Change, IfMatch};
 use crate::record::{Commit, NodeLabel, NodePattern};
 use crate::store::NodeRow;
@@ -246,7 +246,7 @@ pub async fn batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     zone: Result<Path<String>, PathRejection>,
-    body: Result<JsonBody<BatchRequest>, ApiError>,
+    body: Result<JsonBody<BatchRequest, MAX_BODY>, ApiError>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let zone = state.served_zone(&zone)?;

@@ -662,3 +662,58 @@ async fn healthz_needs_no_token_and_reports_dns() {
     let r = h.call_raw(Method::GET, "/healthz", None, None, &[]).await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "dns");
 }
+
+/// Each route reads only what it needs: a single node or a token takes 16 KiB, a batch up to
+/// 16 MiB. Over the limit is 413, announced or not, and writes nothing.
+#[tokio::test]
+async fn each_route_has_a_body_limit_that_fits_it() {
+    let h = harness();
+    let put = |node: &str| format!("/v1/zones/example.test/nodes/{node}");
+    // 20 KiB of whitespace around a valid body: valid JSON, but more than a node needs.
+    let padded = |body: Value| format!("{}{body}", " ".repeat(20 * 1024));
+    let body = padded(json!({ "commit": A }));
+    let len = body.len().to_string();
+    for headers in [vec![], vec![("content-length", len.as_str())]] {
+        let r = h
+            .call_raw(
+                Method::PUT,
+                &put("n1"),
+                Some(body.clone()),
+                Some(TOKEN),
+                &headers,
+            )
+            .await;
+        assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "limit of 16384 bytes");
+    }
+    assert_eq!(
+        h.call(Method::GET, &put("n1"), None, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let token = padded(json!({ "zone": "example.test", "nodes": "n*" }));
+    let r = h
+        .call_raw(Method::POST, "/v1/tokens", Some(token), Some(TOKEN), &[])
+        .await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "limit of 16384 bytes");
+    // Just under the limit is fine.
+    let fits = format!("{}{}", " ".repeat(16 * 1024 - 100), json!({ "commit": A }));
+    let r = h
+        .call_raw(Method::PUT, &put("n1"), Some(fits), Some(TOKEN), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // A batch of about 1 MiB is well within its own limit.
+    let set: Vec<Value> = (0..12_000)
+        .map(|i| json!({ "node": format!("node-{i:05}"), "commit": A }))
+        .collect();
+    let batch = json!({ "set": set }).to_string();
+    assert!(batch.len() > 700 * 1024, "{}", batch.len());
+    let r = h
+        .call_raw(
+            Method::POST,
+            "/v1/zones/example.test/batch",
+            Some(batch),
+            Some(TOKEN),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+}

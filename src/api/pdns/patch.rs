@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
-use super::super::{AppState, JsonBody};
+use super::super::{AppState, JsonBody, MAX_BODY};
 use super::zone_of;
 use crate::metrics::Source;
 use crate::publish::{Change, PublishError};
@@ -52,7 +52,7 @@ pub async fn apply(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<JsonBody<PatchBody>, ApiError>,
+    body: Result<JsonBody<PatchBody, MAX_BODY>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let zone = zone_of(&state, &caller, path)?;
     let JsonBody(body) = body?;
