@@ -51,7 +51,16 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some(slot) = table.admit(peer.ip()) else {
+        // A secondary's address (one `--allow-transfer` admits) is outside the shares.
+        let ip = peer.ip().to_canonical();
+        let access = transfers.access.load();
+        let trusted = access.allow.iter().any(|net| net.contains(&ip))
+            || access
+                .zone_allow
+                .values()
+                .flatten()
+                .any(|net| net.contains(&ip));
+        let Some(slot) = table.admit(peer.ip(), trusted) else {
             tracing::debug!(%peer, "tcp connections from this prefix at their cap; closing");
             continue;
         };
@@ -110,7 +119,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let table = Arc::new(Table::default());
-    let slot = table.admit(peer.ip()).expect("an empty table admits");
+    let slot = table
+        .admit(peer.ip(), false)
+        .expect("an empty table admits");
     let result = exchange(
         reader, writer, peer, zones, transfers, counters, &slot.conn, &table,
     );

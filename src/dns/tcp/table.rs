@@ -7,6 +7,8 @@
 //!   and a flood from one address cannot take its neighbours' share of the prefix.
 //! - **When full,** the idlest connection is closed to make room, never the newest; a
 //!   connection serving a zone transfer is never chosen, so secondaries keep their slots.
+//! - **Secondaries' addresses** (those `--allow-transfer` admits) are outside the per-address
+//!   and per-prefix shares: a flood from their network cannot close them or keep them out.
 //! - **The idle timeout shrinks as the table fills:** from [`IDLE_TIMEOUT`] when empty to
 //!   [`MIN_IDLE`] when full.
 
@@ -35,6 +37,8 @@ pub struct Conn {
     id: u64,
     addr: u128,
     prefix: u128,
+    /// From an address `--allow-transfer` admits: outside the address and prefix shares.
+    trusted: bool,
     /// Milliseconds since the table's start when the connection last read a message.
     active: AtomicU64,
     /// Set while it serves a zone transfer: never evicted then.
@@ -121,13 +125,13 @@ impl Table {
     /// idlest connection of that address or prefix makes room; when the table is full, the
     /// idlest of all does. A connection serving a transfer is never chosen: `None` when
     /// nothing can go.
-    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Guard> {
+    pub fn admit(self: &Arc<Self>, peer: IpAddr, trusted: bool) -> Option<Guard> {
         let (addr, prefix) = keys_of(peer);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.addrs.get(&addr).copied().unwrap_or(0) >= PER_ADDRESS {
+        if !trusted && inner.addrs.get(&addr).copied().unwrap_or(0) >= PER_ADDRESS {
             self.evict_idlest(&mut inner, Among::Address(addr))?;
         }
-        if inner.prefixes.get(&prefix).copied().unwrap_or(0) >= PER_PREFIX {
+        if !trusted && inner.prefixes.get(&prefix).copied().unwrap_or(0) >= PER_PREFIX {
             self.evict_idlest(&mut inner, Among::Prefix(prefix))?;
         }
         if inner.conns.len() >= MAX_CONNECTIONS {
@@ -138,13 +142,16 @@ impl Table {
             id: inner.next,
             addr,
             prefix,
+            trusted,
             active: AtomicU64::new(self.now_ms()),
             transfer: AtomicBool::new(false),
             evicted: CancellationToken::new(),
         });
         inner.conns.insert(conn.id, conn.clone());
-        *inner.prefixes.entry(prefix).or_default() += 1;
-        *inner.addrs.entry(addr).or_default() += 1;
+        if !trusted {
+            *inner.prefixes.entry(prefix).or_default() += 1;
+            *inner.addrs.entry(addr).or_default() += 1;
+        }
         self.open.fetch_add(1, Ordering::Relaxed);
         Some(Guard {
             table: self.clone(),
@@ -159,8 +166,8 @@ impl Table {
             .conns
             .values()
             .filter(|c| match among {
-                Among::Address(a) => c.addr == a,
-                Among::Prefix(p) => c.prefix == p,
+                Among::Address(a) => c.addr == a && !c.trusted,
+                Among::Prefix(p) => c.prefix == p && !c.trusted,
                 Among::All => true,
             })
             .filter(|c| !c.transfer.load(Ordering::Relaxed))
@@ -173,7 +180,7 @@ impl Table {
     }
 
     fn forget(inner: &mut Inner, conn: &Conn) {
-        if inner.conns.remove(&conn.id).is_none() {
+        if inner.conns.remove(&conn.id).is_none() || conn.trusted {
             return;
         }
         for (counts, key) in [
@@ -226,16 +233,18 @@ mod tests {
         let table = Arc::new(Table::default());
         let mut mine: Vec<Guard> = (0..PER_PREFIX)
             .map(|i| {
-                let g = table.admit(ip(&format!("192.0.2.{}", i % 250))).unwrap();
+                let g = table
+                    .admit_untrusted(ip(&format!("192.0.2.{}", i % 250)))
+                    .unwrap();
                 g.conn.active.store(1000 + i as u64, Ordering::Relaxed);
                 g
             })
             .collect();
-        let other = table.admit(ip("198.51.100.1")).unwrap();
+        let other = table.admit_untrusted(ip("198.51.100.1")).unwrap();
         other.conn.active.store(0, Ordering::Relaxed); // idlest of all, but another /24
         // The /24 is at its share: its idlest goes, not the other network's, not the newest.
         mine[0].conn.transferring(true);
-        let newcomer = table.admit(ip("192.0.2.77")).unwrap();
+        let newcomer = table.admit_untrusted(ip("192.0.2.77")).unwrap();
         assert!(!other.conn.evicted.is_cancelled());
         assert!(
             !mine[0].conn.evicted.is_cancelled(),
@@ -247,20 +256,57 @@ mod tests {
         // All of a prefix transferring: nothing can go, and the newcomer is refused.
         let full: Vec<Guard> = (0..PER_PREFIX)
             .map(|i| {
-                let g = table.admit(ip(&format!("2001:db8:0:1{i:02x}::1"))).unwrap();
+                let g = table
+                    .admit_untrusted(ip(&format!("2001:db8:0:1{i:02x}::1")))
+                    .unwrap();
                 g.conn.transferring(true);
                 g
             })
             .collect();
-        assert!(table.admit(ip("2001:db8:0:1ff::9")).is_none(), "same /56");
         assert!(
-            table.admit(ip("2001:db8:0:200::1")).is_some(),
+            table.admit_untrusted(ip("2001:db8:0:1ff::9")).is_none(),
+            "same /56"
+        );
+        assert!(
+            table.admit_untrusted(ip("2001:db8:0:200::1")).is_some(),
             "another /56"
         );
         drop(full);
         mine.clear();
         drop(newcomer);
         assert_eq!(table.len(), 1, "slots come back, evicted ones counted once");
+    }
+
+    impl Table {
+        fn admit_untrusted(self: &Arc<Self>, peer: IpAddr) -> Option<Guard> {
+            self.admit(peer, false)
+        }
+    }
+
+    #[test]
+    fn a_secondarys_address_is_outside_the_shares() {
+        let table = Arc::new(Table::default());
+        let secondary: Vec<Guard> = (0..PER_ADDRESS * 2)
+            .map(|_| table.admit(ip("192.0.2.53"), true).unwrap())
+            .collect();
+        // Its neighbours flood the /24, and even its own address, untrusted.
+        let flood: Vec<Guard> = (0..PER_PREFIX * 4)
+            .map(|i| {
+                table
+                    .admit_untrusted(ip(&format!("192.0.2.{}", i % 250)))
+                    .unwrap()
+            })
+            .collect();
+        assert!(secondary.iter().all(|g| !g.conn.evicted.is_cancelled()));
+        let live = flood
+            .iter()
+            .filter(|g| !g.conn.evicted.is_cancelled())
+            .count();
+        assert_eq!(live, PER_PREFIX, "the flood keeps its share and no more");
+        assert_eq!(table.len(), PER_ADDRESS * 2 + PER_PREFIX);
+        drop(flood);
+        drop(secondary);
+        assert_eq!(table.len(), 0);
     }
 
     #[test]
@@ -270,18 +316,18 @@ mod tests {
             start: Instant::now() - Duration::from_secs(10),
             ..Table::default()
         });
-        let neighbour = table.admit(ip("192.0.2.1")).unwrap();
+        let neighbour = table.admit_untrusted(ip("192.0.2.1")).unwrap();
         neighbour.conn.active.store(0, Ordering::Relaxed); // the idlest of all
         let flood: Vec<Guard> = (0..PER_ADDRESS)
             .map(|i| {
-                let g = table.admit(ip("192.0.2.2")).unwrap();
+                let g = table.admit_untrusted(ip("192.0.2.2")).unwrap();
                 g.conn.active.store(1000 + i as u64, Ordering::Relaxed);
                 g
             })
             .collect();
         // A thousand more from the flooding address: each closes the flood's own idlest.
         let newest: Vec<Guard> = (0..1000)
-            .map(|_| table.admit(ip("192.0.2.2")).unwrap())
+            .map(|_| table.admit_untrusted(ip("192.0.2.2")).unwrap())
             .collect();
         assert!(flood.iter().all(|g| g.conn.evicted.is_cancelled()));
         assert!(!neighbour.conn.evicted.is_cancelled());
@@ -299,7 +345,7 @@ mod tests {
         for i in 0..MAX_CONNECTIONS {
             // Each from its own /24, so the per-prefix cap does not interfere.
             let g = table
-                .admit(ip(&format!("10.{}.{}.1", i / 256, i % 256)))
+                .admit_untrusted(ip(&format!("10.{}.{}.1", i / 256, i % 256)))
                 .unwrap();
             g.conn.active.store(1000 + i as u64, Ordering::Relaxed);
             guards.push(g);
@@ -308,7 +354,7 @@ mod tests {
         assert_eq!(table.idle_timeout(), MIN_IDLE);
         // The idlest (the first) serves a transfer: the next idlest goes.
         guards[0].conn.transferring(true);
-        let newcomer = table.admit(ip("203.0.113.1")).unwrap();
+        let newcomer = table.admit_untrusted(ip("203.0.113.1")).unwrap();
         assert!(!guards[0].conn.evicted.is_cancelled());
         assert!(guards[1].conn.evicted.is_cancelled());
         assert_eq!(table.len(), MAX_CONNECTIONS);
