@@ -244,10 +244,15 @@ fn tcp_abuse(from: [u8; 4], dns: SocketAddr, stop: Arc<AtomicBool>, hold: usize)
         };
         i += 1;
         if held.len() >= hold {
-            held.remove(0);
+            // Reset rather than close: no TIME_WAIT left behind for the rest of the suite.
+            let old = held.remove(0);
+            let _ = socket2::SockRef::from(&old).set_linger(Some(Duration::ZERO));
         }
         held.push(conn);
         std::thread::sleep(Duration::from_millis(1));
+    }
+    for conn in &held {
+        let _ = socket2::SockRef::from(conn).set_linger(Some(Duration::ZERO));
     }
 }
 
