@@ -111,7 +111,28 @@ impl From<RecordError> for ApiError {
 
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
-        Self::Internal(e.into())
+        match e.fault() {
+            Some(fault) => Self::storage(fault),
+            None => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl ApiError {
+    /// 507 for a full disk, 503 for one that cannot be written: nothing was written.
+    fn storage(fault: StorageFault) -> Self {
+        match fault {
+            StorageFault::Full => Self::InsufficientStorage(
+                "the disk holding the store is full; nothing was written, and DNS answers from \
+                 the last publish until space returns"
+                    .into(),
+            ),
+            StorageFault::Unwritable => Self::Unavailable(
+                "the store cannot be written (read-only or failing disk); nothing was written, \
+                 and DNS answers from the last publish"
+                    .into(),
+            ),
+        }
     }
 }
 
@@ -128,16 +149,7 @@ impl From<PublishError> for ApiError {
             },
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
             PublishError::Failed(w) => match w.fault() {
-                Some(StorageFault::Full) => Self::InsufficientStorage(
-                    "the disk holding the store is full; nothing was written, and DNS \
-                     answers from the last publish until space returns"
-                        .into(),
-                ),
-                Some(StorageFault::Unwritable) => Self::Unavailable(
-                    "the store cannot be written (read-only or failing disk); nothing was \
-                     written, and DNS answers from the last publish"
-                        .into(),
-                ),
+                Some(fault) => Self::storage(fault),
                 None => Self::Internal(PublishError::Failed(w).into()),
             },
             other => Self::Internal(other.into()),

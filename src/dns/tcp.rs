@@ -1,7 +1,8 @@
 //! DNS over TCP (RFC 7766): two-byte length framing, queries answered in order on one
 //! connection, and a table of connections that one client cannot fill ([`table`]: a share per
-//! prefix, the idlest evicted when full, transfers kept, an idle timeout that shrinks as the
-//! table fills and bounds the reading of each message and the writing of each answer).
+//! address and per prefix, the idlest evicted when full, transfers and UPDATEs in progress
+//! kept, an idle timeout that shrinks as the table fills and bounds the reading of each
+//! message and the writing of each answer; a transfer's messages have their own timeout).
 //!
 //! The framing is written here rather than taken from hickory-server's `Server`: its
 //! `ResponseHandler` only sends `MessageResponse`s built from `Record`s, so serving prepared
@@ -191,10 +192,14 @@ where
                 }
             }
             Reply::Defer(Deferred::Update) => {
+                // Not evicted while the writer applies it: the client gets its answer.
+                conn.transferring(true);
                 let answer = match &transfers.updates {
                     Some(updates) => updates.answer(msg, peer).await,
                     None => not_implemented(msg),
                 };
+                conn.transferring(false);
+                conn.touch(table);
                 let Some(answer) = answer else {
                     return Ok(());
                 };

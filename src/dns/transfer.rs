@@ -369,12 +369,19 @@ impl<W: AsyncWrite + Unpin> Stream<'_, W> {
     }
 }
 
-/// Sends one message with its TCP length prefix (RFC 1035 §4.2.2).
+/// How long one message of a transfer (at most about 16 KB) may take to be taken by the peer.
+/// A connection that serves a transfer is never evicted from the TCP table, so a peer that
+/// stops reading must lose it this way (RFC 7766 §6.2.3).
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends one message with its TCP length prefix (RFC 1035 §4.2.2), within [`SEND_TIMEOUT`].
 async fn send<W: AsyncWrite + Unpin>(writer: &mut W, msg: &[u8]) -> std::io::Result<()> {
     let mut framed = Vec::with_capacity(msg.len() + 2);
     framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
     framed.extend_from_slice(msg);
-    writer.write_all(&framed).await
+    tokio::time::timeout(SEND_TIMEOUT, writer.write_all(&framed))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 #[cfg(test)]

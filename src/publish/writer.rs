@@ -211,7 +211,13 @@ impl Worker {
             let now = self.clock.now();
             let mut staged = self.zones[&name].clone();
             let made = match staged.refresh(now) {
-                Ok(None) => continue,
+                Ok(None) => {
+                    // Nothing due: whatever was at risk has been stored since (a reload, say).
+                    if self.stats.set_at_risk(&name, false) {
+                        tracing::info!(zone = %name, "zone no longer at risk: nothing left to refresh");
+                    }
+                    continue;
+                }
                 Ok(Some(made)) => made,
                 Err(e) => {
                     tracing::error!(zone = %name, error = &e as &dyn std::error::Error, "refresh failed");

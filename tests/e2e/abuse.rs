@@ -12,30 +12,6 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::harness::*;
 
-/// Raises this process's open-file limit to `want` (or the hard limit): the attacker below
-/// holds thousands of sockets.
-fn raise_nofile(want: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write and read a plain struct we own.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        // Root may raise the hard limit too; others get what the hard limit allows.
-        let raised = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: want.max(lim.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-            return want;
-        }
-        lim.rlim_cur = want.min(lim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
-    lim.rlim_cur
-}
-
 /// A TCP connection to `server` from the loopback address `from`.
 fn connect_from(from: [u8; 4], server: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
@@ -88,10 +64,10 @@ fn ask_tcp(server: SocketAddr, id: u16) -> Result<Message, String> {
     Message::from_vec(&body).map_err(|e| format!("parse: {e}"))
 }
 
-/// The attack, scaled to a test: thousands of connections from 127.0.0.2 that sit
-/// idle, lie about their length, or pipeline queries and never read. Every valid query from
-/// 127.0.0.1 meanwhile gets its right answer. (127.0.0.1 and 127.0.0.2 share a /24, so this
-/// also shows that a busy client is not shut out by idlers of its own prefix.)
+/// The attack: 10,000 connections that sit idle, lie about their length, or pipeline
+/// queries and never read, from 127.0.0.2 and from 64 addresses in eight other /24s, which
+/// together overfill the table. Every valid query from 127.0.0.1 meanwhile gets its right
+/// answer: its neighbour 127.0.0.2 cannot take more than its own share of their /24.
 #[test]
 fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +93,14 @@ fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let Ok(mut conn) = connect_from([127, 0, 0, 2], dns) else {
+                // A ninth from 127.0.0.2, beside the valid client; the rest from 64 addresses
+                // in eight other /24s, which together fill the table: address shares, prefix
+                // shares and the full table all evict.
+                let from = match i % 9 {
+                    0 => [127, 0, 0, 2],
+                    net => [127, 0, net as u8, 2 + (i / 9 % 8) as u8],
+                };
+                let Ok(mut conn) = connect_from(from, dns) else {
                     continue;
                 };
                 match i % 3 {

@@ -1,10 +1,11 @@
 //! The table of open TCP connections, and what keeps one client from filling it (RFC 7766
 //! §6.2.3, and what NSD and Knot do).
 //!
-//! - **Per address and per prefix:** at most [`PER_ADDRESS`] connections from one address and
-//!   [`PER_PREFIX`] from one /24 (IPv4) or /56 (IPv6). A new one beyond either closes the
-//!   idlest of its own address or prefix, so a flood from one network cannot take the table,
-//!   and a flood from one address cannot take its neighbours' share of the prefix.
+//! - **Per address and per prefix:** at most [`PER_ADDRESS`] connections from one address (an
+//!   IPv6 /64 counts as one) and [`PER_PREFIX`] from one /24 (IPv4) or /56 (IPv6). A new one
+//!   beyond either closes the idlest of its own address or prefix, so a flood from one network
+//!   cannot shut out the others, and a flood from one address cannot take its neighbours'
+//!   share of the prefix. (Many prefixes together can fill the table; then the idlest goes.)
 //! - **When full,** the idlest connection is closed to make room, never the newest; a
 //!   connection serving a zone transfer is never chosen, so secondaries keep their slots.
 //! - **Secondaries' addresses** (those `--allow-transfer` admits) are outside the per-address
@@ -53,7 +54,7 @@ impl Conn {
         self.active.store(table.now_ms(), Ordering::Relaxed);
     }
 
-    /// It serves (or stopped serving) a zone transfer.
+    /// It serves (or stopped serving) a zone transfer, or waits for an UPDATE to be applied.
     pub fn transferring(&self, on: bool) {
         self.transfer.store(on, Ordering::Relaxed);
     }
@@ -83,17 +84,22 @@ enum Among {
     All,
 }
 
-/// The address and its /24 (IPv4) or /56 (IPv6), each as one number; the low bit (never set
-/// in an IPv6 /56) keeps IPv4 apart from IPv6.
+/// The keys of a peer: its "address" (an IPv4 address, or an IPv6 /64, which one host
+/// usually holds whole) and its prefix (the /24 or the /56), each one number. The low two bits
+/// (zero in an IPv4 key shifted left, and in every IPv6 /64 or /56) tag the family and kind,
+/// so that no two kinds of key collide.
 fn keys_of(ip: IpAddr) -> (u128, u128) {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let v4 = u32::from(v4);
-            (u128::from(v4) << 1, u128::from(v4 & 0xFFFF_FF00) << 1)
+            (u128::from(v4) << 2, (u128::from(v4 & 0xFFFF_FF00) << 2) | 1)
         }
         IpAddr::V6(v6) => {
             let v6 = u128::from(v6);
-            (v6, (v6 & !((1u128 << 72) - 1)) | 1)
+            (
+                (v6 & !((1u128 << 64) - 1)) | 2,
+                (v6 & !((1u128 << 72) - 1)) | 3,
+            )
         }
     }
 }
@@ -334,8 +340,24 @@ mod tests {
         let still = newest.iter().filter(|g| !g.conn.evicted.is_cancelled());
         assert_eq!(still.count(), PER_ADDRESS);
         assert_eq!(table.len(), PER_ADDRESS + 1);
-        // IPv4 and IPv6 keys never collide.
-        assert_ne!(keys_of(ip("0.0.0.1")).1, keys_of(ip("::")).1);
+        // No two kinds of key collide; one IPv6 /64 is one address.
+        let (a4, p4) = keys_of(ip("0.0.0.0"));
+        let (a6, p6) = keys_of(ip("::"));
+        assert_eq!(
+            [a4, p4, a6, p6]
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            4
+        );
+        assert_eq!(
+            keys_of(ip("2001:db8::1")).0,
+            keys_of(ip("2001:db8::ffff:1")).0
+        );
+        assert_ne!(
+            keys_of(ip("2001:db8::1")).0,
+            keys_of(ip("2001:db8:0:1::1")).0
+        );
     }
 
     #[test]

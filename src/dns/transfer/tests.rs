@@ -75,6 +75,7 @@ fn request(qtype: RecordType, have: Option<u32>) -> Message {
 fn run(ctx: &Transfers, set: &ZoneSet, msg: &[u8], peer: &str) -> Vec<Vec<u8>> {
     let mut out: Vec<u8> = Vec::new();
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     rt.block_on(transfer(ctx, set, msg, peer.parse().unwrap(), &mut out))
