@@ -6,8 +6,10 @@
 //!   beyond either closes the idlest of its own address or prefix, so a flood from one network
 //!   cannot shut out the others, and a flood from one address cannot take its neighbours'
 //!   share of the prefix. (Many prefixes together can fill the table; then the idlest goes.)
-//! - **When full,** the idlest connection is closed to make room, never the newest; a
-//!   connection serving a zone transfer is never chosen, so secondaries keep their slots.
+//! - **When full,** the idlest connection of the prefix that holds the most slots is closed to
+//!   make room, never the newest: many networks flooding together each give up their own
+//!   first, and a client from a quiet network keeps its slot however long it takes to ask.
+//!   A connection serving a zone transfer is never chosen, so secondaries keep their slots.
 //! - **Secondaries' addresses** (those `--allow-transfer` admits) are outside the per-address
 //!   and per-prefix shares: a flood from their network cannot close them or keep them out.
 //! - **The idle timeout shrinks as the table fills:** from [`IDLE_TIMEOUT`] when empty to
@@ -81,6 +83,8 @@ struct Inner {
 enum Among {
     Address(u128),
     Prefix(u128),
+    /// The prefixes that hold the most slots (every untrusted one when they tie).
+    Heaviest,
     All,
 }
 
@@ -141,7 +145,8 @@ impl Table {
             self.evict_idlest(&mut inner, Among::Prefix(prefix))?;
         }
         if inner.conns.len() >= MAX_CONNECTIONS {
-            self.evict_idlest(&mut inner, Among::All)?;
+            self.evict_idlest(&mut inner, Among::Heaviest)
+                .or_else(|| self.evict_idlest(&mut inner, Among::All))?;
         }
         inner.next += 1;
         let conn = Arc::new(Conn {
@@ -168,12 +173,14 @@ impl Table {
     /// Closes the connection of the group that read its last message longest ago, leaving
     /// transfers alone. A scan of at most [`MAX_CONNECTIONS`], only when a share is used up.
     fn evict_idlest(&self, inner: &mut Inner, among: Among) -> Option<()> {
+        let heaviest = inner.prefixes.values().copied().max().unwrap_or(0);
         let idlest = inner
             .conns
             .values()
             .filter(|c| match among {
                 Among::Address(a) => c.addr == a && !c.trusted,
                 Among::Prefix(p) => c.prefix == p && !c.trusted,
+                Among::Heaviest => !c.trusted && inner.prefixes.get(&c.prefix) == Some(&heaviest),
                 Among::All => true,
             })
             .filter(|c| !c.transfer.load(Ordering::Relaxed))
@@ -358,6 +365,30 @@ mod tests {
             keys_of(ip("2001:db8::1")).0,
             keys_of(ip("2001:db8:0:1::1")).0
         );
+    }
+
+    #[test]
+    fn a_full_table_evicts_from_the_prefix_that_holds_the_most() {
+        let table = Arc::new(Table::default());
+        // A lone client from a quiet /24, the idlest of all (it is slow to ask).
+        let quiet = table.admit_untrusted(ip("198.51.100.7")).unwrap();
+        quiet.conn.active.store(0, Ordering::Relaxed);
+        // Many networks fill the rest, one of them with more than the others.
+        let mut flood = Vec::new();
+        for i in 0..MAX_CONNECTIONS - 1 {
+            let net = if i < PER_PREFIX { 0 } else { 1 + i / (PER_PREFIX / 2) };
+            let g = table
+                .admit_untrusted(ip(&format!("10.0.{net}.{}", i % PER_PREFIX)))
+                .unwrap();
+            g.conn.active.store(1000 + i as u64, Ordering::Relaxed);
+            flood.push(g);
+        }
+        assert_eq!(table.len(), MAX_CONNECTIONS);
+        let newcomer = table.admit_untrusted(ip("203.0.113.1")).unwrap();
+        assert!(!quiet.conn.evicted.is_cancelled(), "the quiet client stays");
+        assert!(flood[0].conn.evicted.is_cancelled(), "the heaviest /24 gives up its idlest");
+        assert!(flood[1..].iter().all(|g| !g.conn.evicted.is_cancelled()));
+        drop(newcomer);
     }
 
     #[test]
