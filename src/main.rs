@@ -343,6 +343,28 @@ struct ServeArgs {
         value_parser = value::size
     )]
     journal_max_bytes: Option<u64>,
+    /// A file holding the DNS cookie secret: 32 hex digits (`openssl rand -hex 16`), the
+    /// same on every server of an anycast set [default: a random secret at each start]
+    #[arg(long, value_name = "FILE", env = "HERALD_COOKIE_SECRET_FILE")]
+    cookie_secret_file: Option<PathBuf>,
+    /// A file holding the next cookie secret, accepted beside the active one while a
+    /// rollover spreads to every server.
+    #[arg(long, value_name = "FILE", env = "HERALD_COOKIE_STAGING_SECRET_FILE")]
+    cookie_staging_secret_file: Option<PathBuf>,
+    /// Limit UDP answers per client /24 or /56 (response rate limiting; any --rrl-* also
+    /// switches it on). Clients with a valid DNS cookie are exempt.
+    #[arg(long, env = "HERALD_RRL")]
+    rrl: bool,
+    /// Answers per second to one /24 or /56 [default: 1000]
+    #[arg(long, value_name = "N", env = "HERALD_RRL_RATE")]
+    rrl_rate: Option<u32>,
+    /// NXDOMAIN answers per second to one /24 or /56 [default: 500]
+    #[arg(long, value_name = "N", env = "HERALD_RRL_NXDOMAIN_RATE")]
+    rrl_nxdomain_rate: Option<u32>,
+    /// Every Nth answer held back is sent truncated, so that real clients retry over TCP;
+    /// 0 drops them all [default: 2]
+    #[arg(long, value_name = "N", env = "HERALD_RRL_SLIP")]
+    rrl_slip: Option<u32>,
 }
 
 impl ServeArgs {
@@ -365,6 +387,12 @@ impl ServeArgs {
             api_tls_cert: self.api_tls_cert,
             api_tls_key: self.api_tls_key,
             allow_plain_http: self.allow_plain_http,
+            cookie_secret_file: self.cookie_secret_file,
+            cookie_staging_secret_file: self.cookie_staging_secret_file,
+            rrl: self.rrl,
+            rrl_rate: self.rrl_rate,
+            rrl_nxdomain_rate: self.rrl_nxdomain_rate,
+            rrl_slip: self.rrl_slip,
         }
     }
 }

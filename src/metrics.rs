@@ -58,6 +58,9 @@ pub struct QueryCounters {
     /// By transport: counts per size bucket, then the sum of sizes.
     sizes: [[AtomicU64; SIZES]; 2],
     size_sum: [AtomicU64; 2],
+    /// Cookies checked: valid, then not (none yet, stale, foreign); answers the rate limiter
+    /// slipped, then dropped.
+    shield: [AtomicU64; 4],
 }
 
 impl Default for QueryCounters {
@@ -67,6 +70,7 @@ impl Default for QueryCounters {
             truncated: std::array::from_fn(|_| AtomicU64::new(0)),
             sizes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             size_sum: std::array::from_fn(|_| AtomicU64::new(0)),
+            shield: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -124,6 +128,19 @@ impl QueryCounters {
         self.count(transport, qtype, dnssec_ok, answer, true);
     }
 
+    /// Counts a query's cookie; `shared` for a block that several tasks write.
+    #[inline]
+    pub fn cookie(&self, valid: bool, shared: bool) {
+        bump(&self.shield[usize::from(!valid)], 1, shared);
+    }
+
+    /// Counts a UDP answer the rate limiter held back: `dropped`, or sent truncated. Only
+    /// the thread that owns this block may call it.
+    #[inline]
+    pub fn limited(&self, dropped: bool) {
+        bump(&self.shield[2 + usize::from(dropped)], 1, false);
+    }
+
     #[inline]
     fn count(&self, transport: usize, qtype: u16, dnssec_ok: bool, answer: &[u8], shared: bool) {
         if answer.len() < 4 {
@@ -160,6 +177,8 @@ pub struct QuerySnapshot {
     /// By transport: counts per bucket of [`SIZE_BUCKETS`] (then +Inf; each bucket's own,
     /// not cumulative), and the sum of sizes.
     pub sizes: [([u64; SIZES], u64); 2],
+    /// Cookies valid and not; answers the rate limiter slipped and dropped.
+    pub shield: [u64; 4],
 }
 
 impl QueryStats {
@@ -180,6 +199,9 @@ impl QueryStats {
         let mut out = QuerySnapshot::default();
         for b in blocks.iter() {
             for (sum, cell) in cells.iter_mut().zip(&b.answers) {
+                *sum += cell.load(Ordering::Relaxed);
+            }
+            for (sum, cell) in out.shield.iter_mut().zip(&b.shield) {
                 *sum += cell.load(Ordering::Relaxed);
             }
             for t in 0..2 {

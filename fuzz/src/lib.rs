@@ -20,7 +20,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use herald::dns::answer::{Reply, Transport, handle};
+use herald::dns::answer::{Reply, Transport, handle_counted};
+use herald::dns::cookie::Secrets;
+use herald::dns::rrl::Limits;
+use herald::dns::shield::{Client, Shield};
 use herald::dns::tcp::serve_stream;
 use herald::dns::transfer::{Access, Transfers};
 use herald::dns::tsig::TsigKey;
@@ -64,6 +67,9 @@ struct Harness {
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    /// Cookies and a rate limiter low enough that fuzzing runs into it: every path of the
+    /// shield is exercised.
+    shield: Shield,
     // Kept alive: the writer thread and the data directory.
     _publisher: Publisher,
     _dir: tempfile::TempDir,
@@ -148,6 +154,14 @@ fn harness() -> &'static Harness {
             zones,
             transfers,
             counters: QueryStats::default().block(),
+            shield: Shield::new(
+                Secrets::random(),
+                Some(Limits {
+                    rate: 1000,
+                    nxdomain_rate: 100,
+                    slip: 2,
+                }),
+            ),
             _publisher: publisher,
             _dir: dir,
         }
@@ -206,7 +220,12 @@ pub fn query(data: &[u8]) {
     let mut out = Vec::with_capacity(4096);
     for transport in [Transport::Udp, Transport::Tcp] {
         out.clear();
-        match handle(&set, data, transport, &mut out) {
+        let client = Client {
+            shield: &h.shield,
+            ip: IpAddr::from([192, 0, 2, 1]),
+        };
+        let reply = handle_counted(&set, data, transport, &mut out, Some(&h.counters), Some(client));
+        match reply {
             Reply::Send => {
                 assert!(
                     data.len() >= 12,
@@ -233,6 +252,7 @@ fn run_tcp(stream: &[u8], peer: IpAddr) -> Vec<u8> {
         h.zones.clone(),
         h.transfers.clone(),
         h.counters.clone(),
+        &h.shield,
     ));
     written
 }

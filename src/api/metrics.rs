@@ -205,6 +205,30 @@ impl Collector for Scrape {
         }
         {
             let mut m = encoder.encode_descriptor(
+                "herald_dns_cookies",
+                "Queries with a DNS cookie: valid (a server cookie this server made, in time), or new (none yet, stale or foreign: a fresh one was sent)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (i, result) in ["valid", "new"].iter().enumerate() {
+                ConstCounter::new(self.queries.shield[i])
+                    .encode(m.encode_family(&[("result", *result)])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_rrl_limited",
+                "UDP answers response rate limiting held back: slipped (sent truncated, or BADCOOKIE) or dropped",
+                None,
+                MetricType::Counter,
+            )?;
+            for (i, action) in ["slipped", "dropped"].iter().enumerate() {
+                ConstCounter::new(self.queries.shield[2 + i])
+                    .encode(m.encode_family(&[("action", *action)])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
                 "herald_dns_response_size_bytes",
                 "Sizes of the answers sent by the query path",
                 None,

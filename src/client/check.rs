@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::Serialize;
 
 use super::anchor::TrustAnchors;
-use super::transport::{TransportError, exchange};
+use super::transport::{CookieJar, TransportError, exchange_with};
 use super::validate::{Context, Verdict, verify_answer, verify_rrset};
 use crate::record::NodeLabel;
 
@@ -147,6 +147,8 @@ pub struct Checker {
     qname: Name,
     /// DNSKEYs validated against a DS anchor, and when that validation expires.
     keys: Mutex<Option<(Vec<DNSKEY>, u32)>>,
+    /// The DNS cookies of the servers asked, for as long as the checker lives.
+    cookies: CookieJar,
 }
 
 impl Checker {
@@ -159,12 +161,18 @@ impl Checker {
             config,
             qname,
             keys: Mutex::new(None),
+            cookies: CookieJar::default(),
         }
     }
 
     /// The node's fully qualified name.
     pub fn name(&self) -> &Name {
         &self.qname
+    }
+
+    /// The DNS cookies this checker holds (RFC 7873), remembered from one check to the next.
+    pub fn cookies(&self) -> &CookieJar {
+        &self.cookies
     }
 
     /// Asks the targets in order. `applied` is the seq already applied, for replay detection;
@@ -282,7 +290,7 @@ impl Checker {
         edns.set_max_payload(1232);
         edns.set_dnssec_ok(true);
         q.set_edns(edns);
-        match exchange(target.addr, &q, self.config.timeout) {
+        match exchange_with(target.addr, &q, self.config.timeout, Some(&self.cookies)) {
             Ok(x) => {
                 attempt.bytes_sent += x.bytes_sent;
                 attempt.bytes_received += x.bytes_received;

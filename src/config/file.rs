@@ -75,6 +75,18 @@ pub struct FileConfig {
     pub journal_max_age: Option<u32>,
     #[serde(default, deserialize_with = "size")]
     pub journal_max_bytes: Option<u64>,
+    /// A file holding the DNS cookie secret (32 hex digits); and one holding the staging
+    /// secret, accepted beside it during a rollover.
+    pub cookie_secret_file: Option<PathBuf>,
+    pub cookie_staging_secret_file: Option<PathBuf>,
+    /// Response rate limiting on (off by default; any `rrl-*` key switches it on too).
+    pub rrl: Option<bool>,
+    /// Answers per second to one /24 or /56.
+    pub rrl_rate: Option<u32>,
+    /// NXDOMAIN answers per second to one /24 or /56.
+    pub rrl_nxdomain_rate: Option<u32>,
+    /// Every Nth answer held back is sent truncated (0: none).
+    pub rrl_slip: Option<u32>,
     /// Per zone (by name): its own settings.
     #[serde(default)]
     pub zone: BTreeMap<String, Spanned<ZoneEntry>>,

@@ -23,8 +23,10 @@
 
 use hickory_proto::rr::RecordType;
 
+use super::cookie;
 use super::denial;
 use super::message::{Edns, Parsed, Query, TYPE_AXFR, TYPE_IXFR, parse, rcode};
+use super::shield::{self, Client, Outcome};
 use crate::metrics::QueryCounters;
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
 use crate::zone::wire::Owner;
@@ -82,12 +84,15 @@ const OPCODE_UPDATE: u8 = 5;
 /// zone transfers are deferred to the cold path rather than answered here.
 #[inline]
 pub fn handle(zones: &ZoneSet, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
-    handle_counted(zones, msg, transport, out, None)
+    handle_counted(zones, msg, transport, out, None, None)
 }
 
 /// [`handle`], counting each answer sent in `counters` (by transport, type, RCODE and DO;
 /// size; truncation). Over UDP the block is the calling thread's own; over TCP it is shared.
 /// Answers of the cold path (signed queries, transfers, UPDATE) are not counted here.
+///
+/// With a `client`, the abuse controls apply ([`shield`]): a query's cookie is answered, and
+/// over UDP the rate limiter may drop the answer or send it truncated.
 #[inline]
 pub fn handle_counted(
     zones: &ZoneSet,
@@ -95,6 +100,7 @@ pub fn handle_counted(
     transport: Transport,
     out: &mut Vec<u8>,
     counters: Option<&QueryCounters>,
+    client: Option<Client<'_>>,
 ) -> Reply {
     out.clear();
     // A request (QR clear) with the UPDATE opcode: one byte tested on the query path.
@@ -102,30 +108,71 @@ pub fn handle_counted(
         return Reply::Defer(Deferred::Update);
     }
     let parsed = parse(msg);
-    if let Parsed::Query(q) = &parsed {
-        if transport == Transport::Tcp && (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR) {
-            return Reply::Defer(Deferred::Transfer);
-        }
-        if q.tsig {
-            return Reply::Defer(Deferred::Signed);
-        }
-    }
-    let (qtype, dnssec_ok) = match &parsed {
-        Parsed::Query(q) => (q.qtype, q.edns.is_some_and(|e| e.dnssec_ok)),
-        Parsed::Error { edns, .. } => (0, edns.is_some_and(|e| e.dnssec_ok)),
-        Parsed::Drop => (0, false),
-    };
-    if reply(zones, parsed, transport, 0, out) {
-        if let Some(c) = counters {
-            match transport {
-                Transport::Udp => c.record(0, qtype, dnssec_ok, out),
-                Transport::Tcp => c.add(1, qtype, dnssec_ok, out),
+    let (qtype, edns, question_len) = match &parsed {
+        Parsed::Query(q) => {
+            if transport == Transport::Tcp && (q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR) {
+                return Reply::Defer(Deferred::Transfer);
             }
+            if q.tsig {
+                return Reply::Defer(Deferred::Signed);
+            }
+            (q.qtype, q.edns, q.question.len())
         }
-        Reply::Send
+        Parsed::Error { edns, question, .. } => (0, *edns, question.map_or(0, <[u8]>::len)),
+        Parsed::Drop => return Reply::Drop,
+    };
+    let dnssec_ok = edns.is_some_and(|e| e.dnssec_ok);
+    // The clock is read only when a cookie or the limiter needs it.
+    let mut now = None;
+    let mut now = || *now.get_or_insert_with(shield::now);
+    let cookie = match (client, edns.and_then(|e| e.cookie)) {
+        (Some(c), Some(sent)) => Some(c.shield.cookies.check(&sent, c.ip, now())),
+        _ => None,
+    };
+    let reserve = if cookie.is_some() {
+        cookie::OPTION_LEN
     } else {
-        Reply::Drop
+        0
+    };
+    if !reply(zones, parsed, transport, reserve, out) {
+        return Reply::Drop;
     }
+    if let Some(k) = &cookie {
+        shield::append_cookie(out, &k.reply);
+        if let Some(c) = counters {
+            c.cookie(k.valid, transport == Transport::Tcp);
+        }
+    }
+    if let Some(client) = client
+        && transport == Transport::Udp
+        && let Some(rrl) = &client.shield.rrl
+        && !cookie.is_some_and(|c| c.valid)
+    {
+        let outcome = shield::limit(
+            rrl,
+            client.ip,
+            now(),
+            out,
+            question_len,
+            edns,
+            cookie.as_ref(),
+        );
+        if let Some(c) = counters
+            && outcome != Outcome::Sent
+        {
+            c.limited(outcome == Outcome::Dropped);
+        }
+        if outcome == Outcome::Dropped {
+            return Reply::Drop;
+        }
+    }
+    if let Some(c) = counters {
+        match transport {
+            Transport::Udp => c.record(0, qtype, dnssec_ok, out),
+            Transport::Tcp => c.add(1, qtype, dnssec_ok, out),
+        }
+    }
+    Reply::Send
 }
 
 /// Answers the message `msg`, writing the response into `out`. Returns `false` when nothing is
@@ -336,7 +383,7 @@ fn set_count(out: &mut [u8], at: usize, n: u16) {
 
 /// The response's OPT record (RFC 6891 §6.1.2): our payload size, the upper bits of an extended
 /// RCODE, version 0, and the DO bit echoed (RFC 3225 §3).
-fn push_opt(out: &mut Vec<u8>, edns: Edns, rcode: u16) {
+pub(super) fn push_opt(out: &mut Vec<u8>, edns: Edns, rcode: u16) {
     out.push(0);
     out.extend_from_slice(&41u16.to_be_bytes());
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());

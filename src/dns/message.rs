@@ -9,6 +9,8 @@
 /// Length of the DNS header.
 pub const HEADER_LEN: usize = 12;
 
+use super::cookie::{self, ClientCookie};
+
 const OPCODE_QUERY: u8 = 0;
 const TYPE_OPT: u16 = 41;
 const TYPE_TSIG: u16 = 250;
@@ -45,6 +47,8 @@ pub struct Edns {
     pub version: u8,
     /// The DO bit (RFC 3225).
     pub dnssec_ok: bool,
+    /// The COOKIE option (RFC 7873), when the query carried one.
+    pub cookie: Option<ClientCookie>,
 }
 
 /// A well-formed standard query.
@@ -200,11 +204,11 @@ fn read_additional(
             if edns.is_some() || !owner_is_root {
                 return Err(());
             }
-            check_options(rdata)?;
             edns = Some(Edns {
                 udp_size: u16::from_be_bytes([fixed[2], fixed[3]]),
                 version: fixed[5],
                 dnssec_ok: fixed[6] & 0x80 != 0,
+                cookie: read_options(rdata)?,
             });
         }
         tsig |= rtype == TYPE_TSIG;
@@ -232,17 +236,27 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, ()> {
     }
 }
 
-/// EDNS options are code/length/value triples that must exactly fill the RDATA. Their content
-/// is ignored: unknown options must be (RFC 6891 §6.1.2), and Herald implements none yet.
-fn check_options(mut rdata: &[u8]) -> Result<(), ()> {
+/// EDNS options are code/length/value triples that must exactly fill the RDATA. The COOKIE
+/// option is read; a malformed one, or two, make the query malformed (RFC 7873 §5.2.2). Other
+/// options are ignored, as unknown options must be (RFC 6891 §6.1.2).
+fn read_options(mut rdata: &[u8]) -> Result<Option<ClientCookie>, ()> {
+    let mut cookie = None;
     while !rdata.is_empty() {
         if rdata.len() < 4 {
             return Err(());
         }
+        let code = u16::from_be_bytes([rdata[0], rdata[1]]);
         let len = usize::from(u16::from_be_bytes([rdata[2], rdata[3]]));
-        rdata = rdata.get(4 + len..).ok_or(())?;
+        let value = rdata.get(4..4 + len).ok_or(())?;
+        if code == cookie::OPTION_CODE {
+            if cookie.is_some() {
+                return Err(());
+            }
+            cookie = Some(ClientCookie::read(value).ok_or(())?);
+        }
+        rdata = &rdata[4 + len..];
     }
-    Ok(())
+    Ok(cookie)
 }
 
 #[cfg(test)]
@@ -299,9 +313,35 @@ mod tests {
             Some(Edns {
                 udp_size: 4096,
                 version: 0,
-                dnssec_ok: true
+                dnssec_ok: true,
+                cookie: ClientCookie::read(&[1, 2, 3, 4, 5, 6, 7, 8]),
             })
         );
+        // Another option beside it is skipped.
+        let both = [&[0, 8, 0, 4, 0, 1, 0, 0][..], &cookie].concat();
+        let m = query(&opt(1232, 0, false, &both), 1);
+        let Parsed::Query(q) = parse(&m) else {
+            panic!()
+        };
+        assert_eq!(
+            q.edns.unwrap().cookie.unwrap().client,
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+    }
+
+    #[test]
+    fn a_malformed_or_second_cookie_is_formerr() {
+        // RFC 7873 §5.2.2: shorter than a client cookie, 9 to 15 bytes, longer than 40.
+        for len in [0usize, 7, 9, 15, 41] {
+            let mut option = vec![0, 10];
+            option.extend_from_slice(&(len as u16).to_be_bytes());
+            option.extend(std::iter::repeat_n(7, len));
+            let m = query(&opt(1232, 0, false, &option), 1);
+            assert_eq!(rcode_of(parse(&m)), rcode::FORMERR, "{len} bytes");
+        }
+        let one = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let m = query(&opt(1232, 0, false, &one.repeat(2)), 1);
+        assert_eq!(rcode_of(parse(&m)), rcode::FORMERR, "two cookies");
     }
 
     #[test]

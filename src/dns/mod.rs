@@ -17,10 +17,13 @@
 //! hands its changes to the publisher.
 
 pub mod answer;
+pub mod cookie;
 pub mod denial;
 pub mod message;
 pub mod notify;
+pub mod rrl;
 pub mod secondaries;
+pub mod shield;
 pub mod tcp;
 pub mod transfer;
 pub mod tsig;
@@ -37,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::QueryStats;
 use crate::zone::SharedZones;
+use shield::Shield;
 use transfer::Transfers;
 
 /// Errors of the DNS layer.
@@ -161,6 +165,7 @@ impl DnsServer {
         zones: SharedZones,
         transfers: Arc<Transfers>,
         stats: Arc<QueryStats>,
+        shield: Arc<Shield>,
         shutdown: CancellationToken,
     ) -> Result<Self, DnsError> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -170,6 +175,7 @@ impl DnsServer {
         for socket in sockets.udp {
             let (zones, stop, health) = (zones.clone(), stop.clone(), health.clone());
             let transfers = transfers.clone();
+            let shield = shield.clone();
             // Its own block of counters: only this thread writes it.
             let counters = stats.block();
             let name = format!(
@@ -180,7 +186,7 @@ impl DnsServer {
             let thread = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    udp::serve(socket, zones, transfers, counters, stop);
+                    udp::serve(socket, zones, transfers, counters, shield, stop);
                     health.running.fetch_sub(1, Ordering::Relaxed);
                 })
                 .map_err(DnsError::Thread)?;
@@ -195,6 +201,7 @@ impl DnsServer {
                 zones.clone(),
                 transfers.clone(),
                 stats.block(),
+                shield.clone(),
                 shutdown.clone(),
             )));
         }

@@ -24,6 +24,7 @@ use table::{Conn, Table};
 pub use table::{MAX_CONNECTIONS, PER_PREFIX};
 
 use super::answer::{Deferred, Reply, Transport, handle_counted};
+use super::shield::{Client, Shield};
 use super::transfer::{Transfers, signed_query, transfer};
 use super::update::not_implemented;
 use crate::metrics::QueryCounters;
@@ -35,6 +36,7 @@ pub async fn serve(
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    shield: Arc<Shield>,
     shutdown: CancellationToken,
 ) {
     let table = Arc::new(Table::default());
@@ -68,6 +70,7 @@ pub async fn serve(
         let zones = zones.clone();
         let transfers = transfers.clone();
         let counters = counters.clone();
+        let shield = shield.clone();
         let shutdown = shutdown.clone();
         let table = table.clone();
         tokio::spawn(async move {
@@ -77,7 +80,7 @@ pub async fn serve(
                 _ = conn.evicted.cancelled() => {
                     tracing::debug!(%peer, "tcp connection evicted: the idlest of a full table");
                 }
-                result = connection(stream, peer, zones, transfers, counters, &conn, &table) => {
+                result = connection(stream, peer, zones, transfers, counters, &shield, &conn, &table) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, %peer, "tcp connection ended");
                     }
@@ -88,19 +91,21 @@ pub async fn serve(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    shield: &Shield,
     conn: &Conn,
     table: &Table,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
     exchange(
-        reader, writer, peer, zones, transfers, counters, conn, table,
+        reader, writer, peer, zones, transfers, counters, shield, conn, table,
     )
     .await
 }
@@ -114,6 +119,7 @@ pub async fn serve_stream<R, W>(
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    shield: &Shield,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -124,7 +130,7 @@ where
         .admit(peer.ip(), false)
         .expect("an empty table admits");
     let result = exchange(
-        reader, writer, peer, zones, transfers, counters, &slot.conn, &table,
+        reader, writer, peer, zones, transfers, counters, shield, &slot.conn, &table,
     );
     result.await
 }
@@ -139,6 +145,7 @@ async fn exchange<R, W>(
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    shield: &Shield,
     conn: &Conn,
     table: &Table,
 ) -> std::io::Result<()>
@@ -150,6 +157,10 @@ where
     let mut msg = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     let mut framed = Vec::with_capacity(4098);
+    let client = Client {
+        shield,
+        ip: peer.ip().to_canonical(),
+    };
     loop {
         // Idle, and each message's reading, bounded by a timeout that shrinks as the table
         // fills (RFC 7766 §6.2.3): a length prefix that lies holds a slot only that long.
@@ -169,6 +180,7 @@ where
             Transport::Tcp,
             &mut out,
             Some(&counters),
+            Some(client),
         ) {
             Reply::Send => {}
             // A response or garbage on a query connection: nothing sensible follows.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::answer::{Deferred, Reply, Transport, handle_counted};
+use super::shield::{Client, Shield};
 use super::transfer::{Transfers, signed_query};
 use super::update::not_implemented;
 use crate::metrics::QueryCounters;
@@ -33,6 +34,7 @@ pub fn serve(
     zones: SharedZones,
     transfers: Arc<Transfers>,
     counters: Arc<QueryCounters>,
+    shield: Arc<Shield>,
     stop: Arc<AtomicBool>,
 ) {
     if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
@@ -41,13 +43,14 @@ pub fn serve(
     // Shared with the UPDATE tasks, which answer from the same socket.
     let socket = Arc::new(socket);
     #[cfg(target_os = "linux")]
-    batched::serve(&socket, &zones, &transfers, &counters, &stop);
+    batched::serve(&socket, &zones, &transfers, &counters, &shield, &stop);
     #[cfg(not(target_os = "linux"))]
-    one_by_one(&socket, &zones, &transfers, &counters, &stop);
+    one_by_one(&socket, &zones, &transfers, &counters, &shield, &stop);
 }
 
-/// Answers one datagram into `out`; `false` when nothing is to be sent now. `peer` gives the
-/// sender's address, which only an UPDATE needs: it is answered later, from `socket`.
+/// Answers one datagram from `peer` into `out`; `false` when nothing is to be sent now. An
+/// UPDATE is answered later, from `socket`.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 fn answer(
     zones: &crate::zone::ZoneSet,
@@ -56,14 +59,16 @@ fn answer(
     out: &mut Vec<u8>,
     socket: &Arc<UdpSocket>,
     counters: &QueryCounters,
-    peer: impl FnOnce() -> Option<SocketAddr>,
+    shield: &Shield,
+    peer: Option<SocketAddr>,
 ) -> bool {
-    match handle_counted(zones, msg, Transport::Udp, out, Some(counters)) {
+    let client = peer.map(|p| Client { shield, ip: p.ip() });
+    match handle_counted(zones, msg, Transport::Udp, out, Some(counters), client) {
         Reply::Send => true,
         Reply::Drop => false,
         Reply::Defer(Deferred::Update) => match &transfers.updates {
             Some(updates) => {
-                if let Some(peer) = peer() {
+                if let Some(peer) = peer {
                     updates.submit_udp(msg, socket, peer);
                 }
                 false
@@ -89,6 +94,7 @@ fn one_by_one(
     zones: &SharedZones,
     transfers: &Transfers,
     counters: &QueryCounters,
+    shield: &Shield,
     stop: &AtomicBool,
 ) {
     let mut buf = vec![0u8; 65535];
@@ -109,7 +115,8 @@ fn one_by_one(
             &mut out,
             socket,
             counters,
-            || Some(peer),
+            shield,
+            Some(peer),
         ) && let Err(e) = socket.send_to(&out, peer)
         {
             tracing::debug!(error = %e, %peer, "udp send failed");
@@ -185,6 +192,7 @@ mod batched {
         zones: &SharedZones,
         transfers: &Transfers,
         counters: &QueryCounters,
+        shield: &Shield,
         stop: &AtomicBool,
     ) {
         let fd = socket.as_raw_fd();
@@ -254,7 +262,8 @@ mod batched {
                     &mut b.outs[k],
                     socket,
                     counters,
-                    || peer_addr(addr, addr_len),
+                    shield,
+                    peer_addr(addr, addr_len),
                 ) {
                     continue;
                 }

@@ -24,8 +24,10 @@ use arc_swap::ArcSwap;
 
 use crate::api::tls::{self, TlsError, TlsListener};
 use crate::api::{self, AppState, ZoneConfig};
+use crate::dns::cookie::Secrets;
 use crate::dns::notify::NotifyTarget;
 use crate::dns::secondaries::Secondaries;
+use crate::dns::shield::Shield;
 use crate::dns::transfer::SharedAccess;
 use crate::dns::transfer::{Access, Transfers};
 use crate::dns::update::Updates;
@@ -69,6 +71,19 @@ pub struct ServeConfig {
     pub policies: HashMap<String, ZonePolicy>,
     /// Secondaries: who may transfer, TSIG keys, NOTIFY targets, and the IXFR journal.
     pub secondaries: SecondaryConfig,
+    /// DNS cookies and response rate limiting.
+    pub abuse: AbuseConfig,
+}
+
+/// The abuse controls of the DNS path (`crate::dns::shield`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbuseConfig {
+    /// `cookie-secret-file` and `cookie-staging-secret-file`, for `config check`.
+    pub cookie_files: (Option<PathBuf>, Option<PathBuf>),
+    /// The secrets read from them; `None`: a random secret at start.
+    pub cookie_secrets: Option<crate::dns::cookie::Secrets>,
+    /// `None` while rate limiting is off.
+    pub rrl: Option<crate::dns::rrl::Limits>,
 }
 
 /// The PEM files of the admin API's TLS.
@@ -234,11 +249,20 @@ pub async fn run_with_reload(
         updates: Some(updates),
     });
     let query_stats = Arc::new(QueryStats::default());
+    let shield = Arc::new(Shield::new(
+        config
+            .abuse
+            .cookie_secrets
+            .clone()
+            .unwrap_or_else(Secrets::random),
+        config.abuse.rrl,
+    ));
     let dns = DnsServer::start(
         sockets,
         shared.clone(),
         transfers.clone(),
         query_stats.clone(),
+        shield.clone(),
         shutdown.clone(),
     )?;
     let (resend, _) = tokio::sync::broadcast::channel(64);
@@ -285,6 +309,7 @@ pub async fn run_with_reload(
         shared,
         access,
         transfers,
+        shield,
         zone_config,
         tls: tls.clone(),
         notify: notify_tasks,

@@ -6,11 +6,12 @@
 //!   ([`Publisher::reload`](crate::publish::Publisher::reload)); the DNS path answers from the
 //!   old snapshot until the new one is swapped in;
 //! - the TSIG keys and their scopes, and the transfer ACLs (swapped whole);
+//! - the DNS cookie secrets (for a rollover: `crate::dns::cookie`);
 //! - the NOTIFY targets (their tasks are replaced);
 //! - the API's TLS certificate and key (new connections use the new ones).
 //!
 //! What needs a restart (the data directory, the DNS and API addresses, the admin token, the
-//! zones' signing settings, the journal limits, TLS switched on or off, plain HTTP, public
+//! zones' signing settings, the journal limits, rate limiting, TLS switched on or off, plain HTTP, public
 //! metrics) is left as it runs, with a log line naming each. A configuration that does not
 //! check (a bad value, an unreadable secret file, a zone file that does not load) changes
 //! nothing at all.
@@ -27,8 +28,10 @@ use super::settings::SettingsError;
 use super::{ServeConfig, zone_configs};
 use crate::api::ZoneConfig;
 use crate::api::tls;
+use crate::dns::cookie::Secrets;
 use crate::dns::notify::{self, NotifyTarget};
 use crate::dns::secondaries::Secondaries;
+use crate::dns::shield::Shield;
 use crate::dns::transfer::{SharedAccess, Transfers};
 use crate::publish::Publisher;
 use crate::zone::{self, SharedZones};
@@ -45,6 +48,7 @@ pub(super) struct Reload {
     pub shared: SharedZones,
     pub access: SharedAccess,
     pub transfers: Arc<Transfers>,
+    pub shield: Arc<Shield>,
     pub zone_config: Arc<ArcSwap<HashMap<String, ZoneConfig>>>,
     pub tls: Option<Arc<ArcSwap<tokio_rustls::rustls::ServerConfig>>>,
     pub notify: NotifyTasks,
@@ -154,6 +158,7 @@ impl Reload {
                 old.allow_plain_http == new.allow_plain_http,
             ),
             ("metrics-public", old.metrics_public == new.metrics_public),
+            ("rrl and rrl-*", old.abuse.rrl == new.abuse.rrl),
         ] {
             if !same {
                 tracing::warn!(
@@ -214,6 +219,17 @@ impl Reload {
         self.zone_config
             .store(Arc::new(zone_configs(&files, &policies)));
         self.access.store(Arc::new(new.secondaries.access.clone()));
+        // Cookie secrets from files are replaced; a random one (no file) is kept, so that
+        // the cookies clients hold stay valid.
+        let cookies_changed = old.abuse.cookie_secrets != new.abuse.cookie_secrets;
+        if cookies_changed {
+            self.shield.cookies.replace(
+                new.abuse
+                    .cookie_secrets
+                    .clone()
+                    .unwrap_or_else(Secrets::random),
+            );
+        }
         // Always new NOTIFY tasks: a key may keep its name and change its secret, and a task
         // holds its key. Each target is told of the zones' serials again: a NOTIFY each.
         let targets: Vec<_> = new.secondaries.notify.iter().map(target_key).collect();
@@ -234,6 +250,7 @@ impl Reload {
             tsig_keys = new.secondaries.access.keys.len(),
             notify_targets = new.secondaries.notify.len(),
             notify_targets_changed = notify_changed,
+            cookie_secrets_changed = cookies_changed,
             "reloaded"
         );
         // What may change is now in force; what may not stays as it was.
@@ -241,6 +258,8 @@ impl Reload {
         current.zones_dir = new.zones_dir;
         current.secondaries.access = new.secondaries.access;
         current.secondaries.notify = new.secondaries.notify;
+        current.abuse.cookie_files = new.abuse.cookie_files;
+        current.abuse.cookie_secrets = new.abuse.cookie_secrets;
         if self.tls.is_some() && new.api_tls.is_some() {
             current.api_tls = new.api_tls;
         }

@@ -21,10 +21,12 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use thiserror::Error;
 
-use super::{ApiTls, SecondaryConfig, ServeConfig};
+use super::{AbuseConfig, ApiTls, SecondaryConfig, ServeConfig};
 use crate::config::file::{self, FileConfig, FileError, NotifyEntry};
 use crate::config::secret::{self, SecretError};
+use crate::dns::cookie::{self, CookieError, Secrets};
 use crate::dns::notify::{NotifyTarget, NotifyTargetError};
+use crate::dns::rrl::Limits;
 use crate::dns::transfer::Access;
 use crate::dns::tsig::{TsigKey, TsigKeyError};
 use crate::dnssec::policy::{Denial, PolicyProblem, parse_flag};
@@ -60,6 +62,13 @@ pub struct Flags {
     pub api_tls_key: Option<PathBuf>,
     /// `--allow-plain-http` (a flag that can only switch it on).
     pub allow_plain_http: bool,
+    pub cookie_secret_file: Option<PathBuf>,
+    pub cookie_staging_secret_file: Option<PathBuf>,
+    /// `--rrl` (a flag that can only switch it on).
+    pub rrl: bool,
+    pub rrl_rate: Option<u32>,
+    pub rrl_nxdomain_rate: Option<u32>,
+    pub rrl_slip: Option<u32>,
 }
 
 /// Why the settings cannot be used. Each names where the bad value came from.
@@ -91,6 +100,18 @@ pub enum SettingsError {
     /// Started without a way to read the settings again.
     #[error("this server was started without settings to read again")]
     NoReload,
+    #[error("{at}")]
+    Cookie {
+        at: String,
+        #[source]
+        cause: CookieError,
+    },
+    #[error(
+        "cookie-staging-secret-file needs cookie-secret-file: the staging secret is accepted beside an active one"
+    )]
+    StagingAlone,
+    #[error("{0} must be at least 1 (to stop answering, stop the server)")]
+    RrlZero(&'static str),
     #[error("{at}")]
     Policy {
         at: String,
@@ -124,6 +145,8 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
     file.admin_token_file = file.admin_token_file.map(from_file);
     file.api_tls_cert = file.api_tls_cert.map(from_file);
     file.api_tls_key = file.api_tls_key.map(from_file);
+    file.cookie_secret_file = file.cookie_secret_file.map(from_file);
+    file.cookie_staging_secret_file = file.cookie_staging_secret_file.map(from_file);
 
     // TSIG keys: the file's, then the flags', a flag replacing a file key of the same name.
     let mut keys: Vec<TsigKey> = Vec::new();
@@ -231,6 +254,7 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
         policies.insert(name, policy);
     }
 
+    let abuse = abuse(&flags, &file, &path)?;
     let dns = if !flags.dns.is_empty() {
         flags.dns
     } else {
@@ -291,6 +315,77 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
                     .unwrap_or(defaults.max_bytes),
             },
         },
+        abuse,
+    })
+}
+
+/// DNS cookies and rate limiting: the flags', else the file's.
+fn abuse(flags: &Flags, file: &FileConfig, path: &Path) -> Result<AbuseConfig, SettingsError> {
+    let from_flag =
+        flags.cookie_secret_file.is_some() || flags.cookie_staging_secret_file.is_some();
+    let (active, staging) = if from_flag {
+        (
+            flags.cookie_secret_file.clone(),
+            flags.cookie_staging_secret_file.clone(),
+        )
+    } else {
+        (
+            file.cookie_secret_file.clone(),
+            file.cookie_staging_secret_file.clone(),
+        )
+    };
+    let read = |p: &PathBuf, key: &str| -> Result<cookie::Secret, SettingsError> {
+        let at = if from_flag {
+            format!("--{key}")
+        } else {
+            format!("{} ({key})", path.display())
+        };
+        let text = secret::read(p).map_err(|cause| SettingsError::Secret {
+            at: at.clone(),
+            cause,
+        })?;
+        cookie::parse_secret(&text).map_err(|cause| SettingsError::Cookie {
+            at: format!("{at}: {}", p.display()),
+            cause,
+        })
+    };
+    let cookie_secrets = match (&active, &staging) {
+        (None, None) => None,
+        (None, Some(_)) => return Err(SettingsError::StagingAlone),
+        (Some(a), s) => Some(Secrets {
+            active: read(a, "cookie-secret-file")?,
+            staging: s
+                .as_ref()
+                .map(|s| read(s, "cookie-staging-secret-file"))
+                .transpose()?,
+        }),
+    };
+    let rate = flags.rrl_rate.or(file.rrl_rate);
+    let nxdomain_rate = flags.rrl_nxdomain_rate.or(file.rrl_nxdomain_rate);
+    let slip = flags.rrl_slip.or(file.rrl_slip);
+    let on = flags.rrl
+        || file.rrl.unwrap_or(false)
+        || rate.is_some()
+        || nxdomain_rate.is_some()
+        || slip.is_some();
+    let defaults = Limits::default();
+    let rrl = on.then(|| Limits {
+        rate: rate.unwrap_or(defaults.rate),
+        nxdomain_rate: nxdomain_rate.unwrap_or(defaults.nxdomain_rate),
+        slip: slip.unwrap_or(defaults.slip),
+    });
+    if let Some(l) = &rrl {
+        if l.rate == 0 {
+            return Err(SettingsError::RrlZero("rrl-rate"));
+        }
+        if l.nxdomain_rate == 0 {
+            return Err(SettingsError::RrlZero("rrl-nxdomain-rate"));
+        }
+    }
+    Ok(AbuseConfig {
+        cookie_files: (active, staging),
+        cookie_secrets,
+        rrl,
     })
 }
 
@@ -351,6 +446,27 @@ pub fn describe(config: &ServeConfig) -> String {
         "journal-max-bytes".into(),
         Value::Integer(journal.max_bytes as i64),
     );
+    let abuse = &config.abuse;
+    let (active, staging) = &abuse.cookie_files;
+    t.insert(
+        "cookie-secret-file".into(),
+        match active {
+            Some(p) => s(&p.display()),
+            None => Value::String("(none: a random secret at each start)".into()),
+        },
+    );
+    if let Some(p) = staging {
+        t.insert("cookie-staging-secret-file".into(), s(&p.display()));
+    }
+    t.insert("rrl".into(), Value::Boolean(abuse.rrl.is_some()));
+    let limits = abuse.rrl.unwrap_or_default();
+    for (k, v) in [
+        ("rrl-rate", limits.rate),
+        ("rrl-nxdomain-rate", limits.nxdomain_rate),
+        ("rrl-slip", limits.slip),
+    ] {
+        t.insert(k.into(), Value::Integer(i64::from(v)));
+    }
     let keys = access
         .keys
         .iter()

@@ -246,7 +246,8 @@ fn forms(bytes: &[u8]) -> Vec<String> {
     ]
 }
 
-/// The admin token and the TSIG secrets of a command line.
+/// The admin token, the TSIG secrets and the cookie secrets (their files' contents) of a
+/// command line.
 pub fn command_line_secrets(token: Option<&str>, extra: &[&str]) -> Vec<String> {
     use base64::Engine;
     let mut out: Vec<String> = token.into_iter().map(str::to_owned).collect();
@@ -258,6 +259,13 @@ pub fn command_line_secrets(token: Option<&str>, extra: &[&str]) -> Vec<String> 
                 out.push(secret.to_owned());
                 out.extend(forms(&bytes));
             }
+        }
+        if (pair[0] == "--cookie-secret-file" || pair[0] == "--cookie-staging-secret-file")
+            && let Ok(text) = std::fs::read_to_string(pair[1])
+        {
+            let hex = text.trim().to_owned();
+            out.push(hex.to_ascii_uppercase());
+            out.push(hex);
         }
     }
     out.retain(|s| s.len() >= 8);

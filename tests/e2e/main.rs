@@ -8,6 +8,7 @@ mod api;
 mod backup;
 mod client;
 mod config;
+mod cookies;
 mod crash;
 mod deploy;
 mod dig;

@@ -7,6 +7,9 @@ use hickory_proto::op::{
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::*;
+use crate::dns::cookie::Secrets;
+use crate::dns::rrl::Limits;
+use crate::dns::shield::Shield;
 use crate::dnssec::policy::{Denial, ZonePolicy};
 use crate::dnssec::testing::{node, publish, signed_zone, verify_all, zone_set};
 use crate::zone::snapshot::ZoneSet;
@@ -611,15 +614,55 @@ fn the_query_path_allocates_nothing() {
             ]
         })
         .collect();
+        // Through the socket loops' entry, with cookies answered (none, a client cookie
+        // alone, a valid one) and the rate limiter on, holding back most of them.
+        let shield = Shield::new(
+            Secrets::random(),
+            Some(Limits {
+                rate: 5,
+                nxdomain_rate: 2,
+                slip: 2,
+            }),
+        );
+        let client = Client {
+            shield: &shield,
+            ip: "192.0.2.1".parse().unwrap(),
+        };
+        let counters = crate::metrics::QueryCounters::default();
+        let valid = {
+            let first = with_cookie("n1.example.test.", &[7; 8]);
+            let mut out = Vec::new();
+            handle_counted(&z, &first, Transport::Udp, &mut out, None, Some(client));
+            cookie_of(&out).unwrap()
+        };
+        let queries: Vec<Vec<u8>> = queries
+            .into_iter()
+            .chain([
+                with_cookie("n1.example.test.", &[7; 8]),
+                with_cookie("n1.example.test.", &valid),
+                with_cookie("nope.example.test.", &valid),
+            ])
+            .collect();
         let mut out = Vec::with_capacity(65535);
         for q in &queries {
             assert!(respond(&z, q, Transport::Udp, &mut out));
+            handle_counted(
+                &z,
+                q,
+                Transport::Udp,
+                &mut out,
+                Some(&counters),
+                Some(client),
+            );
         }
         let before = counting::allocations();
         for _ in 0..10 {
             for q in &queries {
                 respond(&z, q, Transport::Udp, &mut out);
                 respond(&z, q, Transport::Tcp, &mut out);
+                for t in [Transport::Udp, Transport::Tcp] {
+                    handle_counted(&z, q, t, &mut out, Some(&counters), Some(client));
+                }
             }
         }
         assert_eq!(
@@ -631,4 +674,239 @@ fn the_query_path_allocates_nothing() {
         drop(std::hint::black_box(Vec::<u8>::with_capacity(16)));
         assert_eq!(counting::allocations() - before, 1);
     }
+}
+
+/// A TXT query with EDNS and a COOKIE option of `cookie` (client cookie, then server cookie).
+fn with_cookie(name: &str, cookie: &[u8]) -> Vec<u8> {
+    let mut m = Message::from_vec(&query(name, RecordType::TXT, Some((1232, false)))).unwrap();
+    let mut e = m.edns.take().unwrap();
+    e.options_mut()
+        .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
+            10,
+            cookie.to_vec(),
+        ));
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+/// The COOKIE option of an answer, decoded by hickory.
+fn cookie_of(wire: &[u8]) -> Option<Vec<u8>> {
+    let m = Message::from_vec(wire).expect("hickory decodes it");
+    match m
+        .edns
+        .as_ref()?
+        .option(hickory_proto::rr::rdata::opt::EdnsCode::Cookie)?
+    {
+        hickory_proto::rr::rdata::opt::EdnsOption::Unknown(10, v) => Some(v.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn limited_shield(rate: u32, slip: u32) -> Shield {
+    Shield::new(
+        Secrets::random(),
+        Some(Limits {
+            rate,
+            nxdomain_rate: 1,
+            slip,
+        }),
+    )
+}
+
+/// RFC 7873 §5.2: a query with a cookie gets it back with a server cookie; sent again, the
+/// server cookie checks. A malformed option is FORMERR, and a server without a shield (the
+/// cold path, the fuzzer) answers without a cookie.
+#[test]
+fn cookies_are_answered_and_remembered() {
+    let z = zones();
+    let shield = Shield::default();
+    let client = Client {
+        shield: &shield,
+        ip: "198.51.100.7".parse().unwrap(),
+    };
+    let stats = crate::metrics::QueryStats::default();
+    let counters = stats.block();
+    let mut out = Vec::new();
+    let first = with_cookie("n1.example.test.", &[1, 2, 3, 4, 5, 6, 7, 8]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        assert_eq!(
+            handle_counted(
+                &z,
+                &first,
+                transport,
+                &mut out,
+                Some(&counters),
+                Some(client)
+            ),
+            Reply::Send
+        );
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1, "the answer itself is whole");
+        let cookie = cookie_of(&out).unwrap();
+        assert_eq!(cookie.len(), 24);
+        assert_eq!(cookie[..8], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(cookie[8], 1, "RFC 9018 version");
+    }
+    let learned = cookie_of(&out).unwrap();
+    handle_counted(
+        &z,
+        &with_cookie("n1.example.test.", &learned),
+        Transport::Udp,
+        &mut out,
+        Some(&counters),
+        Some(client),
+    );
+    assert_eq!(
+        cookie_of(&out).unwrap(),
+        learned,
+        "a fresh cookie is echoed"
+    );
+    // From another address the same cookie is not valid: a new one comes back.
+    let elsewhere = Client {
+        ip: "198.51.100.8".parse().unwrap(),
+        ..client
+    };
+    handle_counted(
+        &z,
+        &with_cookie("n1.example.test.", &learned),
+        Transport::Udp,
+        &mut out,
+        Some(&counters),
+        Some(elsewhere),
+    );
+    assert_ne!(cookie_of(&out).unwrap(), learned);
+    assert_eq!(
+        stats.snapshot().shield,
+        [1, 3, 0, 0],
+        "valid, new, slipped, dropped"
+    );
+
+    // A client cookie and one stray byte.
+    let bad = with_cookie("n1.example.test.", &[1; 9]);
+    handle_counted(&z, &bad, Transport::Udp, &mut out, None, Some(client));
+    assert_eq!(
+        Message::from_vec(&out).unwrap().metadata.response_code,
+        ResponseCode::FormErr
+    );
+    assert!(respond(&z, &first, Transport::Udp, &mut out));
+    assert_eq!(cookie_of(&out), None);
+}
+
+/// Past the rate, answers are dropped and every `slip`-th goes out truncated; a client with a
+/// cookie gets BADCOOKIE and a fresh cookie instead; a valid cookie and TCP are never limited.
+#[test]
+fn the_rate_limiter_drops_slips_and_spares_valid_cookies() {
+    let z = zones();
+    let shield = limited_shield(3, 2);
+    let client = Client {
+        shield: &shield,
+        ip: "203.0.113.50".parse().unwrap(),
+    };
+    let stats = crate::metrics::QueryStats::default();
+    let counters = stats.block();
+    let plain = query("n1.example.test.", RecordType::TXT, Some((1232, false)));
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        let reply = handle_counted(
+            &z,
+            &plain,
+            Transport::Udp,
+            &mut out,
+            Some(&counters),
+            Some(client),
+        );
+        seen.push(match reply {
+            Reply::Send => {
+                let m = Message::from_vec(&out).unwrap();
+                assert_eq!(m.metadata.id, 0xBEEF);
+                assert_eq!(m.queries.len(), 1, "the question is echoed");
+                if m.metadata.truncation {
+                    assert!(m.answers.is_empty() && m.authorities.is_empty());
+                    assert!(m.edns.is_some(), "the OPT record stays");
+                    "tc"
+                } else {
+                    assert_eq!(m.answers.len(), 1);
+                    "answer"
+                }
+            }
+            Reply::Drop => "drop",
+            Reply::Defer(d) => panic!("{d:?}"),
+        });
+    }
+    assert_eq!(
+        seen,
+        ["answer", "answer", "answer", "tc", "drop", "tc", "drop"]
+    );
+    // The same /24, over TCP: not limited.
+    assert_eq!(
+        handle_counted(&z, &plain, Transport::Tcp, &mut out, None, Some(client)),
+        Reply::Send
+    );
+    assert!(!Message::from_vec(&out).unwrap().metadata.truncation);
+
+    // A cookie-aware client of the same /24 without a valid cookie: BADCOOKIE with a fresh
+    // cookie when the answer slips.
+    let fresh = with_cookie("n1.example.test.", &[9; 8]);
+    let mut got_badcookie = None;
+    for _ in 0..4 {
+        if handle_counted(
+            &z,
+            &fresh,
+            Transport::Udp,
+            &mut out,
+            Some(&counters),
+            Some(client),
+        ) == Reply::Send
+        {
+            got_badcookie = Some(out.clone());
+        }
+    }
+    let wire = got_badcookie.expect("one slipped");
+    let m = Message::from_vec(&wire).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::BADCOOKIE);
+    assert!(m.answers.is_empty());
+    assert!(!m.metadata.authoritative);
+    let cookie = cookie_of(&wire).unwrap();
+    assert_eq!(cookie[..8], [9; 8]);
+    // With that cookie, every answer goes out whole.
+    let valid = with_cookie("n1.example.test.", &cookie);
+    for _ in 0..20 {
+        assert_eq!(
+            handle_counted(
+                &z,
+                &valid,
+                Transport::Udp,
+                &mut out,
+                Some(&counters),
+                Some(client)
+            ),
+            Reply::Send
+        );
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    }
+    // Valid and new cookies; of the eight held back (four plain, four with a new cookie),
+    // every second slipped.
+    assert_eq!(stats.snapshot().shield, [20, 4, 4, 4]);
+}
+
+/// NXDOMAIN has its own, lower limit (here 1 a second).
+#[test]
+fn nxdomain_is_limited_on_its_own() {
+    let z = zones();
+    let shield = limited_shield(100, 0);
+    let client = Client {
+        shield: &shield,
+        ip: "2001:db8:1:2::3".parse().unwrap(),
+    };
+    let nx = query("nope.example.test.", RecordType::TXT, None);
+    let pos = query("n1.example.test.", RecordType::TXT, None);
+    let mut out = Vec::new();
+    let mut ask = |q: &[u8]| handle_counted(&z, q, Transport::Udp, &mut out, None, Some(client));
+    assert_eq!(ask(&nx), Reply::Send);
+    assert_eq!(ask(&nx), Reply::Drop);
+    assert_eq!(ask(&pos), Reply::Send);
 }

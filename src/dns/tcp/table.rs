@@ -376,7 +376,11 @@ mod tests {
         // Many networks fill the rest, one of them with more than the others.
         let mut flood = Vec::new();
         for i in 0..MAX_CONNECTIONS - 1 {
-            let net = if i < PER_PREFIX { 0 } else { 1 + i / (PER_PREFIX / 2) };
+            let net = if i < PER_PREFIX {
+                0
+            } else {
+                1 + i / (PER_PREFIX / 2)
+            };
             let g = table
                 .admit_untrusted(ip(&format!("10.0.{net}.{}", i % PER_PREFIX)))
                 .unwrap();
@@ -386,7 +390,10 @@ mod tests {
         assert_eq!(table.len(), MAX_CONNECTIONS);
         let newcomer = table.admit_untrusted(ip("203.0.113.1")).unwrap();
         assert!(!quiet.conn.evicted.is_cancelled(), "the quiet client stays");
-        assert!(flood[0].conn.evicted.is_cancelled(), "the heaviest /24 gives up its idlest");
+        assert!(
+            flood[0].conn.evicted.is_cancelled(),
+            "the heaviest /24 gives up its idlest"
+        );
         assert!(flood[1..].iter().all(|g| !g.conn.evicted.is_cancelled()));
         drop(newcomer);
     }
