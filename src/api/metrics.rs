@@ -24,6 +24,7 @@ use std::sync::Arc;
 use super::AppState;
 use super::auth::presented;
 use super::error::ApiError;
+use super::types::ErrorBody;
 use crate::dns::secondaries::TransferCounts;
 use crate::metrics::{Outcome, PUBLISH_BUCKETS, QuerySnapshot, SIZE_BUCKETS, Source, TRANSPORTS};
 use crate::record::unix_now;
@@ -56,6 +57,16 @@ struct Scrape {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus (OpenMetrics) text: a token is needed unless the API listens on loopback or metrics-public is set", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "No token, or not a valid one", body = ErrorBody),
+    )
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     request: Request,

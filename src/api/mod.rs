@@ -6,7 +6,8 @@
 //! - [`zones`]: zone JSON and `/healthz`;
 //! - [`pdns`]: the PowerDNS-compatible subset, for existing tooling;
 //! - [`error`]: one error type and its status codes;
-//! - [`types`]: the JSON bodies, shared with the `herald publish` client in [`client`].
+//! - [`types`]: the JSON bodies, shared with the `herald publish` client in [`client`];
+//! - [`openapi`]: the OpenAPI 3.1 document of all of it, made from the handlers.
 //!
 //! Writes go to the [`Publisher`], which answers once the change is durable and served by DNS.
 //! Reads go to a separate read-only SQLite connection.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod import;
 pub mod metrics;
 pub mod nodes;
+pub mod openapi;
 pub mod pdns;
 pub mod tls;
 pub mod tokens;
@@ -143,6 +145,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .merge(pdns::routes())
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/zones", get(zones::list))
         .route("/v1/zones/{zone}", get(zones::show))
         .route("/v1/zones/{zone}/nodes", get(nodes::list))

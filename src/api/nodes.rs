@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::{ReadErrors, WriteErrors};
 use super::types::{
     BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode,
 };
@@ -73,6 +74,22 @@ fn node_response(status: StatusCode, zone: &str, row: NodeRow) -> Response {
 }
 
 /// `PUT /v1/zones/{zone}/nodes/{node}`: publish a commit. 201 when the node is new.
+#[utoipa::path(
+    put,
+    path = "/v1/zones/{zone}/nodes/{node}",
+    tag = "nodes",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<seq>\"` (the node's ETag) or `*`: refuse with 412 unless the node's seq is that (or the node exists)", pattern = r#"^("[0-9]{1,19}"|[0-9]{1,19}|\*)$"#),
+    ),
+    request_body = PutNode,
+    responses(
+        (status = 200, description = "Published: signed and served", body = NodeJson, headers(("ETag" = String, description = "The seq, quoted"))),
+        (status = 201, description = "Published, and the node is new", body = NodeJson, headers(("ETag" = String, description = "The seq, quoted"))),
+        WriteErrors,
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -109,6 +126,19 @@ pub async fn put(
 }
 
 /// `GET /v1/zones/{zone}/nodes/{node}`.
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{zone}/nodes/{node}",
+    tag = "nodes",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+    ),
+    responses(
+        (status = 200, description = "The node", body = NodeJson, headers(("ETag" = String, description = "The seq, quoted"))),
+        ReadErrors,
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -124,6 +154,20 @@ pub async fn show(
 }
 
 /// `DELETE /v1/zones/{zone}/nodes/{node}`: 204. Honours `If-Match`.
+#[utoipa::path(
+    delete,
+    path = "/v1/zones/{zone}/nodes/{node}",
+    tag = "nodes",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<seq>\"` (the node's ETag) or `*`: refuse with 412 unless the node's seq is that (or the node exists)", pattern = r#"^("[0-9]{1,19}"|[0-9]{1,19}|\*)$"#),
+    ),
+    responses(
+        (status = 204, description = "Deleted (or there was nothing to delete): the name is gone from DNS, with an authenticated denial"),
+        WriteErrors,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -139,9 +183,18 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of a node list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// The `next` of the page before: the list starts after this node.
+    #[param(
+        nullable = false,
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+    )]
     after: Option<String>,
+    /// Nodes per page, 1 to 1000 (default 100).
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -156,6 +209,19 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 
 /// `GET /v1/zones/{zone}/nodes?after=<node>&limit=<n>`: nodes in name order; for a scoped
 /// token, the nodes of its scope.
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{zone}/nodes",
+    tag = "nodes",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ListParams,
+    ),
+    responses(
+        (status = 200, description = "A page of nodes, in name order", body = NodeList),
+        ReadErrors,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -215,12 +281,30 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of a node's history.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
+    /// Entries, 1 to 1000 (default 100).
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
 /// `GET /v1/zones/{zone}/nodes/{node}/history?limit=<n>`: newest first. Kept after a delete.
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{zone}/nodes/{node}/history",
+    tag = "nodes",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        HistoryParams,
+    ),
+    responses(
+        (status = 200, description = "The node's publishes, newest first", body = History),
+        ReadErrors,
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -242,6 +326,19 @@ pub async fn history(
 
 /// `POST /v1/zones/{zone}/batch`: all publishes and deletes in one transaction and one serial.
 /// Any invalid entry refuses the whole batch; so does any node outside the caller's scope (403).
+#[utoipa::path(
+    post,
+    path = "/v1/zones/{zone}/batch",
+    tag = "nodes",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+    ),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Every publish and delete applied, in one serial", body = BatchResponse),
+        WriteErrors,
+    )
+)]
 pub async fn batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -584,8 +584,18 @@ async fn every_error_status_changes_nothing() {
         .await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "larger than");
 
-    // 422: bad node names and commits.
-    for node in ["-n", "n_1", &"a".repeat(64)] {
+    // 422: bad node names (a dot, Unicode, a space, as the path carries them) and commits.
+    // Uppercase is not among them: names are case-insensitive and stored lowercase.
+    for node in [
+        "-n",
+        "n_1",
+        &"a".repeat(64),
+        "n1.sub",
+        "n%C3%B6",
+        "%F0%9F%92%A5",
+        "n%201",
+        "%00",
+    ] {
         assert_error(
             &h.put(node, A).await,
             StatusCode::UNPROCESSABLE_ENTITY,

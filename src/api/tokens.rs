@@ -12,7 +12,8 @@ use axum::{Extension, Json};
 
 use super::auth::{self, Caller};
 use super::error::ApiError;
-use super::types::{CreatedToken, NewToken, TokenJson, TokenList};
+use super::openapi::WriteErrors;
+use super::types::{CreatedToken, ErrorBody, NewToken, TokenJson, TokenList};
 use super::{AppState, JsonBody};
 use crate::record::{Scope, unix_now};
 use crate::store::TokenRow;
@@ -23,6 +24,16 @@ const MAX_EXPIRES_IN: u64 = 10 * 366 * 86_400;
 const MAX_DESCRIPTION: usize = 256;
 
 /// `POST /v1/tokens`: 201 with the secret, shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The token; its secret is shown this once", body = CreatedToken),
+        WriteErrors,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -76,6 +87,16 @@ pub async fn create(
 }
 
 /// `GET /v1/tokens`: every scoped token, without secrets or hashes.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "Every scoped token, without secrets", body = TokenList),
+        (status = 401, description = "No token, or not a valid one", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -89,6 +110,16 @@ pub async fn list(
 }
 
 /// `DELETE /v1/tokens/{id}`: 204, or 404 for an unknown id.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token's id, as `POST /v1/tokens` and `GET /v1/tokens` show it")),
+    responses(
+        (status = 204, description = "Revoked: refused from now on"),
+        WriteErrors,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

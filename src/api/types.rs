@@ -3,12 +3,13 @@
 //! side's secondary status), so the wire form of the API is decided here and only here.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::dns::secondaries::{NotifyStatus, Secondary, TransferCounts, TransferStatus};
 use crate::store::{HistoryRow, NodeRow, TokenRow};
 
 /// A node as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NodeJson {
     /// The zone, without the trailing dot.
     pub zone: String,
@@ -37,29 +38,54 @@ impl NodeJson {
 }
 
 /// `PUT /v1/zones/{zone}/nodes/{node}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PutNode {
+    /// The commit the node should run: a git SHA-1 or SHA-256 object name.
+    #[schema(
+        pattern = r"^([0-9a-f]{40}|[0-9a-f]{64})$",
+        example = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f"
+    )]
     pub commit: String,
 }
 
 /// One publish of a batch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BatchSet {
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        example = "n1"
+    )]
     pub node: String,
+    #[schema(
+        pattern = r"^([0-9a-f]{40}|[0-9a-f]{64})$",
+        example = "3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f"
+    )]
     pub commit: String,
 }
 
 /// `POST /v1/zones/{zone}/batch`: applied all or nothing.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct BatchRequest {
+    /// Nodes to publish; each node at most once in the whole batch.
     #[serde(default)]
     pub set: Vec<BatchSet>,
+    /// Nodes to delete.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<NodeName>)]
     pub delete: Vec<String>,
 }
 
+/// A node label.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+    example = "n1"
+)]
+#[allow(dead_code)]
+pub struct NodeName(String);
+
 /// The answer to a batch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BatchResponse {
     /// The zone's serial after the batch.
     pub serial: u32,
@@ -70,7 +96,7 @@ pub struct BatchResponse {
 }
 
 /// `GET /v1/zones/{zone}/nodes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeList {
     pub nodes: Vec<NodeJson>,
     /// Pass as `after` to get the next page; `null` on the last page.
@@ -78,7 +104,7 @@ pub struct NodeList {
 }
 
 /// One past publish.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     pub commit: String,
     pub seq: u64,
@@ -96,13 +122,13 @@ impl From<HistoryRow> for HistoryEntry {
 }
 
 /// `GET /v1/zones/{zone}/nodes/{node}/history`: newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct History {
     pub history: Vec<HistoryEntry>,
 }
 
 /// A zone as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ZoneJson {
     pub zone: String,
     pub serial: u32,
@@ -125,7 +151,7 @@ pub struct ZoneJson {
 }
 
 /// One secondary in zone JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SecondaryJson {
     /// A NOTIFY target (`ip:port`), or the address of a peer that transferred the zone without
     /// being a target.
@@ -138,7 +164,7 @@ pub struct SecondaryJson {
 }
 
 /// The last NOTIFY sent to a secondary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NotifyJson {
     /// The serial it announced.
     pub serial: u32,
@@ -151,7 +177,7 @@ pub struct NotifyJson {
 }
 
 /// The last transfer a secondary took.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TransferJson {
     /// The serial it received (or already had, for an up-to-date IXFR).
     pub serial: u32,
@@ -163,7 +189,7 @@ pub struct TransferJson {
 }
 
 /// The `transfers` member of zone JSON: counters since start.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TransfersJson {
     pub axfr: u64,
     pub ixfr: u64,
@@ -224,7 +250,7 @@ impl From<TransferCounts> for TransfersJson {
 }
 
 /// The `journal` member of zone JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JournalJson {
     pub entries: usize,
     pub bytes: usize,
@@ -233,34 +259,64 @@ pub struct JournalJson {
 }
 
 /// `GET /v1/zones`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ZoneList {
     pub zones: Vec<ZoneJson>,
 }
 
 /// Every error answer: `{"error": "<message>"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// `POST /v1/tokens`: a token scoped to nodes of one zone.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// A served zone.
+    #[schema(example = "example.test")]
     pub zone: String,
     /// `n1`, `prefix*` or `*`.
+    #[schema(
+        pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|[A-Za-z0-9][A-Za-z0-9-]{0,61}\*|\*)$",
+        example = "web-*"
+    )]
     pub nodes: String,
-    /// Seconds from now after which the token is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds from now after which the token is refused (at most ten years).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_seconds"
+    )]
+    #[schema(minimum = 1, maximum = 316224000)]
     pub expires_in: Option<u64>,
+    /// Up to 256 bytes, without control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
+}
+
+/// A count of seconds, written as JSON writes integers: `3600`, and also `3600.0` (a number
+/// with a zero fraction is an integer to JSON Schema, and to JavaScript clients).
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "expires_in must be a whole number of seconds, got {n}"
+        ))),
+    }
 }
 
 /// The answer to `POST /v1/tokens`: the only time the secret is shown. Its `Debug` leaves the
 /// secret out.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     pub id: String,
     pub token: String,
@@ -282,7 +338,7 @@ impl std::fmt::Debug for CreatedToken {
 }
 
 /// A token in `GET /v1/tokens`, without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenJson {
     pub id: String,
     pub zone: String,
@@ -311,7 +367,7 @@ impl TokenJson {
 }
 
 /// `GET /v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenJson>,
 }

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::types::{JournalJson, ZoneJson, ZoneList};
+use super::openapi::ReadErrors;
+use super::types::{ErrorBody, JournalJson, ZoneJson, ZoneList};
 
 async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError> {
     let Some(snapshot) = state.zones.load().get(&zone).cloned() else {
@@ -38,6 +39,15 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
 }
 
 /// `GET /v1/zones`: every served zone the caller may see, by name.
+#[utoipa::path(
+    get,
+    path = "/v1/zones",
+    tag = "zones",
+    responses(
+        (status = 200, description = "The zones the caller may see, by name", body = ZoneList),
+        (status = 401, description = "No token, or not a valid one", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -58,6 +68,18 @@ pub async fn list(
 }
 
 /// `GET /v1/zones/{zone}`.
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{zone}",
+    tag = "zones",
+    params(
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+    ),
+    responses(
+        (status = 200, description = "The zone: serial, nodes, keys, secondaries", body = ZoneJson),
+        ReadErrors,
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -70,6 +92,16 @@ pub async fn show(
 }
 
 /// `GET /healthz`: 200 when the DNS loops run and the store answers; no token needed.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "server",
+    security(()),
+    responses(
+        (status = 200, description = "DNS and the store are up", body = Health),
+        (status = 503, description = "DNS or the store is down", body = ErrorBody),
+    )
+)]
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if !(state.dns_up)() {
         return Err(ApiError::Unavailable("dns is not serving".into()));
@@ -79,4 +111,12 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::V
         .await
         .map_err(|_| ApiError::Unavailable("the store does not answer".into()))?;
     Ok(Json(json!({"status": "ok"})))
+}
+
+/// The answer of `/healthz`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: String,
 }

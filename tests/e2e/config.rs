@@ -52,6 +52,10 @@ fn example(dir: &Path) -> PathBuf {
     );
     secret_file(&dir.join("xfr.example.key"), SECRET);
     secret_file(&dir.join("ci.example.key"), SECRET);
+    secret_file(
+        &dir.join("cookie.key"),
+        "00112233445566778899aabbccddeeff\n",
+    );
     // Its zones-dir, "zones", is taken from the file's directory.
     copy_zones(dir);
     config
@@ -73,6 +77,13 @@ fn the_example_passes_and_prints_without_secrets() {
         Some(dir.path().join("zones"))
     );
     assert_eq!(effective["dns"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        effective["cookie-secret-file"].as_str().map(PathBuf::from),
+        Some(dir.path().join("cookie.key"))
+    );
+    assert_eq!(effective["rrl"].as_bool(), Some(true));
+    assert_eq!(effective["rrl-slip"].as_integer(), Some(2));
+    assert!(!text.contains("00112233445566778899aabbccddeeff"), "{text}");
     let keys = effective["tsig-key"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[1]["nodes"].as_str(), Some("web-*"));

@@ -23,6 +23,7 @@ mod hook;
 mod import;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod pdns;
 mod reload;
 mod secondary;

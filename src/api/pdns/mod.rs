@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::ReadErrors;
+use super::types::ErrorBody;
 
 /// The PowerDNS version whose API this subset follows. Clients read the API's major version
 /// from the front of the server's `version` (powerdns-cli takes what comes before the first
@@ -51,13 +53,31 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /api`: the API versions served.
+#[utoipa::path(
+    get,
+    path = "/api",
+    tag = "powerdns",
+    responses(
+        (status = 200, description = "The API versions served", body = Vec<ApiVersion>),
+        (status = 401, description = "No token, or not a valid one", body = ErrorBody),
+    )
+)]
 pub async fn api_root() -> Json<Value> {
     Json(json!([{"url": "/api/v1", "version": 1}]))
 }
 
+/// One API version, as PowerDNS lists them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ApiVersion {
+    #[schema(example = "/api/v1")]
+    url: String,
+    version: u32,
+}
+
 /// A PowerDNS server object.
-#[derive(Debug, Serialize)]
-struct ServerJson {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServerJson {
     #[serde(rename = "type")]
     kind: &'static str,
     id: &'static str,
@@ -80,7 +100,17 @@ fn server_json() -> ServerJson {
     }
 }
 
-async fn servers() -> Json<Vec<ServerJson>> {
+/// `GET /api/v1/servers`: this server, the only one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/servers",
+    tag = "powerdns",
+    responses(
+        (status = 200, description = "This server", body = Vec<ServerJson>),
+        (status = 401, description = "No token, or not a valid one", body = ErrorBody),
+    )
+)]
+pub async fn servers() -> Json<Vec<ServerJson>> {
     Json(vec![server_json()])
 }
 
@@ -93,14 +123,29 @@ fn known_server(server: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn server(path: Result<Path<String>, PathRejection>) -> Result<Json<ServerJson>, ApiError> {
+/// `GET /api/v1/servers/{server}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/servers/{server}",
+    tag = "powerdns",
+    params(
+        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+    ),
+    responses(
+        (status = 200, description = "This server", body = ServerJson),
+        ReadErrors,
+    )
+)]
+pub async fn server(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ServerJson>, ApiError> {
     let Path(server) = path.map_err(|e| ApiError::Malformed(e.body_text()))?;
     known_server(&server)?;
     Ok(Json(server_json()))
 }
 
 /// A zone as PowerDNS lists it (its Zone object without RRsets).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ZoneSummary {
     id: String,
     name: String,
@@ -111,6 +156,7 @@ pub struct ZoneSummary {
     serial: u32,
     notified_serial: u32,
     edited_serial: u32,
+    #[schema(value_type = Vec<String>)]
     masters: [(); 0],
     dnssec: bool,
     account: &'static str,
@@ -135,7 +181,19 @@ impl ZoneSummary {
 }
 
 /// `GET …/zones`: the zones the caller may see, by name.
-async fn zones(
+#[utoipa::path(
+    get,
+    path = "/api/v1/servers/{server}/zones",
+    tag = "powerdns",
+    params(
+        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+    ),
+    responses(
+        (status = 200, description = "The zones the caller may see", body = Vec<ZoneSummary>),
+        ReadErrors,
+    )
+)]
+pub async fn zones(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
@@ -169,7 +227,20 @@ fn zone_of(
 }
 
 /// `PUT …/zones/{zone}/notify`: queues a NOTIFY of the zone to every configured secondary.
-async fn notify(
+#[utoipa::path(
+    put,
+    path = "/api/v1/servers/{server}/zones/{zone}/notify",
+    tag = "powerdns",
+    params(
+        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test."),
+    ),
+    responses(
+        (status = 200, description = "A NOTIFY to every secondary is queued", body = NotifyResult),
+        ReadErrors,
+    )
+)]
+pub async fn notify(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -177,4 +248,12 @@ async fn notify(
     let zone = zone_of(&state, &caller, path)?;
     (state.notify_now)(&zone);
     Ok(Json(json!({"result": "Notification queued"})))
+}
+
+/// The answer of the notify call.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct NotifyResult {
+    #[schema(example = "Notification queued")]
+    result: String,
 }

@@ -20,34 +20,71 @@ use serde::Deserialize;
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
+use super::super::openapi::WriteErrors;
 use super::super::{AppState, JsonBody, MAX_BODY};
 use super::zone_of;
 use crate::metrics::Source;
 use crate::publish::{Change, PublishError};
 use crate::record::{Commit, NodeLabel};
 
-#[derive(Debug, Deserialize)]
+/// A PATCH of a zone: RRsets to replace or delete, applied all or nothing.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PatchBody {
     rrsets: Vec<RrsetChange>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RrsetChange {
+/// One change: a node's TXT RRset.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RrsetChange {
+    /// The node's fully qualified name.
+    #[schema(example = "n1.example.test.")]
     name: String,
+    /// `TXT`: node records are the only ones that change.
     #[serde(rename = "type")]
+    #[schema(example = "TXT")]
     rtype: String,
+    /// `REPLACE` or `DELETE` (any case).
+    #[schema(value_type = ChangeType, example = "REPLACE")]
     changetype: String,
+    /// For REPLACE: one record.
     #[serde(default)]
     records: Vec<RecordChange>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RecordChange {
+/// What a change does.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum ChangeType {
+    REPLACE,
+    DELETE,
+}
+
+/// The record of a REPLACE.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RecordChange {
+    /// Quoted: `"v=herald1 commit=<hex> …"`, `"commit=<hex>"` or `"<hex>"`.
+    #[schema(example = "\"3f2a9c0d5e6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f\"")]
     content: String,
+    /// Must be false: a disabled record cannot be served.
     #[serde(default)]
     disabled: bool,
 }
 
+/// `PATCH …/zones/{zone}`: REPLACE or DELETE node TXT RRsets, atomically; 204.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/servers/{server}/zones/{zone}",
+    tag = "powerdns",
+    params(
+        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test."),
+    ),
+    request_body = PatchBody,
+    responses(
+        (status = 204, description = "Every change applied, in one serial"),
+        WriteErrors,
+    )
+)]
 pub async fn apply(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

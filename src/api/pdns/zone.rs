@@ -21,6 +21,7 @@ use tokio_util::io::ReaderStream;
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
+use super::super::openapi::ReadErrors;
 use super::super::{AppState, ZoneConfig};
 use super::{ZoneSummary, zone_of};
 use crate::record::{NodeLabel, NodePattern, render_into};
@@ -33,11 +34,71 @@ const PIPE: usize = 64 * 1024;
 /// A client that takes nothing of a dump for this long is dropped, and its page with it.
 const STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
-#[derive(Debug, Deserialize)]
+/// The query of a zone read.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ZoneParams {
+    /// `false` leaves the RRsets out.
+    #[param(nullable = false, pattern = "^(true|false)$")]
     rrsets: Option<String>,
+    /// Only the RRsets of this owner name (fully qualified).
+    #[param(nullable = false)]
     rrset_name: Option<String>,
+    /// With `rrset_name` (alone it is refused with 422, as PowerDNS does): only the RRset of
+    /// this type.
+    #[param(value_type = Option<RrsetType>, inline, nullable = false)]
     rrset_type: Option<String>,
+}
+
+/// Record types, as `rrset_type` takes them (any case).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum RrsetType {
+    A,
+    AAAA,
+    CNAME,
+    MX,
+    NS,
+    SOA,
+    TXT,
+    SRV,
+    CAA,
+    PTR,
+    DNSKEY,
+    DS,
+}
+
+/// PowerDNS's Zone object: the zone's summary and, unless `rrsets=false`, its RRsets.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ZoneObject {
+    #[serde(flatten)]
+    zone: ZoneSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rrsets: Option<Vec<RrsetDoc>>,
+}
+
+/// One RRset of a Zone object.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RrsetDoc {
+    /// The owner name, fully qualified.
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    ttl: u32,
+    records: Vec<RecordDoc>,
+    /// Always empty: comments are not kept.
+    comments: Vec<String>,
+}
+
+/// One record of an RRset.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RecordDoc {
+    /// In presentation format; TXT content quoted.
+    content: String,
+    disabled: bool,
 }
 
 /// One RRset as PowerDNS shows it.
@@ -65,6 +126,21 @@ enum Selection {
     Name(String, Option<RecordType>),
 }
 
+/// `GET …/zones/{zone}`: the Zone object with its RRsets.
+#[utoipa::path(
+    get,
+    path = "/api/v1/servers/{server}/zones/{zone}",
+    tag = "powerdns",
+    params(
+        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test."),
+        ZoneParams,
+    ),
+    responses(
+        (status = 200, description = "The zone (a whole zone is streamed)", body = ZoneObject),
+        ReadErrors,
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
