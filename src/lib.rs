@@ -13,7 +13,7 @@
 //! last part of it.
 //!
 //! - [`api`]: the axum admin API, its auth and scopes, errors, JSON types, the PowerDNS
-//!   subset, and the admin client; its writes go to [`publish`] (tokens, which are not zone
+//!   subset, its OpenAPI document, and the admin client; its writes go to [`publish`] (tokens, which are not zone
 //!   data, to a connection of their own), its reads to a read-only [`store`] connection;
 //! - [`publish`]: the single writer. Every change enters here; its group commit runs store
 //!   transaction → sign → persist signatures and journal → commit → swap → answer. The only
@@ -24,8 +24,8 @@
 //!   zone with its refresh; plain values in, plain values out, no SQLite;
 //! - [`zone`]: zone files, the immutable snapshot the DNS path reads (prepared wire-format
 //!   entries, name index, denial chain), the in-memory journal;
-//! - [`dns`]: sockets and the lean query path over prepared answers; TCP; transfers, NOTIFY,
-//!   TSIG, and RFC 2136 UPDATE intake, which hands changes to [`publish`]. It reads the
+//! - [`dns`]: sockets and the lean query path over prepared answers; TCP; DNS cookies and
+//!   response rate limiting; transfers, NOTIFY, TSIG, and RFC 2136 UPDATE intake, which hands changes to [`publish`]. It reads the
 //!   snapshot only: no SQLite, no signing, no keys;
 //! - [`record`]: the TXT payload, node labels and commits, scopes, the clock and serial
 //!   arithmetic; shared by everyone, the node side included;

@@ -86,8 +86,9 @@ impl CookieJar {
             });
             let mut value = client.to_vec();
             value.extend_from_slice(server_cookie);
-            edns.options_mut()
-                .insert(EdnsOption::Unknown(COOKIE, value));
+            let options = edns.options_mut();
+            options.remove(EdnsCode::Cookie);
+            options.insert(EdnsOption::Unknown(COOKIE, value));
         }
         q
     }

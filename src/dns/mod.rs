@@ -6,6 +6,8 @@
 //! - [`udp`] runs one blocking loop per UDP socket on its own thread, one socket per core
 //!   (SO_REUSEPORT) and batched system calls;
 //! - [`tcp`] serves RFC 7766 TCP on tokio;
+//! - [`cookie`] answers and checks DNS cookies (RFC 7873, RFC 9018), [`rrl`] limits UDP
+//!   answers per client prefix, and [`shield`] applies both to each answer;
 //! - [`transfer`] is the cold path: AXFR and IXFR out, TSIG-signed queries ([`tsig`]);
 //! - [`update`] takes RFC 2136 UPDATEs of node records off the query path and hands them to
 //!   the single writer;

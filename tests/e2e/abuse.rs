@@ -64,9 +64,9 @@ fn ask_tcp(server: SocketAddr, id: u16) -> Result<Message, String> {
     Message::from_vec(&body).map_err(|e| format!("parse: {e}"))
 }
 
-/// The issue's attack: 10,000 connections that sit idle, lie about their length, or pipeline
-/// queries and never read, from 127.0.0.2 and from 64 addresses in eight other /24s, which
-/// together overfill the table. Every valid query from 127.0.0.1 meanwhile gets its right
+/// The issue's attack: 10,000 connections that sit idle, lie about their length, pipeline
+/// queries and never read, or pipeline and read one byte a second, from 127.0.0.2 and from 64
+/// addresses in eight other /24s, which together overfill the table. Every valid query from 127.0.0.1 meanwhile gets its right
 /// answer: its neighbour 127.0.0.2 cannot take more than its own share of their /24.
 #[test]
 fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
@@ -84,8 +84,38 @@ fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicUsize::new(0));
     let all_open = Arc::new(AtomicBool::new(false));
+    // The slow readers: every second, one byte from each.
+    let slow: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+    let trickle = {
+        let (stop, slow) = (stop.clone(), slow.clone());
+        std::thread::spawn(move || {
+            let (mut bytes, mut closed) = (0usize, 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                let mut conns = slow.lock().unwrap();
+                conns.retain_mut(|c| match c.read(&mut [0u8; 1]) {
+                    Ok(1) => {
+                        bytes += 1;
+                        true
+                    }
+                    Ok(_) => {
+                        closed += 1;
+                        false
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                    Err(_) => {
+                        closed += 1;
+                        false
+                    }
+                });
+                drop(conns);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            (bytes, closed)
+        })
+    };
     let flood = {
         let (stop, opened, all_open) = (stop.clone(), opened.clone(), all_open.clone());
+        let slow = slow.clone();
         std::thread::spawn(move || {
             let mut held = Vec::with_capacity(attackers);
             let pipelined = txt_query(7, "n1.example.test.").repeat(200);
@@ -103,16 +133,24 @@ fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
                 let Ok(mut conn) = connect_from(from, dns) else {
                     continue;
                 };
-                match i % 3 {
+                match i % 4 {
                     0 => {} // idle
                     1 => {
                         // Promises 65,535 bytes and sends one.
                         let _ = conn.write_all(&[0xFF, 0xFF, 0x00]);
                     }
-                    _ => {
+                    2 => {
                         // Pipelines queries and never reads an answer.
                         conn.set_nonblocking(true).unwrap();
                         let _ = conn.write_all(&pipelined);
+                    }
+                    _ => {
+                        // Pipelines queries and reads the answers one byte a second.
+                        conn.set_nonblocking(true).unwrap();
+                        let _ = conn.write_all(&pipelined);
+                        if let Ok(reader) = conn.try_clone() {
+                            slow.lock().unwrap().push(reader);
+                        }
                     }
                 }
                 held.push(conn);
@@ -153,12 +191,17 @@ fn idle_lying_and_unread_tcp_connections_do_not_shut_out_valid_queries() {
     let during = opened.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let held = flood.join().unwrap();
+    let (trickled, slow_closed) = trickle.join().unwrap();
     assert!(
         failures.is_empty(),
         "{} of {asked} failed: {failures:?}",
         failures.len()
     );
-    eprintln!("{asked} valid queries while {held} connections flooded");
+    eprintln!(
+        "{asked} valid queries while {held} connections flooded; the slow readers read \
+         {trickled} bytes, and {slow_closed} of them were closed by the server"
+    );
+    assert!(trickled > 0, "the slow readers read");
     assert!(
         during >= 1_000 && held >= 1_000,
         "the flood ran ({during}, {held})"

@@ -17,8 +17,36 @@ enum Mode {
     Flip,
     /// Passes answers and keeps a copy of the last one.
     Record,
-    /// Answers every query with the recorded answer (its ID patched), asking no one.
+    /// Answers every query with the recorded answer, its ID patched and its DNS cookie made
+    /// the query's, as an attacker on the path, who sees the query, can; asks no one.
     Replay,
+    /// The same without patching the cookie, as an attacker off the path must.
+    ReplayBlind,
+}
+
+/// `answer` with the ID of `query`, and (with `cookie`) its client cookie.
+fn patched(answer: &[u8], query: &[u8], cookie: bool) -> Vec<u8> {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let (Ok(mut a), Ok(q)) = (Message::from_vec(answer), Message::from_vec(query)) else {
+        return answer.to_vec();
+    };
+    a.metadata.id = q.metadata.id;
+    let theirs = q
+        .edns
+        .as_ref()
+        .and_then(|e| e.option(EdnsCode::Cookie))
+        .cloned();
+    if cookie
+        && let (Some(EdnsOption::Unknown(10, client)), Some(edns)) = (theirs, a.edns.as_mut())
+        && let Some(EdnsOption::Unknown(10, recorded)) = edns.option(EdnsCode::Cookie).cloned()
+    {
+        let mut value = client[..8].to_vec();
+        value.extend_from_slice(&recorded[8..]);
+        edns.options_mut().remove(EdnsCode::Cookie);
+        edns.options_mut().insert(EdnsOption::Unknown(10, value));
+    }
+    a.to_vec().unwrap()
 }
 
 /// A UDP man in the middle in front of one server.
@@ -47,11 +75,10 @@ impl Proxy {
                 };
                 let query = buf[..n].to_vec();
                 let mode = *m.lock().unwrap();
-                let answer = if mode == Mode::Replay {
-                    recorded.clone().map(|mut a| {
-                        a[..2].copy_from_slice(&query[..2]);
-                        a
-                    })
+                let answer = if mode == Mode::Replay || mode == Mode::ReplayBlind {
+                    recorded
+                        .as_ref()
+                        .map(|a| patched(a, &query, mode == Mode::Replay))
                 } else {
                     let up = UdpSocket::bind("127.0.0.1:0").unwrap();
                     up.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -70,7 +97,7 @@ impl Proxy {
                         answer[at] = if answer[at] == b'0' { b'1' } else { b'0' };
                     }
                     Mode::Record => recorded = Some(answer.clone()),
-                    Mode::Pass | Mode::Replay => {}
+                    Mode::Pass | Mode::Replay | Mode::ReplayBlind => {}
                 }
                 let _ = socket.send_to(&answer, client);
             }
@@ -297,7 +324,13 @@ fn a_replayed_old_answer_exits_4_and_runs_no_hook() {
     let out = watch_once(&s, s.server.dns, &exec);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(lines(&log), [format!("example.test n1 2 {SHA256}")]);
-    // The attacker replays the old, validly signed answer with seq 1.
+    // An attacker off the path replays the old, validly signed answer with seq 1: it holds
+    // another client's cookie, and the watcher ignores it (RFC 7873 §5.3): no answer at all.
+    proxy.set(Mode::ReplayBlind);
+    let out = watch_once(&s, proxy.addr, &exec);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(lines(&log).len(), 1, "the hook did not run");
+    // On the path, the attacker copies the query's cookie into it: the seq stops it.
     proxy.set(Mode::Replay);
     let out = watch_once(&s, proxy.addr, &exec);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
