@@ -115,6 +115,21 @@ pub fn queries() -> Vec<Vec<u8>> {
     let mut notify = query(id + 2, "example.test.", SOA, false);
     notify.metadata.op_code = OpCode::Notify;
     out.push(wire(&notify));
+    // DNS cookies: a client cookie alone, and with a server cookie (made with another secret,
+    // so not valid here: the fuzzer finds its way to the other branches from these).
+    for (i, cookie) in [
+        vec![7u8; 8],
+        [&[7u8; 8][..], &[1, 0, 0, 0], &[0x6b, 0x0d, 0x9a, 0x6f], &[9; 8]].concat(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = query(id + 3 + i as u16, "n1.example.test.", TXT, true);
+        let mut edns = m.edns.take().unwrap();
+        edns.options_mut().insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(10, cookie));
+        m.set_edns(edns);
+        out.push(wire(&m));
+    }
     out
 }
 
