@@ -17,6 +17,7 @@
 #     # Secrets: paths on the machine, as strings, so they never enter the Nix store.
 #     adminTokenFile = "/run/keys/herald-admin-token";
 #     tsigKeyFiles."xfr.example." = "/run/keys/xfr.example.key";
+#     cookieSecretFile = "/run/keys/herald-cookie";       # 32 hex digits, shared by an anycast set
 #     # Everything else of deploy/herald.toml, as Nix values.
 #     settings = {
 #       tsig-key = [ { name = "xfr.example."; algorithm = "hmac-sha256"; } ];  # secret-file: filled in
@@ -69,6 +70,10 @@ let
     // lib.optionalAttrs (cfg.zones != { }) { zones-dir = "${zonesDir}"; }
     // cfg.settings
     // lib.optionalAttrs (cfg.adminTokenFile != null) { admin-token-file = "${credentials}/admin-token"; }
+    // lib.optionalAttrs (cfg.cookieSecretFile != null) { cookie-secret-file = "${credentials}/cookie-secret"; }
+    // lib.optionalAttrs (cfg.cookieStagingSecretFile != null) {
+      cookie-staging-secret-file = "${credentials}/cookie-staging-secret";
+    }
     // lib.optionalAttrs (cfg.settings ? tsig-key) { tsig-key = map withSecret cfg.settings.tsig-key; };
 
   configFile = settingsFormat.generate "herald.toml" settings;
@@ -76,6 +81,8 @@ let
   # ID:SOURCE, as LoadCredential= takes them.
   loadCredentials =
     lib.optional (cfg.adminTokenFile != null) "admin-token:${cfg.adminTokenFile}"
+    ++ lib.optional (cfg.cookieSecretFile != null) "cookie-secret:${cfg.cookieSecretFile}"
+    ++ lib.optional (cfg.cookieStagingSecretFile != null) "cookie-staging-secret:${cfg.cookieStagingSecretFile}"
     ++ lib.mapAttrsToList (name: path: "${name}:${path}") cfg.tsigKeyFiles;
 
   # The ports of the DNS addresses ("0.0.0.0:53", "[::]:53").
@@ -148,6 +155,26 @@ in
       '';
     };
 
+    cookieSecretFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/keys/herald-cookie";
+      description = ''
+        A file on the machine holding the DNS cookie secret (32 hex digits, `openssl rand -hex
+        16`), readable by root, the same on every server of an anycast set. Without it, a
+        random secret is drawn at each start.
+      '';
+    };
+
+    cookieStagingSecretFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        The next cookie secret, accepted beside the active one while a rollover reaches every
+        server of the set (`systemctl reload herald` reads both again).
+      '';
+    };
+
     tsigKeyFiles = lib.mkOption {
       type = lib.types.attrsOf lib.types.str;
       default = { };
@@ -181,12 +208,19 @@ in
       }
       {
         assertion = lib.all (path: lib.hasPrefix "/" path)
-          (lib.optional (cfg.adminTokenFile != null) cfg.adminTokenFile ++ lib.attrValues cfg.tsigKeyFiles);
-        message = "services.herald: adminTokenFile and tsigKeyFiles are absolute paths on the machine.";
+          (lib.optional (cfg.adminTokenFile != null) cfg.adminTokenFile
+            ++ lib.optional (cfg.cookieSecretFile != null) cfg.cookieSecretFile
+            ++ lib.optional (cfg.cookieStagingSecretFile != null) cfg.cookieStagingSecretFile
+            ++ lib.attrValues cfg.tsigKeyFiles);
+        message = "services.herald: adminTokenFile, cookieSecretFile, cookieStagingSecretFile and tsigKeyFiles are absolute paths on the machine.";
       }
       {
-        assertion = !(cfg.tsigKeyFiles ? admin-token);
-        message = "services.herald.tsigKeyFiles: admin-token is the admin token's credential; name the key otherwise.";
+        assertion = lib.all (id: !(cfg.tsigKeyFiles ? ${id})) [ "admin-token" "cookie-secret" "cookie-staging-secret" ];
+        message = "services.herald.tsigKeyFiles: admin-token, cookie-secret and cookie-staging-secret are the module's own credentials; name the key otherwise.";
+      }
+      {
+        assertion = cfg.cookieStagingSecretFile == null || cfg.cookieSecretFile != null;
+        message = "services.herald.cookieStagingSecretFile needs cookieSecretFile.";
       }
       {
         assertion = lib.all (name: lib.elem name tsigKeyNames) (lib.attrNames cfg.tsigKeyFiles);

@@ -141,10 +141,10 @@ const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==";
 
 /// A credential as systemd 252 writes it on its ramfs: the service user's, mode 0400.
 fn credential(dir: &Path, id: &str) {
-    let text = if id == "admin-token" {
-        crate::harness::TOKEN
-    } else {
-        SECRET
+    let text = match id {
+        "admin-token" => crate::harness::TOKEN,
+        "cookie-secret" => "00112233445566778899aabbccddeeff",
+        _ => SECRET,
     };
     let path = dir.join(id);
     std::fs::write(&path, format!("{text}\n")).unwrap();
@@ -352,6 +352,7 @@ let
       "fleet.example" = { file = null; text = builtins.readFile "@FLEET@"; };
     };
     adminTokenFile = "/run/keys/herald-admin-token";
+    cookieSecretFile = "/run/keys/herald-cookie"; cookieStagingSecretFile = null;
     tsigKeyFiles = { "xfr.example." = "/run/keys/xfr.example.key"; };
     settings = {
       dns = [ "0.0.0.0:5353" "[::]:5353" ];
@@ -402,6 +403,7 @@ in {
         service["LoadCredential"],
         serde_json::json!([
             "admin-token:/run/keys/herald-admin-token",
+            "cookie-secret:/run/keys/herald-cookie",
             "xfr.example.:/run/keys/xfr.example.key"
         ])
     );
@@ -438,7 +440,7 @@ in {
     // Write out what Nix would have: the credentials directory, the link farm of zones.
     let creds = tmp.join("credentials");
     std::fs::create_dir(&creds).unwrap();
-    for id in ["admin-token", "xfr.example."] {
+    for id in ["admin-token", "cookie-secret", "xfr.example."] {
         credential(&creds, id);
     }
     let mut settings: serde_json::Value =
@@ -453,6 +455,10 @@ in {
     assert_eq!(
         settings["tsig-key"][0]["secret-file"],
         creds.join("xfr.example.").to_str().unwrap()
+    );
+    assert_eq!(
+        settings["cookie-secret-file"],
+        creds.join("cookie-secret").to_str().unwrap()
     );
     let farm = settings["zones-dir"].as_str().unwrap();
     let entries: Vec<serde_json::Value> =
