@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::openapi::{ReadErrors, WriteErrors};
+use super::openapi::{NodePath, ReadErrors, WriteErrors, ZonePath};
 use super::types::{
     BatchRequest, BatchResponse, History, HistoryEntry, NodeJson, NodeList, PutNode,
 };
@@ -79,8 +79,7 @@ fn node_response(status: StatusCode, zone: &str, row: NodeRow) -> Response {
     path = "/v1/zones/{zone}/nodes/{node}",
     tag = "nodes",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
-        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        NodePath,
         ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<seq>\"` (the node's ETag) or `*`: refuse with 412 unless the node's seq is that (or the node exists)", pattern = r#"^("[0-9]{1,19}"|[0-9]{1,19}|\*)$"#),
     ),
     request_body = PutNode,
@@ -131,8 +130,7 @@ pub async fn put(
     path = "/v1/zones/{zone}/nodes/{node}",
     tag = "nodes",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
-        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        NodePath,
     ),
     responses(
         (status = 200, description = "The node", body = NodeJson, headers(("ETag" = String, description = "The seq, quoted"))),
@@ -159,8 +157,7 @@ pub async fn show(
     path = "/v1/zones/{zone}/nodes/{node}",
     tag = "nodes",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
-        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        NodePath,
         ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<seq>\"` (the node's ETag) or `*`: refuse with 412 unless the node's seq is that (or the node exists)", pattern = r#"^("[0-9]{1,19}"|[0-9]{1,19}|\*)$"#),
     ),
     responses(
@@ -214,7 +211,7 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     path = "/v1/zones/{zone}/nodes",
     tag = "nodes",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ZonePath,
         ListParams,
     ),
     responses(
@@ -296,8 +293,7 @@ pub struct HistoryParams {
     path = "/v1/zones/{zone}/nodes/{node}/history",
     tag = "nodes",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
-        ("node" = String, Path, description = "The node label (case-insensitive, stored lowercase)", pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", example = "n1"),
+        NodePath,
         HistoryParams,
     ),
     responses(
@@ -331,7 +327,7 @@ pub async fn history(
     path = "/v1/zones/{zone}/batch",
     tag = "nodes",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ZonePath,
     ),
     request_body = BatchRequest,
     responses(

@@ -19,6 +19,55 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::types::ErrorBody;
 
+/// The path of a zone's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ZonePath {
+    /// The zone, with or without the trailing dot.
+    #[param(example = "example.test")]
+    zone: String,
+}
+
+/// The path of a node's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct NodePath {
+    /// The zone, with or without the trailing dot.
+    #[param(example = "example.test")]
+    zone: String,
+    /// The node label (case-insensitive, stored lowercase).
+    #[param(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        example = "n1"
+    )]
+    node: String,
+}
+
+/// The path of PowerDNS's server routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ServerPath {
+    /// The server id: `localhost` is the only one.
+    #[param(example = "localhost")]
+    server: String,
+}
+
+/// The path of PowerDNS's zone routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ServerZonePath {
+    /// The server id: `localhost` is the only one.
+    #[param(example = "localhost")]
+    server: String,
+    /// The zone, with or without the trailing dot.
+    #[param(example = "example.test.")]
+    zone: String,
+}
+
 /// The statuses of a route that reads.
 #[derive(IntoResponses)]
 #[allow(dead_code)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::openapi::ReadErrors;
+use super::openapi::{ReadErrors, ZonePath};
 use super::types::{ErrorBody, JournalJson, ZoneJson, ZoneList};
 
 async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError> {
@@ -73,7 +73,7 @@ pub async fn list(
     path = "/v1/zones/{zone}",
     tag = "zones",
     params(
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test"),
+        ZonePath,
     ),
     responses(
         (status = 200, description = "The zone: serial, nodes, keys, secondaries", body = ZoneJson),

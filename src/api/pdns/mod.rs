@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::openapi::ReadErrors;
+use super::openapi::{ReadErrors, ServerPath, ServerZonePath};
 use super::types::ErrorBody;
 
 /// The PowerDNS version whose API this subset follows. Clients read the API's major version
@@ -129,7 +129,7 @@ fn known_server(server: &str) -> Result<(), ApiError> {
     path = "/api/v1/servers/{server}",
     tag = "powerdns",
     params(
-        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+        ServerPath,
     ),
     responses(
         (status = 200, description = "This server", body = ServerJson),
@@ -186,7 +186,7 @@ impl ZoneSummary {
     path = "/api/v1/servers/{server}/zones",
     tag = "powerdns",
     params(
-        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
+        ServerPath,
     ),
     responses(
         (status = 200, description = "The zones the caller may see", body = Vec<ZoneSummary>),
@@ -232,8 +232,7 @@ fn zone_of(
     path = "/api/v1/servers/{server}/zones/{zone}/notify",
     tag = "powerdns",
     params(
-        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test."),
+        ServerZonePath,
     ),
     responses(
         (status = 200, description = "A NOTIFY to every secondary is queued", body = NotifyResult),

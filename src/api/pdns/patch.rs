@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
-use super::super::openapi::WriteErrors;
+use super::super::openapi::{ServerZonePath, WriteErrors};
 use super::super::{AppState, JsonBody, MAX_BODY};
 use super::zone_of;
 use crate::metrics::Source;
@@ -76,8 +76,7 @@ pub struct RecordChange {
     path = "/api/v1/servers/{server}/zones/{zone}",
     tag = "powerdns",
     params(
-        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test."),
+        ServerZonePath,
     ),
     request_body = PatchBody,
     responses(

@@ -21,7 +21,7 @@ use tokio_util::io::ReaderStream;
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
-use super::super::openapi::ReadErrors;
+use super::super::openapi::{ReadErrors, ServerZonePath};
 use super::super::{AppState, ZoneConfig};
 use super::{ZoneSummary, zone_of};
 use crate::record::{NodeLabel, NodePattern, render_into};
@@ -132,8 +132,7 @@ enum Selection {
     path = "/api/v1/servers/{server}/zones/{zone}",
     tag = "powerdns",
     params(
-        ("server" = String, Path, description = "The server id: `localhost` is the only one", example = "localhost"),
-        ("zone" = String, Path, description = "The zone, with or without the trailing dot", example = "example.test."),
+        ServerZonePath,
         ZoneParams,
     ),
     responses(
