@@ -170,11 +170,6 @@ impl Checker {
         &self.qname
     }
 
-    /// The DNS cookies this checker holds (RFC 7873), remembered from one check to the next.
-    pub fn cookies(&self) -> &CookieJar {
-        &self.cookies
-    }
-
     /// Asks the targets in order. `applied` is the seq already applied, for replay detection;
     /// `now` is the local clock in unix seconds.
     pub fn check(&self, applied: Option<u64>, now: u32) -> Report {

@@ -85,10 +85,6 @@ impl Rrl {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Counts an answer to `ip` (`nxdomain` when its RCODE is NXDOMAIN) in the second `now`,
     /// and says whether it may go.
     pub fn check(&self, ip: IpAddr, nxdomain: bool, now: u32) -> Verdict {

@@ -616,14 +616,7 @@ fn the_query_path_allocates_nothing() {
         .collect();
         // Through the socket loops' entry, with cookies answered (none, a client cookie
         // alone, a valid one) and the rate limiter on, holding back most of them.
-        let shield = Shield::new(
-            Secrets::random(),
-            Some(Limits {
-                rate: 5,
-                nxdomain_rate: 2,
-                slip: 2,
-            }),
-        );
+        let shield = limited_shield(5, 2);
         let client = Client {
             shield: &shield,
             ip: "192.0.2.1".parse().unwrap(),

@@ -173,7 +173,11 @@ impl Table {
     /// Closes the connection of the group that read its last message longest ago, leaving
     /// transfers alone. A scan of at most [`MAX_CONNECTIONS`], only when a share is used up.
     fn evict_idlest(&self, inner: &mut Inner, among: Among) -> Option<()> {
-        let heaviest = inner.prefixes.values().copied().max().unwrap_or(0);
+        // Only a full table asks which prefix holds the most.
+        let heaviest = match among {
+            Among::Heaviest => inner.prefixes.values().copied().max().unwrap_or(0),
+            _ => 0,
+        };
         let idlest = inner
             .conns
             .values()
