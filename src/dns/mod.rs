@@ -78,7 +78,7 @@ impl DnsSockets {
 
 /// A UDP socket with SO_REUSEPORT, bound to `addr`: the kernel spreads datagrams over the
 /// sockets of one port by a hash of the sender, so each core's thread reads its own queue.
-fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;

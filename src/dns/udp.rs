@@ -9,6 +9,10 @@
 //! the answers back in one call. Written by hand on `libc` because no maintained crate offers
 //! these calls without allocating per batch, and this is the hottest loop of the server, where
 //! a system call per datagram is most of the cost (README, "Performance").
+//!
+//! The loop is generic over a [`Responder`]: Herald's is [`Herald`], which answers from the
+//! snapshot; the benchmarks' floor server (`deploy/bench/floor`) plugs in one that copies a
+//! fixed answer, so both measure the same socket code.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -21,14 +25,75 @@ use super::shield::{Client, Shield};
 use super::transfer::{Transfers, signed_query};
 use super::update::not_implemented;
 use crate::metrics::QueryCounters;
-use crate::zone::SharedZones;
+use crate::zone::{SharedZones, ZoneSet};
 
 /// How often an idle loop checks for shutdown.
 const STOP_POLL: Duration = Duration::from_millis(200);
 /// Datagrams per system call.
 pub const BATCH: usize = 32;
 
-/// Serves `socket` until `stop` is set.
+/// What the loop calls for each datagram.
+pub trait Responder {
+    /// What one batch of datagrams shares (Herald: the snapshot they are answered from).
+    type Batch<'a>
+    where
+        Self: 'a;
+    /// Called once per batch received, before its datagrams are answered.
+    fn batch(&self) -> Self::Batch<'_>;
+    /// Answers `msg` from `peer` into `out` (cleared or overwritten by the responder); `false`
+    /// when nothing is to be sent now.
+    fn respond(
+        &self,
+        batch: &Self::Batch<'_>,
+        msg: &[u8],
+        peer: Option<SocketAddr>,
+        out: &mut Vec<u8>,
+    ) -> bool;
+    /// Whether the responder reads the peer's address; if not, the loop does not decode it.
+    const NEEDS_PEER: bool = true;
+}
+
+/// Herald's responder: the query path over the zone snapshot, with the shield, and the cold
+/// paths (UPDATE, TSIG) handed off.
+struct Herald {
+    zones: SharedZones,
+    transfers: Arc<Transfers>,
+    counters: Arc<QueryCounters>,
+    shield: Arc<Shield>,
+    /// The socket, shared with the UPDATE tasks, which answer from it.
+    socket: Arc<UdpSocket>,
+}
+
+impl Responder for Herald {
+    type Batch<'a> = arc_swap::Guard<Arc<ZoneSet>>;
+
+    #[inline]
+    fn batch(&self) -> Self::Batch<'_> {
+        self.zones.load()
+    }
+
+    #[inline]
+    fn respond(
+        &self,
+        zones: &Self::Batch<'_>,
+        msg: &[u8],
+        peer: Option<SocketAddr>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        answer(
+            zones,
+            &self.transfers,
+            msg,
+            out,
+            &self.socket,
+            &self.counters,
+            &self.shield,
+            peer,
+        )
+    }
+}
+
+/// Serves `socket` with Herald's query path until `stop` is set.
 pub fn serve(
     socket: UdpSocket,
     zones: SharedZones,
@@ -37,15 +102,26 @@ pub fn serve(
     shield: Arc<Shield>,
     stop: Arc<AtomicBool>,
 ) {
+    let socket = Arc::new(socket);
+    let herald = Herald {
+        zones,
+        transfers,
+        counters,
+        shield,
+        socket: socket.clone(),
+    };
+    serve_with(&socket, &herald, &stop);
+}
+
+/// Serves `socket` with `responder` until `stop` is set.
+pub fn serve_with<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
     if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!(error = %e, "cannot set the UDP read timeout; shutdown may wait for a query");
     }
-    // Shared with the UPDATE tasks, which answer from the same socket.
-    let socket = Arc::new(socket);
     #[cfg(target_os = "linux")]
-    batched::serve(&socket, &zones, &transfers, &counters, &shield, &stop);
+    batched::serve(socket, responder, stop);
     #[cfg(not(target_os = "linux"))]
-    one_by_one(&socket, &zones, &transfers, &counters, &shield, &stop);
+    one_by_one(socket, responder, stop);
 }
 
 /// Answers one datagram from `peer` into `out`; `false` when nothing is to be sent now. An
@@ -53,7 +129,7 @@ pub fn serve(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn answer(
-    zones: &crate::zone::ZoneSet,
+    zones: &ZoneSet,
     transfers: &Transfers,
     msg: &[u8],
     out: &mut Vec<u8>,
@@ -89,14 +165,7 @@ fn answer(
 
 /// The portable loop: one `recv_from` and one `send_to` per datagram.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
-fn one_by_one(
-    socket: &Arc<UdpSocket>,
-    zones: &SharedZones,
-    transfers: &Transfers,
-    counters: &QueryCounters,
-    shield: &Shield,
-    stop: &AtomicBool,
-) {
+fn one_by_one<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
@@ -108,16 +177,9 @@ fn one_by_one(
                 continue;
             }
         };
-        if answer(
-            &zones.load(),
-            transfers,
-            &buf[..len],
-            &mut out,
-            socket,
-            counters,
-            shield,
-            Some(peer),
-        ) && let Err(e) = socket.send_to(&out, peer)
+        let batch = responder.batch();
+        if responder.respond(&batch, &buf[..len], Some(peer), &mut out)
+            && let Err(e) = socket.send_to(&out, peer)
         {
             tracing::debug!(error = %e, %peer, "udp send failed");
         }
@@ -187,14 +249,7 @@ mod batched {
         }
     }
 
-    pub(super) fn serve(
-        socket: &Arc<UdpSocket>,
-        zones: &SharedZones,
-        transfers: &Transfers,
-        counters: &QueryCounters,
-        shield: &Shield,
-        stop: &AtomicBool,
-    ) {
+    pub(super) fn serve<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
         let fd = socket.as_raw_fd();
         // SAFETY: all-zero bytes are valid values of these plain C structs.
         let zeroed_hdr = || unsafe { zeroed::<libc::mmsghdr>() };
@@ -246,7 +301,7 @@ mod batched {
                 }
                 continue;
             }
-            let zones = zones.load();
+            let batch = responder.batch();
             let mut k = 0;
             for i in 0..n as usize {
                 let h = &b.hdr_in[i];
@@ -254,17 +309,12 @@ mod batched {
                     continue;
                 }
                 let msg = &b.inbuf[i * SLOT..i * SLOT + h.msg_len as usize];
-                let (addr, addr_len) = (&b.addrs[i], h.msg_hdr.msg_namelen);
-                if !answer(
-                    &zones,
-                    transfers,
-                    msg,
-                    &mut b.outs[k],
-                    socket,
-                    counters,
-                    shield,
-                    peer_addr(addr, addr_len),
-                ) {
+                let peer = if R::NEEDS_PEER {
+                    peer_addr(&b.addrs[i], h.msg_hdr.msg_namelen)
+                } else {
+                    None
+                };
+                if !responder.respond(&batch, msg, peer, &mut b.outs[k]) {
                     continue;
                 }
                 b.iov_out[k] = libc::iovec {
