@@ -21,7 +21,7 @@ use crate::zone::sorted::SortedMap;
 pub fn nsec_next(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> NameKey {
     order
         .get_after(RelName::new(key))
-        .map(|(k, _)| k.0.clone())
+        .map(|(k, _)| k.to_key())
         .unwrap_or_else(|| NameKey::from(&[][..]))
 }
 
@@ -30,7 +30,7 @@ pub fn nsec_prev(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> Option<NameKey>
     order
         .get_before(RelName::new(key))
         .or_else(|| order.last())
-        .map(|(k, _)| k.0.clone())
+        .map(|(k, _)| k.to_key())
 }
 
 /// NSEC3: the hash after `hash`, wrapping to the first.
@@ -117,7 +117,7 @@ mod tests {
     fn nsec_neighbours_wrap_to_the_apex() {
         let mut order = SortedMap::new();
         for k in [&b""[..], b"\x01a", b"\x01c"] {
-            order.insert(CanonKey(NameKey::from(k)), ());
+            order.insert(CanonKey::new(k), ());
         }
         assert_eq!(&*nsec_next(&order, b"\x01a"), b"\x01c");
         assert_eq!(&*nsec_next(&order, b"\x01c"), b"");

@@ -42,19 +42,85 @@ impl PartialOrd for RelName {
     }
 }
 
-/// An owned relative name in canonical order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CanonKey(pub NameKey);
+/// An owned relative name in canonical order, as the NSEC chain holds a million of them.
+///
+/// A name of up to [`INLINE`] octets (every node name Herald makes) is stored in the key itself,
+/// 24 bytes with no allocation; a longer one in an `Arc`. A shared [`NameKey`] would cost its
+/// 16-byte pointer plus a 32-byte allocation per name, and the chain is the only long-lived
+/// holder of node keys besides the entries, which carry their own copy.
+#[derive(Clone)]
+pub struct CanonKey(Compact);
+
+/// Octets a [`CanonKey`] holds without allocating.
+pub const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Compact {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(NameKey),
+}
+
+impl CanonKey {
+    pub fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            Self(Compact::Inline {
+                len: key.len() as u8,
+                bytes,
+            })
+        } else {
+            Self(Compact::Heap(NameKey::from(key)))
+        }
+    }
+
+    /// The key's lowercase wire-format labels.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Compact::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Compact::Heap(k) => k,
+        }
+    }
+
+    /// The key as a shared [`NameKey`] (an allocation for an inline key).
+    pub fn to_key(&self) -> NameKey {
+        match &self.0 {
+            Compact::Inline { .. } => NameKey::from(self.as_bytes()),
+            Compact::Heap(k) => k.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CanonKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CanonKey").field(&self.as_bytes()).finish()
+    }
+}
+
+impl PartialEq for CanonKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for CanonKey {}
+
+impl std::hash::Hash for CanonKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 impl Borrow<RelName> for CanonKey {
     fn borrow(&self) -> &RelName {
-        RelName::new(&self.0)
+        RelName::new(self.as_bytes())
     }
 }
 
 impl Ord for CanonKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        canonical_cmp(&self.0, &other.0)
+        canonical_cmp(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -158,14 +224,36 @@ mod tests {
     }
 
     #[test]
+    fn keys_inline_and_on_the_heap_compare_alike() {
+        assert_eq!(std::mem::size_of::<CanonKey>(), 24);
+        let short = key("n123456");
+        let long = key("a-rather-long-label.below-the-node");
+        assert!(long.len() > INLINE);
+        for k in [&short, &long, &Vec::new()] {
+            let c = CanonKey::new(k);
+            assert_eq!(c.as_bytes(), &k[..]);
+            assert_eq!(&*c.to_key(), &k[..]);
+            assert_eq!(c, CanonKey::new(k));
+        }
+        assert_eq!(
+            CanonKey::new(&short).cmp(&CanonKey::new(&long)),
+            canonical_cmp(&short, &long)
+        );
+        let at_limit = [&[21u8][..], &[b'x'; 21]].concat();
+        assert_eq!(at_limit.len(), INLINE);
+        assert_eq!(CanonKey::new(&at_limit).as_bytes(), &at_limit[..]);
+    }
+
+    #[test]
     fn ordered_map_searches_with_a_borrowed_name() {
         let mut set = crate::zone::sorted::SortedMap::new();
         for n in ["", "a", "c", "x.c", "d"] {
-            set.insert(CanonKey(NameKey::from(key(n))), ());
+            set.insert(CanonKey::new(&key(n)), ());
         }
         let prev = |n: &str| {
             let k = key(n);
-            set.get_prev(RelName::new(&k)).map(|(c, _)| c.0.to_vec())
+            set.get_prev(RelName::new(&k))
+                .map(|(c, _)| c.as_bytes().to_vec())
         };
         assert_eq!(prev("b"), Some(key("a")));
         assert_eq!(prev("c"), Some(key("c")));

@@ -48,7 +48,7 @@ impl Chain {
     #[inline]
     pub fn nsec_covering(&self, rel: &[u8]) -> Option<&[u8]> {
         match self {
-            Chain::Nsec(order) => order.get_prev(RelName::new(rel)).map(|(k, _)| &*k.0),
+            Chain::Nsec(order) => order.get_prev(RelName::new(rel)).map(|(k, _)| k.as_bytes()),
             Chain::Nsec3(_) => None,
         }
     }
@@ -149,7 +149,7 @@ mod tests {
     fn nsec_covering_is_the_greatest_name_not_above() {
         let mut order = SortedMap::new();
         for k in [&b""[..], b"\x01a", b"\x01c"] {
-            order.insert(CanonKey(NameKey::from(k)), ());
+            order.insert(CanonKey::new(k), ());
         }
         let chain = Chain::Nsec(order);
         assert_eq!(chain.nsec_covering(b"\x01b"), Some(&b"\x01a"[..]));

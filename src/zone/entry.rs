@@ -15,9 +15,9 @@
 //! sorted by type. With NSEC denial the name's NSEC RRset is one more block, so an answer with
 //! DO=1 copies signatures and proofs from here the same way as the data.
 
-use std::sync::Arc;
-
 use hickory_proto::rr::RecordType;
+
+use triomphe::ThinArc;
 
 use super::ZoneError;
 use super::snapshot::NameKey;
@@ -37,8 +37,23 @@ pub struct RrsetEntry {
 }
 
 /// Everything at one name. A name without RRsets is an empty non-terminal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameEntry(Arc<[u8]>);
+///
+/// A thin pointer (triomphe's `ThinArc` keeps the length in the allocation): the name index
+/// holds a million of these in hash tables about half full, where each byte of the pointer
+/// costs two.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NameEntry(ThinArc<(), u8>);
+
+impl std::fmt::Debug for NameEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("NameEntry").field(&self.bytes()).finish()
+    }
+}
+
+/// An entry's bytes as a thin shared allocation.
+fn thin(bytes: Vec<u8>) -> ThinArc<(), u8> {
+    ThinArc::from_header_and_slice((), &bytes)
+}
 
 impl NameEntry {
     /// Encodes `key` and `rrsets` (in any order).
@@ -64,7 +79,7 @@ impl NameEntry {
             let block = Block::of(&e.rrset, e.sigs.as_ref(), &glue);
             push_block(&mut out, &block)?;
         }
-        Ok(Self(out.into()))
+        Ok(Self(thin(out)))
     }
 
     /// A copy with `rrset` and its `sigs` replacing the RRset of its type (keeping that RRset's
@@ -76,7 +91,7 @@ impl NameEntry {
     ) -> Result<Self, ZoneError> {
         let glue = self.rrset(rrset.rtype()).map_or(&[][..], |r| r.block.glue);
         let new = Block::of(rrset, sigs, glue);
-        let mut out = start(self.key(), self.0.len() + 256)?;
+        let mut out = start(self.key(), self.bytes().len() + 256)?;
         let mut placed = false;
         for b in self.rrsets() {
             if !placed && b.block.rtype >= new.rtype {
@@ -90,37 +105,44 @@ impl NameEntry {
         if !placed {
             push_block(&mut out, &new)?;
         }
-        Ok(Self(out.into()))
+        Ok(Self(thin(out)))
     }
 
     /// A copy without the RRset of `rtype`.
     pub fn without(&self, rtype: RecordType) -> Result<Self, ZoneError> {
         let rtype = u16::from(rtype);
-        let mut out = start(self.key(), self.0.len() + 256)?;
+        let mut out = start(self.key(), self.bytes().len() + 256)?;
         for b in self.rrsets().filter(|b| b.block.rtype != rtype) {
             push_block(&mut out, &b.block)?;
         }
-        Ok(Self(out.into()))
+        Ok(Self(thin(out)))
     }
 
     /// Whether `other` holds the same bytes; true without reading them when both are the
     /// same allocation, as an entry a publish did not touch is in every snapshot since.
     #[inline]
     pub fn same(&self, other: &NameEntry) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        self.0.as_ptr() == other.0.as_ptr() || self.bytes() == other.bytes()
     }
 
     /// The name's key (see [`NameKey`]).
     #[inline]
     pub fn key(&self) -> &[u8] {
-        let len = usize::from(self.0[0]);
-        &self.0[1..1 + len]
+        let b = self.bytes();
+        &b[1..1 + usize::from(b[0])]
+    }
+
+    /// The whole encoding: key length, key, blocks.
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        &self.0.slice
     }
 
     /// The RRsets, sorted by type.
     #[inline]
     pub fn rrsets(&self) -> Rrsets<'_> {
-        Rrsets(&self.0[1 + usize::from(self.0[0])..])
+        let b = self.bytes();
+        Rrsets(&b[1 + usize::from(b[0])..])
     }
 
     /// The RRset of `rtype`.

@@ -30,7 +30,9 @@ pub struct Builder {
     /// by [`Builder::finish`] if the chain agrees.
     denial: HashMap<NameKey, (Vec<u8>, Vec<u8>)>,
     writes: Vec<NewSignature>,
-    node_keys: Vec<NameKey>,
+    /// Inline keys (no allocation each): a million shared keys would be freed after the
+    /// build, leaving a hole beside every entry that the heap cannot give back.
+    node_keys: Vec<CanonKey>,
     collisions: Vec<String>,
     now: u32,
     /// With NSEC: the node read last, waiting for the name after it.
@@ -270,7 +272,7 @@ impl Builder {
             }
             z.snapshot.names.insert(NameEntry::new(&key, &[txt])?);
         }
-        self.node_keys.push(key);
+        self.node_keys.push(CanonKey::new(&key));
         Ok(())
     }
 
@@ -355,32 +357,33 @@ impl Builder {
         z.set_serial(serial, stored_soa, now, &mut self.writes)?;
         // Every name with data is in the chain; with NSEC3, empty non-terminals too.
         let nsec3 = z.signer.policy().denial == Denial::Nsec3;
-        let mut keys: Vec<NameKey> = if nsec3 {
+        let mut keys: Vec<CanonKey> = if nsec3 {
             z.zone
                 .names()
                 .iter()
-                .map(|n| NameKey::from(relative_key(n, &z.snapshot.apex)))
+                .map(|n| CanonKey::new(&relative_key(n, &z.snapshot.apex)))
                 .collect()
         } else {
-            std::mem::take(&mut self.static_chain)
+            self.static_chain.iter().map(|k| CanonKey::new(k)).collect()
         };
         keys.append(&mut self.node_keys);
         match &mut z.snapshot.chain {
             Chain::Nsec(order) => {
                 // Two sorted runs (the zone file's names, then the nodes as the store gave
                 // them), so this sort is a merge.
-                keys.sort_by(|a, b| canonical_cmp(a, b));
-                *order = SortedMap::from_sorted(keys.iter().map(|k| (CanonKey(k.clone()), ())));
+                keys.sort();
+                *order = SortedMap::from_sorted(keys.iter().map(|k| (k.clone(), ())));
             }
             Chain::Nsec3(links) => {
                 for k in &keys {
-                    let hash = nsec3_hash(&[k, &z.snapshot.apex_wire[..]].concat());
-                    links.insert(hash, Arc::new(placeholder(k)));
+                    let hash = nsec3_hash(&[k.as_bytes(), &z.snapshot.apex_wire[..]].concat());
+                    links.insert(hash, Arc::new(placeholder(&k.to_key())));
                 }
             }
         }
         let denial_type: u16 = self.zone.denial_type().into();
         for (i, k) in keys.iter().enumerate() {
+            let k = k.as_bytes();
             let z = &self.zone;
             if !nsec3 && z.is_node(k) {
                 // In order, the NSECs placed while reading are right by construction (and
@@ -389,7 +392,7 @@ impl Builder {
                 let placed = if self.ordered {
                     !self.unlinked.contains(k)
                 } else {
-                    self.linked(k, keys.get(i + 1).unwrap_or(&keys[0]))
+                    self.linked(k, keys.get(i + 1).unwrap_or(&keys[0]).as_bytes())
                 };
                 if placed {
                     continue;
@@ -407,7 +410,7 @@ impl Builder {
                     None => Reuse::No,
                 }
             };
-            if let Some(write) = z.sign_denial(k, reuse, now)? {
+            if let Some(write) = z.sign_denial(&NameKey::from(k), reuse, now)? {
                 self.writes.push(write);
             }
         }

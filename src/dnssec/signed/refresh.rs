@@ -112,28 +112,33 @@ impl SignedZone {
                     _ => None,
                 };
                 let iter = order.iter_after(after).map(|(k, _)| k);
+                let mut last_key = None;
                 for k in iter {
                     seen += 1;
-                    last = Cursor::Nsec(k.0.clone());
-                    if self.is_node(&k.0)
-                        && let Some(entry) = self.snapshot.names.get(&k.0)
+                    last_key = Some(k);
+                    let key = k.as_bytes();
+                    if self.is_node(key)
+                        && let Some(entry) = self.snapshot.names.get(key)
                     {
                         if entry
                             .rrset(RecordType::TXT)
                             .is_some_and(|r| self.due(r.sigs(), now))
                         {
-                            todo_txt.push(k.0.clone());
+                            todo_txt.push(k.to_key());
                         }
                         if entry
                             .rrset(RecordType::NSEC)
                             .is_some_and(|r| self.due(r.sigs(), now))
                         {
-                            todo_denial.push(k.0.clone());
+                            todo_denial.push(k.to_key());
                         }
                     }
                     if full(seen, &todo_txt, &todo_denial) {
                         break;
                     }
+                }
+                if let Some(k) = last_key {
+                    last = Cursor::Nsec(k.to_key());
                 }
             }
             Chain::Nsec3(links) => {
