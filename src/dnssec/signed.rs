@@ -307,7 +307,7 @@ impl SignedZone {
     fn chain_insert(&mut self, key: &NameKey) {
         let prev = match &mut self.snapshot.chain {
             Chain::Nsec(order) => {
-                order.insert(CanonKey::new(&key), ());
+                order.insert(CanonKey::new(key), ());
                 nsec_prev(order, key)
             }
             Chain::Nsec3(links) => {
