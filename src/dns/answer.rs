@@ -29,7 +29,7 @@ use super::message::{Edns, Parsed, Query, TYPE_AXFR, TYPE_IXFR, parse, rcode};
 use super::shield::{self, Client, Outcome};
 use crate::metrics::QueryCounters;
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
-use crate::zone::wire::Owner;
+use crate::zone::wire::{Apex, Owner};
 
 /// Largest UDP answer Herald sends: the DNS flag day 2020 value, which avoids IP fragmentation.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -264,14 +264,17 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, reserve: usize, 
         _ => return finish(out, q.edns, rcode::REFUSED, question_end, limit, None),
     };
     let cut = q.qname_len - zone.apex_wire.len();
-    let apex_ptr = 0xC000 | (12 + cut) as u16;
+    let apex = Apex {
+        ptr: 0xC000 | (12 + cut) as u16,
+        wire: &zone.apex_wire,
+    };
     set_flags(out, flags | FLAG_AA);
     let rel = &qname[..cut];
 
     let Some(entry) = zone.lookup(rel) else {
-        let mut ns = negative_soa(zone, out, apex_ptr, dnssec);
+        let mut ns = negative_soa(zone, out, apex, dnssec);
         if dnssec {
-            ns += denial::no_name(zone, qname, cut, out, apex_ptr);
+            ns += denial::no_name(zone, qname, cut, out, apex);
         }
         set_count(out, 8, ns);
         return finish(out, q.edns, rcode::NXDOMAIN, question_end, limit, None);
@@ -285,14 +288,14 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, reserve: usize, 
             .or_else(|| entry.rrset(RecordType::CNAME))
     };
     let Some(found) = found else {
-        let mut ns = negative_soa(zone, out, apex_ptr, dnssec);
+        let mut ns = negative_soa(zone, out, apex, dnssec);
         if dnssec {
-            ns += denial::no_type(zone, entry, qname, cut, out, apex_ptr);
+            ns += denial::no_type(zone, entry, qname, cut, out, apex);
         }
         set_count(out, 8, ns);
         return finish(out, q.edns, rcode::NOERROR, question_end, limit, None);
     };
-    let an = found.write(out, Owner::Question, apex_ptr, dnssec);
+    let an = found.write(out, Owner::Question, apex, dnssec);
     set_count(out, 6, an);
     let before_glue = out.len();
     let mut ar = 0;
@@ -300,7 +303,7 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, reserve: usize, 
         if let Some(target) = zone.lookup(key) {
             for t in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = target.rrset(t) {
-                    ar += set.write(out, Owner::Relative(key), apex_ptr, dnssec);
+                    ar += set.write(out, Owner::Relative(key), apex, dnssec);
                 }
             }
         }
@@ -318,10 +321,10 @@ fn answer(zones: &ZoneSet, q: &Query<'_>, transport: Transport, reserve: usize, 
 
 /// The SOA of a negative answer (RFC 2308 §3), with its RRSIG when DNSSEC was asked for
 /// (RFC 4035 §3.1.3); returns the record count.
-fn negative_soa(zone: &ZoneSnapshot, out: &mut Vec<u8>, apex_ptr: u16, dnssec: bool) -> u16 {
-    let mut n = zone.negative_soa.write(out, Owner::Relative(&[]), apex_ptr);
+fn negative_soa(zone: &ZoneSnapshot, out: &mut Vec<u8>, apex: Apex<'_>, dnssec: bool) -> u16 {
+    let mut n = zone.negative_soa.write(out, Owner::Relative(&[]), apex);
     if dnssec && let Some(sigs) = &zone.negative_soa_sigs {
-        n += sigs.write(out, Owner::Relative(&[]), apex_ptr);
+        n += sigs.write(out, Owner::Relative(&[]), apex);
     }
     n
 }

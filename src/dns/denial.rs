@@ -8,7 +8,7 @@
 use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};
 use crate::zone::entry::NameEntry;
 use crate::zone::snapshot::{ZoneSnapshot, label_boundary};
-use crate::zone::wire::Owner;
+use crate::zone::wire::{Apex, Owner};
 use hickory_proto::rr::RecordType;
 
 /// NODATA at an existing name (RFC 4035 §3.1.3.1, RFC 5155 §7.2.3): the name's own NSEC, or for
@@ -20,18 +20,18 @@ pub fn no_type(
     qname: &[u8],
     cut: usize,
     out: &mut Vec<u8>,
-    apex_ptr: u16,
+    apex: Apex<'_>,
 ) -> u16 {
     if matches!(zone.chain, Chain::Nsec3(_)) {
         return zone
             .chain
             .nsec3_matching(&nsec3_hash(qname))
-            .map_or(0, |r| write_nsec3(r, out, apex_ptr));
+            .map_or(0, |r| write_nsec3(r, out, apex));
     }
     if let Some(nsec) = entry.rrset(RecordType::NSEC) {
-        return nsec.write(out, Owner::Question, apex_ptr, true);
+        return nsec.write(out, Owner::Question, apex, true);
     }
-    covering_nsec(zone, &qname[..cut], None, out, apex_ptr).0
+    covering_nsec(zone, &qname[..cut], None, out, apex).0
 }
 
 /// NXDOMAIN (RFC 4035 §3.1.3.2, RFC 5155 §7.2.2): proof that the name does not exist and that
@@ -41,7 +41,7 @@ pub fn no_name(
     qname: &[u8],
     cut: usize,
     out: &mut Vec<u8>,
-    apex_ptr: u16,
+    apex: Apex<'_>,
 ) -> u16 {
     // The closest encloser: the longest existing ancestor. The apex always exists.
     let mut closest = cut;
@@ -82,15 +82,15 @@ pub fn no_name(
             if let Some(r) = r
                 && !written[..i].iter().flatten().any(|w| w.label == r.label)
             {
-                n += write_nsec3(r, out, apex_ptr);
+                n += write_nsec3(r, out, apex);
                 written[i] = Some(r);
             }
         }
         return n;
     }
-    let (mut n, first) = covering_nsec(zone, &qname[..cut], None, out, apex_ptr);
+    let (mut n, first) = covering_nsec(zone, &qname[..cut], None, out, apex);
     let wild_rel = &wild[..wild.len() - zone.apex_wire.len()];
-    n += covering_nsec(zone, wild_rel, first, out, apex_ptr).0;
+    n += covering_nsec(zone, wild_rel, first, out, apex).0;
     n
 }
 
@@ -101,7 +101,7 @@ fn covering_nsec<'z>(
     rel: &[u8],
     skip: Option<&[u8]>,
     out: &mut Vec<u8>,
-    apex_ptr: u16,
+    apex: Apex<'_>,
 ) -> (u16, Option<&'z [u8]>) {
     let Some(owner) = zone.chain.nsec_covering(rel) else {
         return (0, None);
@@ -113,16 +113,16 @@ fn covering_nsec<'z>(
         .lookup(owner)
         .and_then(|e| e.rrset(RecordType::NSEC))
         .map_or(0, |nsec| {
-            nsec.write(out, Owner::Relative(owner), apex_ptr, true)
+            nsec.write(out, Owner::Relative(owner), apex, true)
         });
     (n, Some(owner))
 }
 
-fn write_nsec3(r: &Nsec3Record, out: &mut Vec<u8>, apex_ptr: u16) -> u16 {
+fn write_nsec3(r: &Nsec3Record, out: &mut Vec<u8>, apex: Apex<'_>) -> u16 {
     let owner = Owner::Relative(&r.label);
-    let mut n = r.rrset.write(out, owner, apex_ptr);
+    let mut n = r.rrset.write(out, owner, apex);
     if let Some(sigs) = &r.sigs {
-        n += sigs.write(out, owner, apex_ptr);
+        n += sigs.write(out, owner, apex);
     }
     n
 }

@@ -37,7 +37,7 @@ use super::tsig::{SignError, TsigKey};
 use crate::record::unix_now;
 use crate::zone::SharedZones;
 use crate::zone::snapshot::ZoneSnapshot;
-use crate::zone::wire::Owner;
+use crate::zone::wire::{Apex, Owner};
 
 /// The least time between two NOTIFYs to one target.
 pub const HOLD_DOWN: Duration = Duration::from_millis(100);
@@ -350,7 +350,11 @@ pub fn notify_message(
         .lookup(&[])
         .and_then(|e| e.rrset(RecordType::SOA))
         .ok_or(NotifyError::NoSoa)?;
-    let n = soa.write(&mut msg, Owner::Relative(&[]), 0xC00C, false);
+    let apex = Apex {
+        ptr: 0xC00C,
+        wire: &zone.apex_wire,
+    };
+    let n = soa.write(&mut msg, Owner::Relative(&[]), apex, false);
     msg[6..8].copy_from_slice(&n.to_be_bytes());
     let Some(key) = key else {
         return Ok(msg);

@@ -37,13 +37,21 @@ use crate::record::{NodePattern, serial_gt, unix_now};
 use crate::zone::chain::Chain;
 use crate::zone::journal::{self, JournalEntry};
 use crate::zone::snapshot::{ZoneSet, ZoneSnapshot};
-use crate::zone::wire::{Owner, write_records};
+use crate::zone::wire::{Apex, Owner, write_records};
 
 /// A transfer message is sent once it holds this many bytes (a message may hold 64 KiB; BIND
 /// and Knot send around 16 KiB so that one RRset never has to wait for a huge buffer).
 const MESSAGE_TARGET: usize = 16 * 1024;
 /// The compression pointer to the question name, which is the apex in a transfer.
 const APEX_PTR: u16 = 0xC00C;
+
+/// The apex as the record writers need it in a transfer message (see `APEX_PTR`).
+fn apex_of(zone: &ZoneSnapshot) -> Apex<'_> {
+    Apex {
+        ptr: APEX_PTR,
+        wire: &zone.apex_wire,
+    }
+}
 
 /// [`Access`] as the sockets share it: read per request, replaced on a reload.
 pub type SharedAccess = Arc<arc_swap::ArcSwap<Access>>;
@@ -309,7 +317,8 @@ impl<W: AsyncWrite + Unpin> Stream<'_, W> {
     /// Appends the zone's SOA record (without its RRSIG).
     fn soa(&mut self, zone: &ZoneSnapshot) {
         if let Some(soa) = zone.lookup(&[]).and_then(|e| e.rrset(RecordType::SOA)) {
-            self.count += soa.write(&mut self.msg, Owner::Relative(&[]), APEX_PTR, false);
+            let apex = apex_of(zone);
+            self.count += soa.write(&mut self.msg, Owner::Relative(&[]), apex, false);
         }
     }
 
@@ -323,14 +332,15 @@ impl<W: AsyncWrite + Unpin> Stream<'_, W> {
     async fn axfr(&mut self, zone: &ZoneSnapshot) -> std::io::Result<()> {
         self.start();
         self.soa(zone);
+        let apex = apex_of(zone);
         for entry in zone.names_iter() {
             for set in entry.rrsets() {
                 let owner = Owner::Relative(entry.key());
                 if set.rtype() == RecordType::SOA {
-                    write_records(set.sigs(), &mut self.msg, owner, APEX_PTR);
+                    write_records(set.sigs(), &mut self.msg, owner, apex);
                     self.count += set.counts().1;
                 } else {
-                    self.count += set.write(&mut self.msg, owner, APEX_PTR, true);
+                    self.count += set.write(&mut self.msg, owner, apex, true);
                 }
             }
             self.rotate().await?;
@@ -338,9 +348,9 @@ impl<W: AsyncWrite + Unpin> Stream<'_, W> {
         if let Chain::Nsec3(links) = &zone.chain {
             for (_, link) in links.iter() {
                 let owner = Owner::Relative(&link.label);
-                self.count += link.rrset.write(&mut self.msg, owner, APEX_PTR);
+                self.count += link.rrset.write(&mut self.msg, owner, apex);
                 if let Some(sigs) = &link.sigs {
-                    self.count += sigs.write(&mut self.msg, owner, APEX_PTR);
+                    self.count += sigs.write(&mut self.msg, owner, apex);
                 }
                 self.rotate().await?;
             }

@@ -171,8 +171,9 @@ impl SignedZone {
         now: u32,
     ) -> Result<TxtSigned, DnssecError> {
         let sig = self.signer.sign(owner, rtype, ttl, rdatas, now)?;
-        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
-        let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&sig.rdata[..]])?;
+        let apex = &self.snapshot.apex_wire;
+        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
+        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, [&sig.rdata[..]], apex)?;
         Ok((rrset, sigs, sig))
     }
 
@@ -189,8 +190,10 @@ impl SignedZone {
         if let Some(s) = stored {
             let digest = self.signer.digest(&owner, rtype, ttl, rdatas)?;
             if s.digest == digest && fresh(&s.rrsig, now) {
-                let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
-                let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&s.rrsig[..]])?;
+                let apex = &self.snapshot.apex_wire;
+                let rrset =
+                    WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
+                let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, [&s.rrsig[..]], apex)?;
                 return Ok((rrset, sigs));
             }
         }
@@ -436,8 +439,9 @@ impl SignedZone {
                 (sig.rdata, Some(write))
             }
         };
-        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?;
-        let sigs = WireRrset::from_rdata(RecordType::RRSIG, ttl, [&sig_rdata[..]])?;
+        let apex = &self.snapshot.apex_wire;
+        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
+        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, [&sig_rdata[..]], apex)?;
         match hash {
             None => {
                 let entry = self
@@ -497,12 +501,7 @@ impl SignedZone {
             &rdata,
             &self.snapshot.apex,
         )?;
-        let sig_rdata = first_rdata(sigs.bytes()).unwrap_or_default();
-        self.snapshot.negative_soa_sigs = Some(WireRrset::from_rdata(
-            RecordType::RRSIG,
-            self.negative_ttl,
-            [sig_rdata],
-        )?);
+        self.snapshot.negative_soa_sigs = Some(sigs.with_ttl(self.negative_ttl));
         self.snapshot.serial = serial;
         Ok(())
     }

@@ -21,7 +21,7 @@ use triomphe::ThinArc;
 
 use super::ZoneError;
 use super::snapshot::NameKey;
-use super::wire::{Owner, WireRrset, write_records};
+use super::wire::{Apex, Owner, WireRrset, write_records};
 
 const BLOCK_HEADER: usize = 12;
 
@@ -225,10 +225,10 @@ impl<'a> RrsetRef<'a> {
     /// Appends the records, and with `dnssec` their RRSIGs, to `out` (see [`write_records`]);
     /// returns how many records were written.
     #[inline]
-    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16, dnssec: bool) -> u16 {
-        write_records(self.block.records, out, owner, apex_ptr);
+    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex: Apex<'_>, dnssec: bool) -> u16 {
+        write_records(self.block.records, out, owner, apex);
         if dnssec {
-            write_records(self.block.sigs, out, owner, apex_ptr);
+            write_records(self.block.sigs, out, owner, apex);
             self.block.count + self.block.sig_count
         } else {
             self.block.count
@@ -294,6 +294,11 @@ impl<'a> Iterator for Rrsets<'a> {
 
 #[cfg(test)]
 mod tests {
+    /// The apex pointer and name the tests write with.
+    const Q: Apex<'static> = Apex {
+        ptr: 0xC00C,
+        wire: b"\x07example\x04test\x00",
+    };
     use super::*;
     use hickory_proto::rr::rdata::{A, TXT};
     use hickory_proto::rr::{Name, RData};
@@ -362,14 +367,14 @@ mod tests {
 
         let t = e.rrset(RecordType::TXT).unwrap();
         let mut out = Vec::new();
-        assert_eq!(t.write(&mut out, Owner::Question, 0xC00C, false), 1);
+        assert_eq!(t.write(&mut out, Owner::Question, Q, false), 1);
         let mut direct = Vec::new();
-        txt("x").write(&mut direct, Owner::Question, 0xC00C);
+        txt("x").write(&mut direct, Owner::Question, Q);
         assert_eq!(out, direct);
         // With DNSSEC the RRSIG follows.
         out.clear();
-        assert_eq!(t.write(&mut out, Owner::Question, 0xC00C, true), 2);
-        sig().write(&mut direct, Owner::Question, 0xC00C);
+        assert_eq!(t.write(&mut out, Owner::Question, Q, true), 2);
+        sig().write(&mut direct, Owner::Question, Q);
         assert_eq!(out, direct);
         assert_eq!(t.sigs(), sig().bytes());
     }
@@ -392,7 +397,7 @@ mod tests {
         let mut out = Vec::new();
         e3.rrset(RecordType::TXT)
             .unwrap()
-            .write(&mut out, Owner::Question, 0xC00C, false);
+            .write(&mut out, Owner::Question, Q, false);
         assert!(out.ends_with(b"two"));
         // Re-signing the A RRset keeps its glue.
         let e4 = e3.with_rrset(&a(), Some(&sig())).unwrap();

@@ -16,13 +16,21 @@
 //!
 //! Layout of [`WireRrset::bytes`], one block per record:
 //! `tail_len: u16 | fixups: u8 | fixup offsets: u16 × fixups | tail`, where the tail is
-//! `TYPE CLASS TTL RDLENGTH RDATA` and each fixup offset (relative to the tail) marks a two-byte
-//! compression pointer to be set to the apex.
+//! `TYPE CLASS TTL RDLENGTH RDATA` and each fixup offset (relative to the tail, ascending) marks
+//! either a two-byte compression pointer to be set to the apex, or, with its top bit
+//! ([`SPLICE`]) set, the place where the apex is inserted whole. The second kind is for the
+//! names that must not be compressed and always end in the apex: an RRSIG's signer name
+//! (RFC 4034 §3.1.7) and an NSEC's next name (§4.1.1). Leaving the apex out of the stored bytes
+//! saves its length twice per node (the RRSIGs of its TXT and of its NSEC) and once more in its
+//! NSEC, 54 bytes a node for a zone like `nodes.xnode.test`; RDLENGTH stays the full length.
 
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::ZoneError;
+
+/// Marks a fixup offset as "insert the apex here, uncompressed".
+const SPLICE: u16 = 0x8000;
 
 /// The owner name to write in front of each record of a [`WireRrset`].
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +121,85 @@ impl WireRrset {
         })
     }
 
+    /// Like [`WireRrset::from_rdata`], for RDATA of the zone whose apex is `apex` (lowercase
+    /// wire format): an RRSIG's signer name and an NSEC's next name that end in the apex are
+    /// stored without it (see [`SPLICE`]).
+    pub fn from_rdata_in<'r>(
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: impl IntoIterator<Item = &'r [u8], IntoIter: Clone>,
+        apex: &[u8],
+    ) -> Result<Self, ZoneError> {
+        let rdatas = rdatas.into_iter();
+        let size = rdatas.clone().map(|r| 15 + r.len()).sum();
+        let mut bytes = Vec::with_capacity(size);
+        let mut count: u16 = 0;
+        for rdata in rdatas {
+            let rdlen = u16::try_from(rdata.len()).map_err(|_| ZoneError::TooLarge(rtype))?;
+            let head = |bytes: &mut Vec<u8>| {
+                bytes.extend_from_slice(&u16::from(rtype).to_be_bytes());
+                bytes.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+                bytes.extend_from_slice(&ttl.to_be_bytes());
+                bytes.extend_from_slice(&rdlen.to_be_bytes());
+            };
+            match splice_at(rtype, rdata, apex) {
+                Some(at) => {
+                    bytes.extend_from_slice(&(10 + rdlen - apex.len() as u16).to_be_bytes());
+                    bytes.push(1);
+                    bytes.extend_from_slice(&(SPLICE | (10 + at as u16)).to_be_bytes());
+                    head(&mut bytes);
+                    bytes.extend_from_slice(&rdata[..at]);
+                    bytes.extend_from_slice(&rdata[at + apex.len()..]);
+                }
+                None => {
+                    bytes.extend_from_slice(&(10 + rdlen).to_be_bytes());
+                    bytes.push(0);
+                    head(&mut bytes);
+                    bytes.extend_from_slice(rdata);
+                }
+            }
+            count = count.checked_add(1).ok_or(ZoneError::TooLarge(rtype))?;
+        }
+        Ok(Self {
+            rtype,
+            count,
+            bytes: bytes.into_boxed_slice(),
+        })
+    }
+
+    /// This RRset with its signer or next names stored without the apex, as
+    /// [`WireRrset::from_rdata_in`] makes it. RRsets of other types, and records that already
+    /// have fixups, are kept as they are.
+    pub fn spliced(self, apex: &[u8]) -> Result<Self, ZoneError> {
+        if !matches!(self.rtype, RecordType::RRSIG | RecordType::NSEC)
+            || records(&self.bytes).any(|(fix, _)| !fix.is_empty())
+        {
+            return Ok(self);
+        }
+        let ttl = records(&self.bytes)
+            .next()
+            .map_or(0, |(_, t)| u32::from_be_bytes([t[4], t[5], t[6], t[7]]));
+        let rdatas: Vec<&[u8]> = records(&self.bytes).map(|(_, tail)| &tail[10..]).collect();
+        Self::from_rdata_in(self.rtype, ttl, rdatas, apex)
+    }
+
+    /// A copy with every record's TTL set to `ttl`.
+    pub fn with_ttl(&self, ttl: u32) -> Self {
+        let mut bytes = self.bytes.to_vec();
+        let mut at = 0;
+        while at + 3 <= bytes.len() {
+            let tail_len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+            let tail = at + 3 + usize::from(bytes[at + 2]) * 2;
+            bytes[tail + 4..tail + 8].copy_from_slice(&ttl.to_be_bytes());
+            at = tail + tail_len;
+        }
+        Self {
+            rtype: self.rtype,
+            count: self.count,
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+
     pub fn rtype(&self) -> RecordType {
         self.rtype
     }
@@ -124,8 +211,8 @@ impl WireRrset {
 
     /// Appends every record to `out` (see [`write_records`]) and returns the record count.
     #[inline]
-    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) -> u16 {
-        write_records(&self.bytes, out, owner, apex_ptr);
+    pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex: Apex<'_>) -> u16 {
+        write_records(&self.bytes, out, owner, apex);
         self.count
     }
 
@@ -135,25 +222,33 @@ impl WireRrset {
     }
 }
 
-/// The RDATA of the first record of `bytes` (the block layout above), if it has no fixups:
-/// used to read an RRSIG's times or a TXT record back.
+/// The RDATA of the first record of `bytes` (the block layout above) as stored: compression
+/// pointers unset and a spliced apex left out. Used to read an RRSIG's times (which come before
+/// its signer name) or a TXT record back.
 pub fn first_rdata(bytes: &[u8]) -> Option<&[u8]> {
     let tail_len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
     let nfix = usize::from(*bytes.get(2)?);
     let tail = bytes.get(3 + nfix * 2..3 + nfix * 2 + tail_len)?;
-    let rdlen = usize::from(u16::from_be_bytes([*tail.get(8)?, *tail.get(9)?]));
-    tail.get(10..10 + rdlen)
+    tail.get(10..)
+}
+
+/// The zone apex as the writers need it: `ptr`, the compression pointer (`0xC000 | offset`) to
+/// the apex inside the message being written, and `wire`, the apex in lowercase wire format,
+/// for the names that must be written whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Apex<'a> {
+    pub ptr: u16,
+    pub wire: &'a [u8],
 }
 
 /// Appends the records of `bytes` (the block layout above) to `out`, each with `owner` as its
-/// owner name. `apex_ptr` is the compression pointer (`0xC000 | offset`) to the apex inside the
-/// question.
+/// owner name, its apex pointers set to `apex.ptr` and the apex spliced in whole where marked.
 ///
-/// This is on the query path: it copies and patches bytes and allocates nothing once `out` has
-/// grown to a response's size.
+/// This is on the query path: it copies bytes and allocates nothing once `out` has grown to a
+/// response's size.
 #[inline]
-pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr: u16) {
-    let apex_ptr = apex_ptr.to_be_bytes();
+pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex: Apex<'_>) {
+    let apex_ptr = apex.ptr.to_be_bytes();
     for (fix, tail) in records(bytes) {
         match owner {
             Owner::Question => out.extend_from_slice(&[0xC0, 0x0C]),
@@ -162,12 +257,24 @@ pub fn write_records(bytes: &[u8], out: &mut Vec<u8>, owner: Owner<'_>, apex_ptr
                 out.extend_from_slice(&apex_ptr);
             }
         }
-        let start = out.len();
-        out.extend_from_slice(tail);
-        for f in fix.chunks_exact(2) {
-            let at = start + usize::from(u16::from_be_bytes([f[0], f[1]]));
-            out[at..at + 2].copy_from_slice(&apex_ptr);
+        if fix.is_empty() {
+            out.extend_from_slice(tail);
+            continue;
         }
+        let mut at = 0;
+        for f in fix.chunks_exact(2) {
+            let f = u16::from_be_bytes([f[0], f[1]]);
+            let pos = usize::from(f & !SPLICE);
+            out.extend_from_slice(&tail[at..pos]);
+            if f & SPLICE != 0 {
+                out.extend_from_slice(apex.wire);
+                at = pos;
+            } else {
+                out.extend_from_slice(&apex_ptr);
+                at = pos + 2;
+            }
+        }
+        out.extend_from_slice(&tail[at..]);
     }
 }
 
@@ -199,20 +306,52 @@ pub fn records_uncompressed(bytes: &[u8], owner: &[u8], apex: &[u8]) -> Vec<Vec<
         let nfix = fix.len() / 2;
         let mut rr = Vec::with_capacity(owner.len() + tail.len() + nfix * apex.len());
         rr.extend_from_slice(owner);
-        let rdlen = u16::from_be_bytes([tail[8], tail[9]]) as usize + nfix * (apex.len() - 2);
+        // Pointers grow by the apex's length less their own two bytes; a splice's RDLENGTH
+        // already counts the apex.
+        let pointers = fix
+            .chunks_exact(2)
+            .filter(|f| u16::from_be_bytes([f[0], f[1]]) & SPLICE == 0)
+            .count();
+        let rdlen = u16::from_be_bytes([tail[8], tail[9]]) as usize + pointers * (apex.len() - 2);
         rr.extend_from_slice(&tail[..8]);
         rr.extend_from_slice(&(rdlen as u16).to_be_bytes());
         let mut at = 10;
         for f in fix.chunks_exact(2) {
-            let pos = usize::from(u16::from_be_bytes([f[0], f[1]]));
+            let f = u16::from_be_bytes([f[0], f[1]]);
+            let pos = usize::from(f & !SPLICE);
             rr.extend_from_slice(&tail[at..pos]);
             rr.extend_from_slice(apex);
-            at = pos + 2;
+            at = if f & SPLICE != 0 { pos } else { pos + 2 };
         }
         rr.extend_from_slice(&tail[at..]);
         out.push(rr);
     }
     out
+}
+
+/// Where the apex starts in `rdata` when it is the end of the one name that is stored without
+/// it: an RRSIG's signer name (after 18 fixed octets, RFC 4034 §3.1) or an NSEC's next name
+/// (first, §4.1). Checked on label boundaries, so only the zone's own names match.
+fn splice_at(rtype: RecordType, rdata: &[u8], apex: &[u8]) -> Option<usize> {
+    let start = match rtype {
+        RecordType::RRSIG => 18,
+        RecordType::NSEC => 0,
+        _ => return None,
+    };
+    if apex.is_empty() {
+        return None;
+    }
+    let mut i = start;
+    loop {
+        if rdata.get(i..i + apex.len()) == Some(apex) {
+            return Some(i);
+        }
+        let len = usize::from(*rdata.get(i)?);
+        if len == 0 || len > 63 {
+            return None;
+        }
+        i += 1 + len;
+    }
 }
 
 /// Encodes one RDATA into `out`, compressing names against the apex where RFC 3597 §4 allows.
@@ -323,7 +462,12 @@ mod tests {
         }
         out.push(0);
         out.extend_from_slice(&[0, 16, 0, 1]);
-        let n = rrset.write(&mut out, owner, 0xC000 | apex_off as u16);
+        let apex_wire = name_wire(apex);
+        let apex = Apex {
+            ptr: 0xC000 | apex_off as u16,
+            wire: &apex_wire,
+        };
+        let n = rrset.write(&mut out, owner, apex);
         out[7] = n as u8;
         Message::from_vec(&out).expect("hickory decodes the prepared answer")
     }
@@ -422,5 +566,88 @@ mod tests {
         let m = decode("ns1.example.test.", &rrset, Owner::Question, &apex);
         assert_eq!(m.answers.len(), 2);
         assert_eq!(m.answers[1].data, b);
+    }
+
+    #[test]
+    fn signer_and_next_names_are_stored_without_the_apex_and_written_whole() {
+        let apex = name("example.test.");
+        let apex_wire = name_wire(&apex);
+        // An RRSIG: 18 fixed octets, the signer name (the apex), a signature.
+        let rrsig = [
+            &[0u8, 16, 13, 3, 0, 0, 0, 60][..],
+            &[7; 10],
+            &apex_wire,
+            &[9; 64],
+        ]
+        .concat();
+        // An NSEC: the next name (n2 in the zone), then a type bitmap.
+        let nsec = [&b"\x02n2"[..], &apex_wire, &[0, 6, 0, 0, 0x80, 0, 0, 3]].concat();
+        for (rtype, rdata) in [(RecordType::RRSIG, &rrsig), (RecordType::NSEC, &nsec)] {
+            let whole = WireRrset::from_rdata(rtype, 60, [&rdata[..]]).unwrap();
+            let spliced = WireRrset::from_rdata_in(rtype, 60, [&rdata[..]], &apex_wire).unwrap();
+            assert_eq!(
+                whole.bytes().len() - spliced.bytes().len(),
+                apex_wire.len() - 2,
+                "{rtype}: the apex is left out, for a two-byte fixup"
+            );
+            assert_eq!(whole.clone().spliced(&apex_wire).unwrap(), spliced);
+            for owner in [Owner::Question, Owner::Relative(b"\x02n1")] {
+                let a = decode("n1.example.test.", &whole, owner, &apex);
+                let b = decode("N1.EXAMPLE.test.", &spliced, owner, &apex);
+                assert_eq!(a.answers, b.answers, "{rtype}");
+            }
+            let owner = [&b"\x02n1"[..], &apex_wire].concat();
+            assert_eq!(
+                records_uncompressed(spliced.bytes(), &owner, &apex_wire),
+                records_uncompressed(whole.bytes(), &owner, &apex_wire),
+            );
+            assert_eq!(
+                records_uncompressed(whole.bytes(), &owner, &apex_wire)[0],
+                [
+                    &owner[..],
+                    &u16::from(rtype).to_be_bytes(),
+                    &[0, 1, 0, 0, 0, 60],
+                    &(rdata.len() as u16).to_be_bytes(),
+                    rdata
+                ]
+                .concat()
+            );
+            // A TTL change keeps the splice.
+            let short = spliced.with_ttl(5);
+            assert_eq!(
+                records_uncompressed(short.bytes(), &owner, &apex_wire)[0]
+                    [owner.len() + 4..owner.len() + 8],
+                [0, 0, 0, 5]
+            );
+        }
+        // A name outside the zone, or a label that only ends like the apex, is stored whole.
+        let other = name_wire(&name("example.org."));
+        let foreign = [&[0u8; 18][..], &other, &[9; 64]].concat();
+        let kept =
+            WireRrset::from_rdata_in(RecordType::RRSIG, 60, [&foreign[..]], &apex_wire).unwrap();
+        assert_eq!(
+            kept,
+            WireRrset::from_rdata(RecordType::RRSIG, 60, [&foreign[..]]).unwrap()
+        );
+        let inside_label = [
+            &[0u8; 18][..],
+            &[1 + apex_wire.len() as u8, b'x'],
+            &apex_wire[..],
+            &[0],
+        ]
+        .concat();
+        let kept = WireRrset::from_rdata_in(RecordType::RRSIG, 60, [&inside_label[..]], &apex_wire)
+            .unwrap();
+        assert_eq!(
+            kept,
+            WireRrset::from_rdata(RecordType::RRSIG, 60, [&inside_label[..]]).unwrap()
+        );
+        // Other types are never spliced.
+        let txt =
+            WireRrset::from_rdata_in(RecordType::TXT, 60, [&apex_wire[..]], &apex_wire).unwrap();
+        assert_eq!(
+            txt,
+            WireRrset::from_rdata(RecordType::TXT, 60, [&apex_wire[..]]).unwrap()
+        );
     }
 }

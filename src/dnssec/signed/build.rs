@@ -232,7 +232,12 @@ impl Builder {
         let (rrset, sigs) = match reusable {
             Some((_, rrsig)) => (
                 WireRrset::from_rdata(RecordType::TXT, ttl, [&txt_wire(&record.payload)[..]])?,
-                WireRrset::from_rdata(RecordType::RRSIG, ttl, [&rrsig[..]])?,
+                WireRrset::from_rdata_in(
+                    RecordType::RRSIG,
+                    ttl,
+                    [&rrsig[..]],
+                    &z.snapshot.apex_wire,
+                )?,
             ),
             None => {
                 let (rrset, sigs, sig) = z.txt_signed(&key, &record.payload, self.now)?;
@@ -297,12 +302,15 @@ impl Builder {
         let entry = match node.denial {
             Some((stored_next, sig)) if stored_next == next => {
                 let rdata = [next, &self.apex_suffix, &self.node_bitmap].concat();
+                let apex = &z.snapshot.apex_wire;
+                let ttl = z.negative_ttl;
                 let nsec = RrsetEntry {
-                    rrset: WireRrset::from_rdata(RecordType::NSEC, z.negative_ttl, [&rdata[..]])?,
-                    sigs: Some(WireRrset::from_rdata(
+                    rrset: WireRrset::from_rdata_in(RecordType::NSEC, ttl, [&rdata[..]], apex)?,
+                    sigs: Some(WireRrset::from_rdata_in(
                         RecordType::RRSIG,
-                        z.negative_ttl,
+                        ttl,
                         [&sig[..]],
+                        apex,
                     )?),
                     glue: Vec::new(),
                 };
@@ -331,9 +339,9 @@ impl Builder {
         else {
             return false;
         };
-        let (a, rest) = rdata.split_at(next.len().min(rdata.len()));
-        let (b, c) = rest.split_at(self.apex_suffix.len().min(rest.len()));
-        a == next && b == self.apex_suffix && c == self.node_bitmap
+        // Stored without the apex that ends the next name (see `crate::zone::wire`).
+        let (a, b) = rdata.split_at(next.len().min(rdata.len()));
+        a == next && b == self.node_bitmap
     }
 
     /// Builds the chain, signs what no prior signature covers, and sets the serial. Returns
