@@ -11,7 +11,13 @@
 //! - an unanswered or refused NOTIFY is sent again after 1 s, then 2, 4, … up to 60 s
 //!   (RFC 1996 §3.6), until the target acknowledges it; a new serial does not wait for the
 //!   back-off, so a target that comes back hears of the next change at once;
-//! - with `key=NAME` the NOTIFY is TSIG-signed (RFC 8945).
+//! - with `key=NAME` the NOTIFY is TSIG-signed (RFC 8945);
+//! - when a burst of changes ends (serials announced less than [`SETTLE`] apart), the final
+//!   serial is announced once more [`SETTLE`] after its NOTIFY. A secondary that acknowledged
+//!   every NOTIFY of the burst while its transfers ran may still have dropped the last one:
+//!   NSD 4.6 does after `soa serial … update failed, restarting transfer`, and then waits for
+//!   its SOA retry timer (README, "Round two"). One more NOTIFY costs a current secondary one
+//!   SOA query.
 //!
 //! Every target also gets a NOTIFY for each zone at start, so a secondary that missed changes
 //! while Herald was down catches up without waiting for its refresh timer.
@@ -46,6 +52,8 @@ const REPLY_WAIT: Duration = Duration::from_secs(1);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 const OPCODE_NOTIFY: u16 = 4;
+/// How long after the last NOTIFY of a burst its serial is announced once more.
+pub const SETTLE: Duration = Duration::from_secs(10);
 
 /// A `--notify` value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -245,6 +253,10 @@ impl Task {
             return;
         }
         let mut acked: HashMap<Arc<str>, u32> = HashMap::new();
+        // Per zone: the last acknowledged NOTIFY (when, which serial), and when a burst's
+        // final serial is due to be announced again.
+        let mut last_acked: HashMap<Arc<str>, (Instant, u32)> = HashMap::new();
+        let mut settle: HashMap<Arc<str>, Instant> = HashMap::new();
         let mut last_sent: Option<Instant> = None;
         let mut retry = FIRST_RETRY;
         loop {
@@ -252,7 +264,32 @@ impl Task {
             self.take_requests(&mut acked);
             let pending = self.pending(&acked);
             if pending.is_empty() {
-                if !self.wake(&mut acked).await {
+                let awake = match settle.values().min().copied() {
+                    None => self.wake(&mut acked).await,
+                    Some(due) => {
+                        let woke = tokio::select! {
+                            awake = self.wake(&mut acked) => Some(awake),
+                            () = tokio::time::sleep_until(due) => None,
+                        };
+                        match woke {
+                            Some(awake) => awake,
+                            None => {
+                                // Due: forget the acknowledgement, so the pass announces the
+                                // zone's current serial once more.
+                                let now = Instant::now();
+                                settle.retain(|zone, due| {
+                                    let keep = *due > now;
+                                    if !keep {
+                                        acked.remove(zone);
+                                    }
+                                    keep
+                                });
+                                true
+                            }
+                        }
+                    }
+                };
+                if !awake {
                     return;
                 }
                 continue;
@@ -272,6 +309,18 @@ impl Task {
                         tracing::debug!(target = %addr, zone = %zone.name, serial = zone.serial, "NOTIFY acknowledged");
                         self.secondaries.notify_acked(&zone.name, addr, zone.serial);
                         acked.insert(zone.name.clone(), zone.serial);
+                        // A new serial soon after the last one is a burst: announce its end
+                        // again later. Anything else (the first, a settle, a resend of the same
+                        // serial, a change after a quiet spell) ends the watch.
+                        let burst = last_acked.get(&zone.name).is_some_and(|&(at, serial)| {
+                            serial != zone.serial && sent.duration_since(at) < SETTLE
+                        });
+                        if burst {
+                            settle.insert(zone.name.clone(), sent + SETTLE);
+                        } else {
+                            settle.remove(&zone.name);
+                        }
+                        last_acked.insert(zone.name.clone(), (sent, zone.serial));
                     }
                     Err(e) => {
                         tracing::info!(target = %addr, zone = %zone.name, serial = zone.serial, error = &e as &dyn std::error::Error, retry_s = retry.as_secs(), "NOTIFY not acknowledged; will retry");

@@ -545,6 +545,22 @@ fn notifies_coalesce_bursts_and_retry_until_acknowledged() {
         burst.windows(2).all(|w| w[0] < w[1]),
         "each newer than the last: {burst:?}"
     );
+    // The end of the burst is announced once more, SETTLE (10 s) after its NOTIFY, for a
+    // secondary that dropped it while transferring; then nothing.
+    let ended = Instant::now();
+    let (at, again) = notifies
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the final serial announced again");
+    assert_eq!(again, last);
+    let after = at - ended;
+    assert!(
+        after >= Duration::from_secs(8) && after <= Duration::from_secs(12),
+        "{after:?} after the burst's last NOTIFY was seen"
+    );
+    assert!(
+        notifies.recv_timeout(Duration::from_secs(2)).is_err(),
+        "one settle NOTIFY, not more"
+    );
 }
 
 /// PowerDNS's `PUT …/notify` announces the zone once more to every target, already
