@@ -91,34 +91,13 @@ impl WireRrset {
     }
 
     /// Records whose RDATA is already in wire format and holds no compressible names, such as
-    /// RRSIGs read back from the store.
+    /// RRSIGs read back from the store, stored as given.
     pub fn from_rdata<'r>(
         rtype: RecordType,
         ttl: u32,
         rdatas: impl IntoIterator<Item = &'r [u8], IntoIter: Clone>,
     ) -> Result<Self, ZoneError> {
-        let rdatas = rdatas.into_iter();
-        // Sized exactly: `into_boxed_slice` would otherwise reallocate (this runs a few
-        // million times at start).
-        let size = rdatas.clone().map(|r| 13 + r.len()).sum();
-        let mut bytes = Vec::with_capacity(size);
-        let mut count: u16 = 0;
-        for rdata in rdatas {
-            let rdlen = u16::try_from(rdata.len()).map_err(|_| ZoneError::TooLarge(rtype))?;
-            bytes.extend_from_slice(&(10 + rdlen).to_be_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(&u16::from(rtype).to_be_bytes());
-            bytes.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-            bytes.extend_from_slice(&ttl.to_be_bytes());
-            bytes.extend_from_slice(&rdlen.to_be_bytes());
-            bytes.extend_from_slice(rdata);
-            count = count.checked_add(1).ok_or(ZoneError::TooLarge(rtype))?;
-        }
-        Ok(Self {
-            rtype,
-            count,
-            bytes: bytes.into_boxed_slice(),
-        })
+        Self::from_rdata_in(rtype, ttl, rdatas, &[])
     }
 
     /// Like [`WireRrset::from_rdata`], for RDATA of the zone whose apex is `apex` (lowercase
@@ -131,35 +110,40 @@ impl WireRrset {
         apex: &[u8],
     ) -> Result<Self, ZoneError> {
         let rdatas = rdatas.into_iter();
-        let size = rdatas.clone().map(|r| 15 + r.len()).sum();
-        let mut bytes = Vec::with_capacity(size);
+        // Sized exactly: `into_boxed_slice` would otherwise reallocate (this runs a few
+        // million times at start).
+        let stored = |r: &[u8]| match splice_at(rtype, r, apex) {
+            Some(_) => 15 + r.len() - apex.len(),
+            None => 13 + r.len(),
+        };
+        let mut bytes = Vec::with_capacity(rdatas.clone().map(stored).sum());
         let mut count: u16 = 0;
         for rdata in rdatas {
             let rdlen = u16::try_from(rdata.len()).map_err(|_| ZoneError::TooLarge(rtype))?;
-            let head = |bytes: &mut Vec<u8>| {
-                bytes.extend_from_slice(&u16::from(rtype).to_be_bytes());
-                bytes.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-                bytes.extend_from_slice(&ttl.to_be_bytes());
-                bytes.extend_from_slice(&rdlen.to_be_bytes());
-            };
-            match splice_at(rtype, rdata, apex) {
+            let at = splice_at(rtype, rdata, apex);
+            let kept = rdata.len() - at.map_or(0, |_| apex.len());
+            bytes.extend_from_slice(&(10 + kept as u16).to_be_bytes());
+            match at {
                 Some(at) => {
-                    bytes.extend_from_slice(&(10 + rdlen - apex.len() as u16).to_be_bytes());
                     bytes.push(1);
                     bytes.extend_from_slice(&(SPLICE | (10 + at as u16)).to_be_bytes());
-                    head(&mut bytes);
+                }
+                None => bytes.push(0),
+            }
+            bytes.extend_from_slice(&u16::from(rtype).to_be_bytes());
+            bytes.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+            bytes.extend_from_slice(&ttl.to_be_bytes());
+            bytes.extend_from_slice(&rdlen.to_be_bytes());
+            match at {
+                Some(at) => {
                     bytes.extend_from_slice(&rdata[..at]);
                     bytes.extend_from_slice(&rdata[at + apex.len()..]);
                 }
-                None => {
-                    bytes.extend_from_slice(&(10 + rdlen).to_be_bytes());
-                    bytes.push(0);
-                    head(&mut bytes);
-                    bytes.extend_from_slice(rdata);
-                }
+                None => bytes.extend_from_slice(rdata),
             }
             count = count.checked_add(1).ok_or(ZoneError::TooLarge(rtype))?;
         }
+        debug_assert_eq!(bytes.len(), bytes.capacity());
         Ok(Self {
             rtype,
             count,
