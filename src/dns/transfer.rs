@@ -337,8 +337,7 @@ impl<W: AsyncWrite + Unpin> Stream<'_, W> {
             for set in entry.rrsets() {
                 let owner = Owner::Relative(entry.key());
                 if set.rtype() == RecordType::SOA {
-                    write_records(set.sigs(), &mut self.msg, owner, apex);
-                    self.count += set.counts().1;
+                    self.count += write_records(set.sigs(), &mut self.msg, owner, apex);
                 } else {
                     self.count += set.write(&mut self.msg, owner, apex, true);
                 }

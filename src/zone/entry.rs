@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! key_len: u8 | key | block*
-//! block = rtype: u16 | count: u16 | records_len: u16 | sig_count: u16 | sigs_len: u16
-//!         | glue_len: u16 | records | sigs | glue
+//! block = rtype: u16 | records_len: u16 | sigs_len: u16 | glue_len: u16 | ttl: u32
+//!         | records | sigs | glue
 //! glue  = (len: u8 | key)*
 //! ```
 //!
 //! `records` and `sigs` (the RRset's RRSIGs) are in a [`WireRrset`]'s byte layout; blocks are
-//! sorted by type. With NSEC denial the name's NSEC RRset is one more block, so an answer with
+//! sorted by type. One TTL serves both: an RRSIG's TTL is that of the RRset it covers
+//! (RFC 4034 §3). Record counts are not stored: writing the records counts them. With NSEC denial the name's NSEC RRset is one more block, so an answer with
 //! DO=1 copies signatures and proofs from here the same way as the data.
 
 use hickory_proto::rr::RecordType;
@@ -21,7 +22,7 @@ use triomphe::ThinArc;
 
 use super::ZoneError;
 use super::snapshot::NameKey;
-use super::wire::{Apex, Owner, WireRrset, write_records};
+use super::wire::{Apex, Owner, Records, WireRrset, write_records};
 
 const BLOCK_HEADER: usize = 12;
 
@@ -76,7 +77,7 @@ impl NameEntry {
                 glue.push(g.len() as u8);
                 glue.extend_from_slice(g);
             }
-            let block = Block::of(&e.rrset, e.sigs.as_ref(), &glue);
+            let block = Block::of(&e.rrset, e.sigs.as_ref(), &glue)?;
             push_block(&mut out, &block)?;
         }
         Ok(Self(thin(out)))
@@ -90,7 +91,7 @@ impl NameEntry {
         sigs: Option<&WireRrset>,
     ) -> Result<Self, ZoneError> {
         let glue = self.rrset(rrset.rtype()).map_or(&[][..], |r| r.block.glue);
-        let new = Block::of(rrset, sigs, glue);
+        let new = Block::of(rrset, sigs, glue)?;
         let mut out = start(self.key(), self.bytes().len() + 256)?;
         let mut placed = false;
         for b in self.rrsets() {
@@ -171,40 +172,41 @@ fn start(key: &[u8], blocks: usize) -> Result<Vec<u8>, ZoneError> {
 #[derive(Debug, Clone, Copy)]
 struct Block<'a> {
     rtype: u16,
-    count: u16,
+    ttl: u32,
     records: &'a [u8],
-    sig_count: u16,
     sigs: &'a [u8],
     glue: &'a [u8],
 }
 
 impl<'a> Block<'a> {
-    fn of(rrset: &'a WireRrset, sigs: Option<&'a WireRrset>, glue: &'a [u8]) -> Self {
-        Self {
+    fn of(
+        rrset: &'a WireRrset,
+        sigs: Option<&'a WireRrset>,
+        glue: &'a [u8],
+    ) -> Result<Self, ZoneError> {
+        if let Some(s) = sigs
+            && s.ttl() != rrset.ttl()
+        {
+            return Err(ZoneError::SigTtl(rrset.rtype()));
+        }
+        Ok(Self {
             rtype: u16::from(rrset.rtype()),
-            count: rrset.count(),
+            ttl: rrset.ttl(),
             records: rrset.bytes(),
-            sig_count: sigs.map_or(0, WireRrset::count),
             sigs: sigs.map_or(&[], WireRrset::bytes),
             glue,
-        }
+        })
     }
 }
 
 fn push_block(out: &mut Vec<u8>, b: &Block<'_>) -> Result<(), ZoneError> {
     let too_large = || ZoneError::TooLarge(RecordType::from(b.rtype));
     let len = |bytes: &[u8]| u16::try_from(bytes.len()).map_err(|_| too_large());
-    let fields = [
-        b.rtype,
-        b.count,
-        len(b.records)?,
-        b.sig_count,
-        len(b.sigs)?,
-        len(b.glue)?,
-    ];
+    let fields = [b.rtype, len(b.records)?, len(b.sigs)?, len(b.glue)?];
     for v in fields {
         out.extend_from_slice(&v.to_be_bytes());
     }
+    out.extend_from_slice(&b.ttl.to_be_bytes());
     out.extend_from_slice(b.records);
     out.extend_from_slice(b.sigs);
     out.extend_from_slice(b.glue);
@@ -226,28 +228,32 @@ impl<'a> RrsetRef<'a> {
     /// returns how many records were written.
     #[inline]
     pub fn write(&self, out: &mut Vec<u8>, owner: Owner<'_>, apex: Apex<'_>, dnssec: bool) -> u16 {
-        write_records(self.block.records, out, owner, apex);
+        let n = write_records(self.records(), out, owner, apex);
         if dnssec {
-            write_records(self.block.sigs, out, owner, apex);
-            self.block.count + self.block.sig_count
+            n + write_records(self.sigs(), out, owner, apex)
         } else {
-            self.block.count
+            n
         }
     }
 
-    /// How many records, and how many RRSIGs, the RRset has.
-    pub fn counts(&self) -> (u16, u16) {
-        (self.block.count, self.block.sig_count)
+    /// The records.
+    #[inline]
+    pub fn records(&self) -> Records<'a> {
+        Records {
+            rtype: self.block.rtype,
+            ttl: self.block.ttl,
+            bytes: self.block.records,
+        }
     }
 
-    /// The records in [`WireRrset`] layout.
-    pub fn records(&self) -> &'a [u8] {
-        self.block.records
-    }
-
-    /// The RRSIG records in [`WireRrset`] layout; empty when unsigned.
-    pub fn sigs(&self) -> &'a [u8] {
-        self.block.sigs
+    /// The RRSIG records; empty when unsigned.
+    #[inline]
+    pub fn sigs(&self) -> Records<'a> {
+        Records {
+            rtype: u16::from(RecordType::RRSIG),
+            ttl: self.block.ttl,
+            bytes: self.block.sigs,
+        }
     }
 
     /// The keys of the names whose addresses are glue for this RRset.
@@ -275,16 +281,15 @@ impl<'a> Iterator for Rrsets<'a> {
             return None;
         }
         let field = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-        let (records, rest) = b[BLOCK_HEADER..].split_at(usize::from(field(4)));
-        let (sigs, rest) = rest.split_at(usize::from(field(8)));
-        let (glue, rest) = rest.split_at(usize::from(field(10)));
+        let (records, rest) = b[BLOCK_HEADER..].split_at(usize::from(field(2)));
+        let (sigs, rest) = rest.split_at(usize::from(field(4)));
+        let (glue, rest) = rest.split_at(usize::from(field(6)));
         self.0 = rest;
         Some(RrsetRef {
             block: Block {
                 rtype: field(0),
-                count: field(2),
+                ttl: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
                 records,
-                sig_count: field(6),
                 sigs,
                 glue,
             },
@@ -376,7 +381,7 @@ mod tests {
         assert_eq!(t.write(&mut out, Owner::Question, Q, true), 2);
         sig().write(&mut direct, Owner::Question, Q);
         assert_eq!(out, direct);
-        assert_eq!(t.sigs(), sig().bytes());
+        assert_eq!(t.sigs().bytes, sig().bytes());
     }
 
     #[test]
@@ -402,9 +407,58 @@ mod tests {
         // Re-signing the A RRset keeps its glue.
         let e4 = e3.with_rrset(&a(), Some(&sig())).unwrap();
         assert_eq!(e4.rrset(RecordType::A).unwrap().glue().count(), 1);
-        assert_eq!(e4.rrset(RecordType::A).unwrap().sigs(), sig().bytes());
+        assert_eq!(e4.rrset(RecordType::A).unwrap().sigs().bytes, sig().bytes());
         let e5 = e4.without(RecordType::TXT).unwrap();
         assert!(e5.rrset(RecordType::TXT).is_none());
         assert!(NameEntry::new(b"\x01b", &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_ttl_per_block_serves_the_rrset_and_its_rrsigs() {
+        let long = WireRrset::build(
+            RecordType::TXT,
+            86_400,
+            [&RData::TXT(TXT::new(vec!["x".into()]))],
+            &apex(),
+        )
+        .unwrap();
+        let long_sig = sig().with_ttl(86_400);
+        let e = NameEntry::new(
+            b"\x02n1",
+            &[RrsetEntry {
+                rrset: long.clone(),
+                sigs: Some(long_sig.clone()),
+                glue: vec![],
+            }],
+        )
+        .unwrap();
+        let t = e.rrset(RecordType::TXT).unwrap();
+        assert_eq!((t.records().ttl, t.sigs().ttl), (86_400, 86_400));
+        assert_eq!(t.records(), long.records());
+        assert_eq!(t.sigs(), long_sig.records());
+        // Every written record carries it: TYPE, CLASS, TTL follow the two-byte owner pointer.
+        let mut out = Vec::new();
+        t.write(&mut out, Owner::Question, Q, true);
+        assert_eq!(&out[2..10], &[0, 16, 0, 1, 0, 1, 0x51, 0x80]);
+        let sig_at = out.len() - (2 + 10 + b"not a real signature".len());
+        assert_eq!(
+            &out[sig_at + 2..sig_at + 10],
+            &[0, 46, 0, 1, 0, 1, 0x51, 0x80]
+        );
+        // RRSIGs with another TTL than their RRset's are refused (RFC 4034 §3), in a new entry
+        // and in a replaced RRset alike.
+        let mismatched = RrsetEntry {
+            rrset: long.clone(),
+            sigs: Some(sig()),
+            glue: vec![],
+        };
+        assert!(matches!(
+            NameEntry::new(b"\x02n1", &[mismatched]),
+            Err(ZoneError::SigTtl(RecordType::TXT))
+        ));
+        assert!(matches!(
+            e.with_rrset(&long, Some(&sig())),
+            Err(ZoneError::SigTtl(RecordType::TXT))
+        ));
     }
 }

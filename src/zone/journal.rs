@@ -16,7 +16,6 @@ use super::chain::{Chain, Hash};
 use super::entry::NameEntry;
 use super::snapshot::ZoneSnapshot;
 use super::sorted::SortedMap;
-use super::wire::records_uncompressed;
 
 /// One serial change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +114,9 @@ fn rrs_of(
             continue;
         }
         if r.rtype() != RecordType::SOA {
-            set.extend(records_uncompressed(r.records(), &owner, apex));
+            set.extend(r.records().uncompressed(&owner, apex));
         }
-        set.extend(records_uncompressed(r.sigs(), &owner, apex));
+        set.extend(r.sigs().uncompressed(&owner, apex));
     }
 }
 
@@ -126,9 +125,9 @@ fn nsec3_rrs(chain: &Chain, hash: &Hash, apex: &[u8], set: &mut BTreeSet<Vec<u8>
     let Chain::Nsec3(links) = chain else { return };
     let Some(r) = links.get(hash) else { return };
     let owner = [&r.label[..], apex].concat();
-    set.extend(records_uncompressed(r.rrset.bytes(), &owner, apex));
+    set.extend(r.rrset.records().uncompressed(&owner, apex));
     if let Some(sigs) = &r.sigs {
-        set.extend(records_uncompressed(sigs.bytes(), &owner, apex));
+        set.extend(sigs.records().uncompressed(&owner, apex));
     }
 }
 
@@ -138,11 +137,7 @@ pub fn soa_rr(snapshot: &ZoneSnapshot) -> Vec<u8> {
     snapshot
         .lookup(&[])
         .and_then(|e| e.rrset(RecordType::SOA))
-        .and_then(|r| {
-            records_uncompressed(r.records(), apex, apex)
-                .into_iter()
-                .next()
-        })
+        .and_then(|r| r.records().uncompressed(apex, apex).into_iter().next())
         .unwrap_or_default()
 }
 

@@ -68,4 +68,7 @@ pub enum ZoneError {
     NameTooLong,
     #[error("more names in an RRset than compression can point to")]
     TooManyNames,
+    /// RFC 4034 §3: an RRSIG's TTL is the TTL of the RRset it covers.
+    #[error("the RRSIGs of a {0} RRset have a TTL other than the RRset's")]
+    SigTtl(RecordType),
 }

@@ -21,7 +21,7 @@ use super::entry::NameEntry;
 use super::file::StaticZone;
 use super::journal::Journal;
 use super::names::NameMap;
-use super::wire::{WireRrset, first_rdata, relative_key};
+use super::wire::{WireRrset, relative_key};
 
 /// The DNS path's view: the current [`ZoneSet`], swapped atomically on every change.
 pub type SharedZones = Arc<ArcSwap<ZoneSet>>;
@@ -76,7 +76,7 @@ impl ZoneSnapshot {
             for rrset in entry.rrsets() {
                 // RFC 4034 §3.1: type covered (2), algorithm (1), labels (1), original TTL (4),
                 // then the expiration; serial arithmetic (§3.1.5) against now.
-                let Some(rdata) = first_rdata(rrset.sigs()) else {
+                let Some(rdata) = rrset.sigs().first_rdata() else {
                     continue;
                 };
                 let Some(exp) = rdata.get(8..12) else {

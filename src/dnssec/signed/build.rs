@@ -335,7 +335,7 @@ impl Builder {
         };
         let Some(rdata) = entry
             .rrset(RecordType::NSEC)
-            .and_then(|r| first_rdata(r.records()))
+            .and_then(|r| r.records().first_rdata())
         else {
             return false;
         };

@@ -19,7 +19,7 @@ impl SignedZone {
                 continue;
             };
             for set in entry.rrsets() {
-                if !self.due(set.sigs(), now) {
+                if !self.due(set.sigs().bytes, now) {
                     continue;
                 }
                 match set.rtype() {
@@ -122,13 +122,13 @@ impl SignedZone {
                     {
                         if entry
                             .rrset(RecordType::TXT)
-                            .is_some_and(|r| self.due(r.sigs(), now))
+                            .is_some_and(|r| self.due(r.sigs().bytes, now))
                         {
                             todo_txt.push(k.to_key());
                         }
                         if entry
                             .rrset(RecordType::NSEC)
-                            .is_some_and(|r| self.due(r.sigs(), now))
+                            .is_some_and(|r| self.due(r.sigs().bytes, now))
                         {
                             todo_denial.push(k.to_key());
                         }
@@ -156,7 +156,7 @@ impl SignedZone {
                         if let Some(entry) = self.snapshot.names.get(&rec.name)
                             && entry
                                 .rrset(RecordType::TXT)
-                                .is_some_and(|r| self.due(r.sigs(), now))
+                                .is_some_and(|r| self.due(r.sigs().bytes, now))
                         {
                             todo_txt.push(rec.name.clone());
                         }
@@ -189,8 +189,12 @@ impl SignedZone {
             DnssecError::Inconsistent(format!("an unreadable node TXT record at {name}"))
         };
         let entry = self.snapshot.names.get(key).ok_or_else(bad)?;
-        let rdata =
-            first_rdata(entry.rrset(RecordType::TXT).ok_or_else(bad)?.records()).ok_or_else(bad)?;
+        let rdata = entry
+            .rrset(RecordType::TXT)
+            .ok_or_else(bad)?
+            .records()
+            .first_rdata()
+            .ok_or_else(bad)?;
         let (&len, text) = rdata.split_first().ok_or_else(bad)?;
         let text = std::str::from_utf8(text.get(..usize::from(len)).ok_or_else(bad)?)
             .map_err(|_| bad())?;
