@@ -11,26 +11,23 @@ use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::dnssec::rdata::{NSEC, NSEC3};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::zone::canon::{CanonKey, RelName};
 use crate::zone::chain::{Hash, Nsec3Record};
+use crate::zone::order::NameOrder;
 use crate::zone::snapshot::NameKey;
 use crate::zone::sorted::SortedMap;
 
 /// NSEC: the name after `key` in canonical order, wrapping to the apex after the last
 /// (RFC 4034 §4.1.1).
-pub fn nsec_next(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> NameKey {
-    order
-        .get_after(RelName::new(key))
-        .map(|(k, _)| k.to_key())
-        .unwrap_or_else(|| NameKey::from(&[][..]))
+pub fn nsec_next(order: &NameOrder, key: &[u8]) -> NameKey {
+    NameKey::from(order.get_after(key).unwrap_or_default())
 }
 
 /// NSEC: the name before `key`, wrapping to the last name.
-pub fn nsec_prev(order: &SortedMap<CanonKey, ()>, key: &[u8]) -> Option<NameKey> {
+pub fn nsec_prev(order: &NameOrder, key: &[u8]) -> Option<NameKey> {
     order
-        .get_before(RelName::new(key))
+        .get_before(key)
         .or_else(|| order.last())
-        .map(|(k, _)| k.to_key())
+        .map(NameKey::from)
 }
 
 /// NSEC3: the hash after `hash`, wrapping to the first.
@@ -115,10 +112,7 @@ mod tests {
 
     #[test]
     fn nsec_neighbours_wrap_to_the_apex() {
-        let mut order = SortedMap::new();
-        for k in [&b""[..], b"\x01a", b"\x01c"] {
-            order.insert(CanonKey::new(k), ());
-        }
+        let order = NameOrder::from_sorted([&b""[..], b"\x01a", b"\x01c"]);
         assert_eq!(&*nsec_next(&order, b"\x01a"), b"\x01c");
         assert_eq!(&*nsec_next(&order, b"\x01c"), b"");
         assert_eq!(

@@ -29,7 +29,7 @@ use super::nsec::{
 use super::policy::Denial;
 use super::sign::{Digest, Signature, Signer, rrsig_expiration};
 use crate::record::{NodeLabel, NodeRecord, Payload, render_into};
-use crate::zone::canon::{CanonKey, RelName};
+use crate::zone::canon::CanonKey;
 use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};
 use crate::zone::entry::{NameEntry, RrsetEntry};
 use crate::zone::file::StaticZone;
@@ -310,7 +310,7 @@ impl SignedZone {
     fn chain_insert(&mut self, key: &NameKey) {
         let prev = match &mut self.snapshot.chain {
             Chain::Nsec(order) => {
-                order.insert(CanonKey::new(key), ());
+                order.insert(key);
                 nsec_prev(order, key)
             }
             Chain::Nsec3(links) => {
@@ -333,7 +333,7 @@ impl SignedZone {
         }
         let prev = match &mut self.snapshot.chain {
             Chain::Nsec(order) => {
-                order.remove::<RelName>(RelName::new(key));
+                order.remove(key);
                 nsec_prev(order, key)
             }
             Chain::Nsec3(links) => {

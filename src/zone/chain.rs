@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use ring::digest;
 
-use super::canon::{CanonKey, RelName};
+use super::order::NameOrder;
 use super::snapshot::NameKey;
 use super::sorted::SortedMap;
 use super::wire::WireRrset;
@@ -38,7 +38,7 @@ pub struct Nsec3Record {
 /// The chain of a zone.
 #[derive(Debug, Clone)]
 pub enum Chain {
-    Nsec(SortedMap<CanonKey, ()>),
+    Nsec(NameOrder),
     Nsec3(SortedMap<Hash, Arc<Nsec3Record>>),
 }
 
@@ -48,7 +48,7 @@ impl Chain {
     #[inline]
     pub fn nsec_covering(&self, rel: &[u8]) -> Option<&[u8]> {
         match self {
-            Chain::Nsec(order) => order.get_prev(RelName::new(rel)).map(|(k, _)| k.as_bytes()),
+            Chain::Nsec(order) => order.get_prev(rel),
             Chain::Nsec3(_) => None,
         }
     }
@@ -147,11 +147,7 @@ mod tests {
 
     #[test]
     fn nsec_covering_is_the_greatest_name_not_above() {
-        let mut order = SortedMap::new();
-        for k in [&b""[..], b"\x01a", b"\x01c"] {
-            order.insert(CanonKey::new(k), ());
-        }
-        let chain = Chain::Nsec(order);
+        let chain = Chain::Nsec(NameOrder::from_sorted([&b""[..], b"\x01a", b"\x01c"]));
         assert_eq!(chain.nsec_covering(b"\x01b"), Some(&b"\x01a"[..]));
         assert_eq!(chain.nsec_covering(b"\x01z"), Some(&b"\x01c"[..]));
         assert_eq!(chain.nsec_covering(b"\x01a"), Some(&b"\x01a"[..]));

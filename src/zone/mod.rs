@@ -21,6 +21,7 @@ pub mod entry;
 pub mod file;
 pub mod journal;
 pub mod names;
+pub mod order;
 pub mod snapshot;
 pub mod sorted;
 pub mod wire;

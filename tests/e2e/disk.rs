@@ -183,7 +183,12 @@ fn a_full_then_read_only_disk_refuses_publishes_and_dns_keeps_answering() {
     wait_for(Duration::from_secs(30), "herald_zone_at_risk 0", || {
         at_risk(&server) == Some(0.0)
     });
-    assert!(server.log().contains("no longer at risk"));
+    // The metric flips just before the line is logged.
+    wait_for(
+        Duration::from_secs(5),
+        "\"no longer at risk\" in the log",
+        || server.log().contains("no longer at risk"),
+    );
 
     // Read-only: 503, nothing written, DNS still answers.
     disk.fail();

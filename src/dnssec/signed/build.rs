@@ -20,6 +20,7 @@ use hickory_proto::rr::{RData, RecordType};
 
 use super::*;
 use crate::zone::canon::canonical_cmp;
+use crate::zone::order::NameOrder;
 use crate::zone::sorted::SortedMap;
 
 /// Collects a zone's nodes at start; see [`SignedZone::builder`].
@@ -74,7 +75,7 @@ impl SignedZone {
         let soa_ttl = zone.soa_ttl;
         let negative_ttl = soa_ttl.min(zone.soa.minimum);
         let chain = match signer.policy().denial {
-            Denial::Nsec => Chain::Nsec(SortedMap::new()),
+            Denial::Nsec => Chain::Nsec(NameOrder::new()),
             Denial::Nsec3 => Chain::Nsec3(SortedMap::new()),
         };
         let wildcard_apex_hash = (signer.policy().denial == Denial::Nsec3)
@@ -380,7 +381,7 @@ impl Builder {
                 // Two sorted runs (the zone file's names, then the nodes as the store gave
                 // them), so this sort is a merge.
                 keys.sort();
-                *order = SortedMap::from_sorted(keys.iter().map(|k| (k.clone(), ())));
+                *order = NameOrder::from_sorted(keys.iter().map(CanonKey::as_bytes));
             }
             Chain::Nsec3(links) => {
                 for k in &keys {

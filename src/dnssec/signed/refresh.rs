@@ -108,15 +108,13 @@ impl SignedZone {
         match &self.snapshot.chain {
             Chain::Nsec(order) => {
                 let after = match &self.cursor {
-                    Cursor::Nsec(k) => Some(RelName::new(k)),
+                    Cursor::Nsec(k) => Some(&k[..]),
                     _ => None,
                 };
-                let iter = order.iter_after(after).map(|(k, _)| k);
                 let mut last_key = None;
-                for k in iter {
+                for key in order.iter_after(after) {
                     seen += 1;
-                    last_key = Some(k);
-                    let key = k.as_bytes();
+                    last_key = Some(key);
                     if self.is_node(key)
                         && let Some(entry) = self.snapshot.names.get(key)
                     {
@@ -124,13 +122,13 @@ impl SignedZone {
                             .rrset(RecordType::TXT)
                             .is_some_and(|r| self.due(r.sigs().bytes, now))
                         {
-                            todo_txt.push(k.to_key());
+                            todo_txt.push(NameKey::from(key));
                         }
                         if entry
                             .rrset(RecordType::NSEC)
                             .is_some_and(|r| self.due(r.sigs().bytes, now))
                         {
-                            todo_denial.push(k.to_key());
+                            todo_denial.push(NameKey::from(key));
                         }
                     }
                     if full(seen, &todo_txt, &todo_denial) {
@@ -138,7 +136,7 @@ impl SignedZone {
                     }
                 }
                 if let Some(k) = last_key {
-                    last = Cursor::Nsec(k.to_key());
+                    last = Cursor::Nsec(NameKey::from(k));
                 }
             }
             Chain::Nsec3(links) => {
