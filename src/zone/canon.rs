@@ -6,48 +6,17 @@
 //! names below it. Keys here are [`NameKey`]s (lowercase wire-format labels without the apex),
 //! so the apex, the empty key, sorts first.
 
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 
 use super::snapshot::NameKey;
 
-/// A borrowed relative name with canonical order, so an ordered map of [`CanonKey`]s can be
-/// searched with a name built on the stack (no allocation on the query path).
-#[derive(Debug, PartialEq, Eq, Hash)]
-#[repr(transparent)]
-pub struct RelName([u8]);
-
-impl RelName {
-    /// Views `key` (lowercase wire-format labels) as a [`RelName`].
-    pub fn new(key: &[u8]) -> &RelName {
-        // SAFETY: RelName is a repr(transparent) wrapper around [u8], so the two references
-        // have the same layout and the same lifetime.
-        unsafe { &*(key as *const [u8] as *const RelName) }
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Ord for RelName {
-    fn cmp(&self, other: &Self) -> Ordering {
-        canonical_cmp(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for RelName {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// An owned relative name in canonical order, as the NSEC chain holds a million of them.
+/// An owned relative name in canonical order: what the start sorts a million node names as
+/// before packing them into the NSEC chain ([`super::order::NameOrder`]), and each chain chunk's
+/// first name.
 ///
 /// A name of up to [`INLINE`] octets (every node name Herald makes) is stored in the key itself,
 /// 24 bytes with no allocation; a longer one in an `Arc`. A shared [`NameKey`] would cost its
-/// 16-byte pointer plus a 32-byte allocation per name, and the chain is the only long-lived
-/// holder of node keys besides the entries, which carry their own copy.
+/// 16-byte pointer plus a 32-byte allocation per name.
 #[derive(Clone)]
 pub struct CanonKey(Compact);
 
@@ -109,12 +78,6 @@ impl Eq for CanonKey {}
 impl std::hash::Hash for CanonKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state);
-    }
-}
-
-impl Borrow<RelName> for CanonKey {
-    fn borrow(&self) -> &RelName {
-        RelName::new(self.as_bytes())
     }
 }
 
@@ -242,22 +205,5 @@ mod tests {
         let at_limit = [&[21u8][..], &[b'x'; 21]].concat();
         assert_eq!(at_limit.len(), INLINE);
         assert_eq!(CanonKey::new(&at_limit).as_bytes(), &at_limit[..]);
-    }
-
-    #[test]
-    fn ordered_map_searches_with_a_borrowed_name() {
-        let mut set = crate::zone::sorted::SortedMap::new();
-        for n in ["", "a", "c", "x.c", "d"] {
-            set.insert(CanonKey::new(&key(n)), ());
-        }
-        let prev = |n: &str| {
-            let k = key(n);
-            set.get_prev(RelName::new(&k))
-                .map(|(c, _)| c.as_bytes().to_vec())
-        };
-        assert_eq!(prev("b"), Some(key("a")));
-        assert_eq!(prev("c"), Some(key("c")));
-        assert_eq!(prev("y.c"), Some(key("x.c")));
-        assert_eq!(prev("zz"), Some(key("d")));
     }
 }

@@ -2,15 +2,15 @@
 //! chain (RFC 5155) of a zone, as the snapshot holds it and the query path searches it. The
 //! records in it are made and signed by [`crate::dnssec`].
 //!
-//! Both are persistent sorted maps ([`SortedMap`]), so adding a node copies a chunk and shares
+//! Both are persistent two-level sorted structures, so adding a node copies a chunk and shares
 //! the rest with the previous snapshot, and the query path finds the record covering a name
 //! that does not exist with two binary searches and no allocation:
-//! - NSEC: the set of names that own data, in canonical order; each name's NSEC RRset lives in
-//!   its [`NameEntry`](super::entry::NameEntry), so a lookup gives the predecessor's key and
-//!   the entry gives its NSEC;
-//! - NSEC3: hashed names (every name with data, and every empty non-terminal) mapped to their
-//!   prepared NSEC3 RRset. Parameters follow RFC 9276: SHA-1, no extra iterations, no salt, no
-//!   opt-out.
+//! - NSEC: the set of names that own data, in canonical order, packed ([`NameOrder`]); each
+//!   name's NSEC RRset lives in its [`NameEntry`](super::entry::NameEntry), so a lookup gives
+//!   the predecessor's key and the entry gives its NSEC;
+//! - NSEC3 ([`SortedMap`]): hashed names (every name with data, and every empty non-terminal)
+//!   mapped to their prepared NSEC3 RRset. Parameters follow RFC 9276: SHA-1, no extra
+//!   iterations, no salt, no opt-out.
 
 use std::sync::Arc;
 

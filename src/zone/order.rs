@@ -248,7 +248,7 @@ impl NameOrder {
         }
         let n = names.len();
         let replaced: Vec<Chunk> = if n + 1 > MAX_KEYS {
-            let half = (n + 1) / 2;
+            let half = n.div_ceil(2); // of the n + 1 names, rounded down
             // The new name goes to whichever half its position falls in.
             let (a, b) = if i < half {
                 (

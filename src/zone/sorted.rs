@@ -1,4 +1,5 @@
-//! A persistent sorted map for the NSEC and NSEC3 chains.
+//! A persistent sorted map for the NSEC3 chain and the IXFR journal (the NSEC chain, a set of
+//! names, packs them: [`super::order`]).
 //!
 //! Written here because the query path needs "the greatest key at or below this one" without
 //! allocating, and the persistent B-tree of `imbl` answers that through a range cursor that
