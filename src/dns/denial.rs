@@ -43,13 +43,14 @@ pub fn no_name(
     out: &mut Vec<u8>,
     apex: Apex<'_>,
 ) -> u16 {
-    // The closest encloser: the longest existing ancestor. The apex always exists.
+    // The closest encloser: the longest existing ancestor. The apex always exists, so it is
+    // not looked up: for a name one label below it (every node name) that is no lookup at all.
     let mut closest = cut;
     let mut next_closer = 0;
     let mut at = 0;
     while at < cut {
         let next = at + usize::from(qname[at]) + 1;
-        if zone.lookup(&qname[next..cut]).is_some() {
+        if next == cut || zone.lookup(&qname[next..cut]).is_some() {
             closest = next;
             next_closer = at;
             break;
