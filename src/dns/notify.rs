@@ -13,10 +13,12 @@
 //!   back-off, so a target that comes back hears of the next change at once;
 //! - with `key=NAME` the NOTIFY is TSIG-signed (RFC 8945);
 //! - when a burst of changes ends (serials announced less than [`SETTLE`] apart), the final
-//!   serial is announced once more [`SETTLE`] after its NOTIFY. A secondary that acknowledged
-//!   every NOTIFY of the burst while its transfers ran may still have dropped the last one:
-//!   NSD 4.6 does after `soa serial … update failed, restarting transfer`, and then waits for
-//!   its SOA retry timer (README, "Round two"). One more NOTIFY costs a current secondary one
+//!   serial is announced again [`SETTLE`] after its NOTIFY, and then twice more at growing
+//!   intervals ([`SETTLE_AGAIN`]). A secondary that acknowledged every NOTIFY of the burst
+//!   while its transfers ran may still have dropped the last one: NSD 4.6 does after
+//!   `soa serial … update failed, restarting transfer`, and then waits for its SOA retry timer
+//!   (README, "Round two"). It drops a repeat too while a long transfer still runs, so the
+//!   repeats reach past the time a million-node AXFR takes. Each costs a current secondary one
 //!   SOA query.
 //!
 //! Every target also gets a NOTIFY for each zone at start, so a secondary that missed changes
@@ -54,6 +56,8 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 const OPCODE_NOTIFY: u16 = 4;
 /// How long after the last NOTIFY of a burst its serial is announced once more.
 pub const SETTLE: Duration = Duration::from_secs(10);
+/// After that first repeat, the burst's serial is announced again after each of these.
+pub const SETTLE_AGAIN: [Duration; 2] = [Duration::from_secs(30), Duration::from_secs(90)];
 
 /// A `--notify` value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -254,9 +258,9 @@ impl Task {
         }
         let mut acked: HashMap<Arc<str>, u32> = HashMap::new();
         // Per zone: the last acknowledged NOTIFY (when, which serial), and when a burst's
-        // final serial is due to be announced again.
+        // final serial is due to be announced again, with how many repeats were sent.
         let mut last_acked: HashMap<Arc<str>, (Instant, u32)> = HashMap::new();
-        let mut settle: HashMap<Arc<str>, Instant> = HashMap::new();
+        let mut settle: HashMap<Arc<str>, (Instant, usize)> = HashMap::new();
         let mut last_sent: Option<Instant> = None;
         let mut retry = FIRST_RETRY;
         loop {
@@ -264,7 +268,7 @@ impl Task {
             self.take_requests(&mut acked);
             let pending = self.pending(&acked);
             if pending.is_empty() {
-                let awake = match settle.values().min().copied() {
+                let awake = match settle.values().map(|&(due, _)| due).min() {
                     None => self.wake(&mut acked).await,
                     Some(due) => {
                         let woke = tokio::select! {
@@ -275,14 +279,19 @@ impl Task {
                             Some(awake) => awake,
                             None => {
                                 // Due: forget the acknowledgement, so the pass announces the
-                                // zone's current serial once more.
+                                // zone's current serial once more, and set the next repeat.
                                 let now = Instant::now();
-                                settle.retain(|zone, due| {
-                                    let keep = *due > now;
-                                    if !keep {
-                                        acked.remove(zone);
+                                settle.retain(|zone, (due, sent)| {
+                                    if *due > now {
+                                        return true;
                                     }
-                                    keep
+                                    acked.remove(zone);
+                                    let Some(&wait) = SETTLE_AGAIN.get(*sent) else {
+                                        return false;
+                                    };
+                                    *due = now + wait;
+                                    *sent += 1;
+                                    true
                                 });
                                 true
                             }
@@ -310,15 +319,19 @@ impl Task {
                         self.secondaries.notify_acked(&zone.name, addr, zone.serial);
                         acked.insert(zone.name.clone(), zone.serial);
                         // A new serial soon after the last one is a burst: announce its end
-                        // again later. Anything else (the first, a settle, a resend of the same
-                        // serial, a change after a quiet spell) ends the watch.
-                        let burst = last_acked.get(&zone.name).is_some_and(|&(at, serial)| {
-                            serial != zone.serial && sent.duration_since(at) < SETTLE
-                        });
-                        if burst {
-                            settle.insert(zone.name.clone(), sent + SETTLE);
-                        } else {
-                            settle.remove(&zone.name);
+                        // again later. The same serial (a repeat, a resend) keeps the repeats
+                        // going; any other (the first, a change after a quiet spell) ends them.
+                        let last = last_acked.get(&zone.name).copied();
+                        match last {
+                            Some((at, serial))
+                                if serial != zone.serial && sent.duration_since(at) < SETTLE =>
+                            {
+                                settle.insert(zone.name.clone(), (sent + SETTLE, 0));
+                            }
+                            Some((_, serial)) if serial == zone.serial => {}
+                            _ => {
+                                settle.remove(&zone.name);
+                            }
                         }
                         last_acked.insert(zone.name.clone(), (sent, zone.serial));
                     }

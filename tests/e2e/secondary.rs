@@ -546,7 +546,8 @@ fn notifies_coalesce_bursts_and_retry_until_acknowledged() {
         "each newer than the last: {burst:?}"
     );
     // The end of the burst is announced once more, SETTLE (10 s) after its NOTIFY, for a
-    // secondary that dropped it while transferring; then nothing.
+    // secondary that dropped it while transferring; then again 30 s later (and 90 s after
+    // that), and nothing in between.
     let ended = Instant::now();
     let (at, again) = notifies
         .recv_timeout(Duration::from_secs(15))
@@ -557,9 +558,18 @@ fn notifies_coalesce_bursts_and_retry_until_acknowledged() {
         after >= Duration::from_secs(8) && after <= Duration::from_secs(12),
         "{after:?} after the burst's last NOTIFY was seen"
     );
+    let (next, again) = notifies
+        .recv_timeout(Duration::from_secs(35))
+        .expect("the final serial announced a third time");
+    assert_eq!(again, last);
+    let gap = next - at;
     assert!(
-        notifies.recv_timeout(Duration::from_secs(2)).is_err(),
-        "one settle NOTIFY, not more"
+        gap >= Duration::from_secs(29) && gap <= Duration::from_secs(32),
+        "{gap:?} between the repeats"
+    );
+    assert!(
+        notifies.recv_timeout(Duration::from_secs(5)).is_err(),
+        "no NOTIFY between the repeats"
     );
 }
 
