@@ -238,6 +238,10 @@ struct WatchCmd {
     /// Check once, run the hook if needed, and exit.
     #[arg(long)]
     once: bool,
+    /// A hook still running after this has its process group sent SIGTERM, then SIGKILL 10 s
+    /// later, and counts as failed; the next pass acts on the newest commit.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    hook_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -788,6 +792,9 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         .ok_or_else(|| usage("herald watch needs --state FILE"))?;
     // Refuse an unreadable or foreign state file before the first round.
     state::load(&state, &zone, &node).map_err(usage)?;
+    if args.hook_timeout.is_zero() {
+        return Err(usage("--hook-timeout must be more than 0").into());
+    }
     let config = WatchConfig {
         checker: std::sync::Arc::new(checker),
         zone,
@@ -796,6 +803,7 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         exec: args.exec,
         interval: args.interval,
         once: args.once,
+        hook_timeout: args.hook_timeout,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

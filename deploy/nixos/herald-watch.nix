@@ -70,6 +70,15 @@ in
       description = "Time between checks, jittered by 10 percent.";
     };
 
+    hookTimeout = lib.mkOption {
+      type = lib.types.str;
+      default = "1h";
+      description = ''
+        A hook still running after this has its process group sent SIGTERM, then SIGKILL 10 s
+        later, and counts as failed; the next pass acts on the newest commit (a rollback, say).
+      '';
+    };
+
     maxAge = lib.mkOption {
       type = lib.types.str;
       default = "8d";
@@ -108,6 +117,7 @@ in
           "--trust-anchor" "${cfg.trustAnchor}"
           "--state" "/var/lib/herald-watch/state.json"
           "--interval" cfg.interval
+          "--hook-timeout" cfg.hookTimeout
           "--max-age" cfg.maxAge
           "--exec" "${hook}"
         ] ++ targets);

@@ -8,6 +8,12 @@
 //! - The caller's stop token (cancelled on SIGTERM or SIGINT by `herald watch`) lets a running
 //!   hook finish, and records it if it succeeded, before the watch ends; while sleeping, the
 //!   watch ends at once. A stop that comes at any moment is seen: the token stays cancelled.
+//! - A hook runs in a process group of its own. One that runs longer than the hook timeout
+//!   has the whole group sent SIGTERM, then SIGKILL after [`HOOK_GRACE`] (or the timeout, if
+//!   shorter), and counts as failed. A rebuild that hangs on a bad commit thus cannot keep the
+//!   node from seeing the rollback published to fix it: the next pass acts on whatever is
+//!   newest. (A process that leaves the group, with `setsid`, escapes this; systemd's cgroup
+//!   still ends it when the unit stops.)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,7 +39,12 @@ pub struct WatchConfig {
     pub interval: Duration,
     /// One pass, then exit.
     pub once: bool,
+    /// How long a hook may run before its process group is killed.
+    pub hook_timeout: Duration,
 }
+
+/// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
+pub const HOOK_GRACE: Duration = Duration::from_secs(10);
 
 /// The exit code of a `herald watch --once` pass (or of a watch stopped by a signal, 0).
 pub const HOOK_FAILED: u8 = 1;
@@ -44,8 +55,12 @@ pub const HOOK_FAILED: u8 = 1;
 pub enum HookError {
     #[error("cannot run sh")]
     Spawn(#[source] std::io::Error),
+    #[error("cannot wait for the hook")]
+    Wait(#[source] std::io::Error),
     #[error("the hook exited with {0}")]
     Failed(std::process::ExitStatus),
+    #[error("the hook ran longer than {} s; its process group was killed", .0.as_secs())]
+    TimedOut(Duration),
 }
 
 /// Jitter of ±10 %.
@@ -135,23 +150,62 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
     }
 }
 
-/// Runs the hook with `sh -c` and the node's details in its environment; waits for it even if
-/// a stop signal arrives meanwhile.
+/// Runs the hook with `sh -c` and the node's details in its environment, in a process group
+/// of its own; waits for it even if a stop signal arrives meanwhile, but not longer than the
+/// hook timeout.
 async fn run_hook(config: &WatchConfig, commit: &str, seq: u64) -> Result<(), HookError> {
-    let status = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(&config.exec)
         .env("HERALD_ZONE", &config.zone)
         .env("HERALD_NODE", &config.node)
         .env("HERALD_COMMIT", commit)
         .env("HERALD_SEQ", seq.to_string())
+        .process_group(0)
         .kill_on_drop(false)
-        .status()
-        .await
+        .spawn()
         .map_err(HookError::Spawn)?;
+    // The group's id is the shell's pid (process_group(0)); it stays the group's while any
+    // member lives, even after the shell is gone.
+    let group = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
+    let status = match tokio::time::timeout(config.hook_timeout, child.wait()).await {
+        Ok(status) => status.map_err(HookError::Wait)?,
+        Err(_) => {
+            let grace = HOOK_GRACE.min(config.hook_timeout);
+            tracing::warn!(
+                seq,
+                commit,
+                timeout_s = config.hook_timeout.as_secs(),
+                grace_s = grace.as_secs(),
+                "the hook is still running; sending its process group SIGTERM"
+            );
+            signal_group(group, libc::SIGTERM);
+            // Whatever is left of the group when the grace ends is killed, the shell or not:
+            // a hook's child that ignores SIGTERM would otherwise outlive it.
+            let exited = tokio::time::timeout(grace, child.wait()).await.is_ok();
+            if signal_group(group, 0) {
+                tracing::warn!(seq, commit, "the hook's process group outlived SIGTERM; SIGKILL");
+                signal_group(group, libc::SIGKILL);
+            }
+            if !exited {
+                child.wait().await.map_err(HookError::Wait)?;
+            }
+            return Err(HookError::TimedOut(config.hook_timeout));
+        }
+    };
     if status.success() {
         Ok(())
     } else {
         Err(HookError::Failed(status))
     }
+}
+
+/// Sends `signal` to process group `group` (0: only asks whether it has a member left);
+/// whether the group exists.
+fn signal_group(group: Option<libc::pid_t>, signal: libc::c_int) -> bool {
+    let Some(group) = group.filter(|&g| g > 1) else {
+        return false;
+    };
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe { libc::kill(-group, signal) == 0 }
 }

@@ -493,6 +493,83 @@ fn watch_follows_publishes_and_finishes_its_hook_on_sigterm() {
     assert_eq!(state["seq"], 2);
 }
 
+/// A hook that hangs on a bad commit, and ignores SIGTERM with a child of its own, is killed
+/// with its whole process group after `--hook-timeout` and the grace; it counts as failed, and
+/// the next pass applies the rollback published meanwhile.
+#[test]
+fn a_hanging_hook_is_killed_and_the_rollback_is_applied() {
+    let s = setup(&[]);
+    let log = s.dir.path().join("hook.log");
+    let pids = s.dir.path().join("pids");
+    let exec = format!(
+        "if [ \"$HERALD_COMMIT\" = {SHA1} ]; then echo $$ > {pids}; trap '' TERM; \
+         sleep 300 & echo $! >> {pids}; wait; fi; echo \"$HERALD_SEQ $HERALD_COMMIT\" >> {log}",
+        pids = pids.display(),
+        log = log.display()
+    );
+    let state = s.dir.path().join("state.json");
+    s.server.put("example.test", "n1", SHA1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["watch", "--interval", "1s", "--hook-timeout", "1s"])
+        .args(["--server", &s.server.dns.to_string()])
+        .args(["--zone", "example.test", "--node", "n1"])
+        .args(["--trust-anchor", &s.anchor.display().to_string()])
+        .args(["--state", &state.display().to_string(), "--exec", &exec])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let hung: Vec<u32> = loop {
+        let got: Vec<u32> = lines(&pids).iter().filter_map(|l| l.parse().ok()).collect();
+        if got.len() == 2 {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the hook did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let started = Instant::now();
+    // The rollback, published while the bad commit's hook hangs.
+    s.server.put("example.test", "n1", SHA256);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lines(&log).is_empty() {
+        assert!(Instant::now() < deadline, "the rollback was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    assert_eq!(lines(&log), [format!("2 {SHA256}")], "only the rollback ran");
+    // 1 s of timeout and 1 s of grace (the grace is 10 s, or the timeout if shorter), then the
+    // retry after an eighth of the interval.
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    for pid in &hung {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        assert!(
+            stat.is_empty() || state.starts_with('Z'),
+            "{pid} of the hung hook still runs: {stat}"
+        );
+    }
+    let applied: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!((applied["seq"].as_u64(), applied["commit"].as_str()), (Some(2), Some(SHA256)));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let text = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "sending its process group SIGTERM",
+        "outlived SIGTERM; SIGKILL",
+        "the hook ran longer than 1 s; its process group was killed",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+}
+
 /// Whether process `pid` has a child (the hook's `sh`).
 fn hook_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -504,6 +581,7 @@ fn hook_running(pid: u32) -> bool {
 fn usage_errors_exit_2() {
     let s = setup(&[]);
     let anchor = s.anchor.display().to_string();
+    let fresh_state = s.dir.path().join("fresh.json").display().to_string();
     for args in [
         vec![
             "check",
@@ -559,6 +637,23 @@ fn usage_errors_exit_2() {
             &anchor,
             "--exec",
             "true",
+        ],
+        vec![
+            "watch",
+            "--server",
+            "127.0.0.1",
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--trust-anchor",
+            &anchor,
+            "--state",
+            &fresh_state,
+            "--exec",
+            "true",
+            "--hook-timeout",
+            "0s",
         ],
         vec!["check", "--server", "127.0.0.1"],
     ] {

@@ -36,7 +36,7 @@ let
   cfg = {{
     enable = true; package = "/nix/store/herald"; servers = [ "192.0.2.53" "198.51.100.53:53" ];
     resolvers = [ "127.0.0.53" ]; zone = "fleet.example.net"; node = "n1";
-    trustAnchor = "/etc/anchor.key"; interval = "60s"; maxAge = "8d";
+    trustAnchor = "/etc/anchor.key"; interval = "60s"; hookTimeout = "20m"; maxAge = "8d";
     exec = "nixos-rebuild switch --flake \"git+https://x?rev=$HERALD_COMMIT\"";
   }};
   config = {{
@@ -64,6 +64,7 @@ in {{ exec = s.serviceConfig.ExecStart; kill = s.serviceConfig.KillMode; node = 
         "'/nix/store/herald/bin/herald' 'watch' '--zone' 'fleet.example.net' '--node' 'n1'",
         "'--trust-anchor' '/etc/anchor.key' '--state' '/var/lib/herald-watch/state.json'",
         "'--server' '192.0.2.53' '--server' '198.51.100.53:53' '--resolver' '127.0.0.53'",
+        "'--interval' '60s' '--hook-timeout' '20m'",
         // The hook is a script, so $HERALD_COMMIT reaches it unexpanded.
         "'--exec' '/nix/store/herald-watch-hook:nixos-rebuild switch --flake \"git+https://x?rev=$HERALD_COMMIT\"'",
     ] {
