@@ -73,10 +73,19 @@ mod layering {
         ("zone", &["zone", "record"]),
         // Never the store: signatures go back to publish as plain values.
         ("dnssec", &["dnssec", "zone", "record", "config"]),
-        // The only part that uses both the store and the signing code.
+        // The only part that uses both the store and the signing code; the zones' report
+        // secrets are private files like the keys.
         (
             "publish",
-            &["publish", "store", "dnssec", "zone", "record", "metrics"],
+            &[
+                "publish",
+                "store",
+                "dnssec",
+                "zone",
+                "record",
+                "metrics",
+                "config::secret",
+            ],
         ),
         // The DNS path reads snapshots: no store, no keys, no signer. UPDATE intake hands its
         // changes to the single writer.

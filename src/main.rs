@@ -15,6 +15,7 @@ use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
 use herald::api::import::ImportOptions;
 use herald::api::types::NewToken;
+use herald::client::report::{ReportKey, Reporter};
 use herald::client::watch::{WatchConfig, watch as run_watch};
 use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
 use herald::config::value::{self, ValueError};
@@ -242,6 +243,14 @@ struct WatchCmd {
     /// later, and counts as failed; the next pass acts on the newest commit.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     hook_timeout: Duration,
+    /// This node's report key (what `herald key report` prints): after each hook run, tell
+    /// the servers whether it applied or failed.
+    #[arg(long, value_name = "FILE")]
+    report_key: Option<PathBuf>,
+    /// Where to send reports, ADDR or ADDR:PORT; repeatable, tried in order. Default: the
+    /// `--server` addresses.
+    #[arg(long = "report", value_name = "ADDR", requires = "report_key")]
+    report_targets: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +258,22 @@ enum KeyCommand {
     /// Print the zone's DNSKEY and DS records (the DS goes to the parent zone; either is a trust
     /// anchor for `herald check` and unbound).
     Show(KeyShowArgs),
+    /// Print a node's report key (`NAME:hmac-sha256:BASE64`), for `herald watch --report-key`:
+    /// hand it to the node with the trust anchor, as a secret.
+    Report(KeyReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeyReportArgs {
+    /// Data directory of the server that created the zone's report secret.
+    #[arg(long, value_name = "DIR", default_value = "./herald-data")]
+    data: PathBuf,
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// The node's name in the zone.
+    #[arg(long, value_name = "NODE")]
+    node: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -445,6 +470,9 @@ fn main() -> ExitCode {
         Command::Key {
             command: KeyCommand::Show(args),
         } => key_show(args).map(|()| 0),
+        Command::Key {
+            command: KeyCommand::Report(args),
+        } => key_report(args).map(|()| 0),
         Command::Check(args) => check(args),
         Command::Token { api, command } => token(api, command).map(|()| 0),
         Command::Import(args) => import(args).map(|()| 0),
@@ -677,6 +705,18 @@ fn key_show(args: KeyShowArgs) -> anyhow::Result<()> {
     ))
 }
 
+fn key_report(args: KeyReportArgs) -> anyhow::Result<()> {
+    let zone = normalize_zone(&args.zone).map_err(usage)?;
+    let node = NodeLabel::parse(&args.node).map_err(usage)?;
+    let secret = herald::publish::reports::load_secret(&args.data, &zone)?;
+    let key = herald::record::report::node_report_secret(&secret, &node);
+    print_out(&format!(
+        "{}:hmac-sha256:{}",
+        herald::record::report::report_name(&node, &zone),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
+    ))
+}
+
 /// Exit code of a usage error (DESIGN.md): the same as clap's.
 const USAGE: u8 = 2;
 
@@ -795,6 +835,32 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
     if args.hook_timeout.is_zero() {
         return Err(usage("--hook-timeout must be more than 0").into());
     }
+    let reporter = match &args.report_key {
+        None => None,
+        Some(path) => {
+            let key = ReportKey::load(path, &zone, &node).map_err(usage)?;
+            let given = if args.report_targets.is_empty() {
+                &args.check.servers
+            } else {
+                &args.report_targets
+            };
+            let targets = given
+                .iter()
+                .map(|t| parse_target(t, false).map(|t| t.addr))
+                .collect::<Result<Vec<_>, _>>()?;
+            if targets.is_empty() {
+                return Err(
+                    usage("--report-key needs --report ADDR or a --server to report to").into(),
+                );
+            }
+            Some(std::sync::Arc::new(Reporter {
+                key,
+                targets,
+                apex: hickory_proto::rr::Name::from_ascii(format!("{zone}."))?,
+                timeout: args.check.timeout,
+            }))
+        }
+    };
     let config = WatchConfig {
         checker: std::sync::Arc::new(checker),
         zone,
@@ -804,6 +870,7 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         interval: args.interval,
         once: args.once,
         hook_timeout: args.hook_timeout,
+        reporter,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

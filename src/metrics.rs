@@ -270,6 +270,59 @@ pub struct PublishStats {
     signatures: AtomicU64,
     /// Zones whose refreshed signatures the store could not take at the last try.
     at_risk: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// What became of node reports, by [`ReportOutcome`].
+    reports: [AtomicU64; ReportOutcome::ALL.len()],
+}
+
+/// What became of a node report (`herald_reports_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Stored as the node's latest.
+    Stored,
+    /// Valid, but not newer than what the store holds: a replay, or late.
+    Stale,
+    /// Signed with a key that is not the node's, or not signed.
+    Forged,
+    /// Signed too far from the server's time (RFC 8945 §5.2.3).
+    BadTime,
+    /// For a node the zone does not have, or a seq above the one published.
+    Unknown,
+    /// Not a report: the wrong sections, name or text.
+    Malformed,
+    /// Over the node's rate.
+    Limited,
+    /// The queue to the writer was full.
+    Dropped,
+    /// The store refused the write.
+    Failed,
+}
+
+impl ReportOutcome {
+    pub const ALL: [ReportOutcome; 9] = [
+        Self::Stored,
+        Self::Stale,
+        Self::Forged,
+        Self::BadTime,
+        Self::Unknown,
+        Self::Malformed,
+        Self::Limited,
+        Self::Dropped,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Stale => "stale",
+            Self::Forged => "forged",
+            Self::BadTime => "badtime",
+            Self::Unknown => "unknown",
+            Self::Malformed => "malformed",
+            Self::Limited => "limited",
+            Self::Dropped => "dropped",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The result of a change, for the publish counters.
@@ -293,6 +346,16 @@ impl Outcome {
 }
 
 impl PublishStats {
+    /// Counts `n` reports that ended as `outcome`.
+    pub fn reports(&self, outcome: ReportOutcome, n: u64) {
+        self.reports[outcome as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// How many reports ended as `outcome`.
+    pub fn report_count(&self, outcome: ReportOutcome) -> u64 {
+        self.reports[outcome as usize].load(Ordering::Relaxed)
+    }
+
     /// Counts one change, answered after `micros` microseconds.
     pub fn record(&self, source: Source, outcome: Outcome, micros: u64) {
         self.results[source as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
+pub mod report;
 pub mod scope;
 
 pub use scope::{NodePattern, Scope, ScopeError};

@@ -26,7 +26,9 @@ use super::auth::presented;
 use super::error::ApiError;
 use super::types::ErrorBody;
 use crate::dns::secondaries::TransferCounts;
-use crate::metrics::{Outcome, PUBLISH_BUCKETS, QuerySnapshot, SIZE_BUCKETS, Source, TRANSPORTS};
+use crate::metrics::{
+    Outcome, PUBLISH_BUCKETS, QuerySnapshot, ReportOutcome, SIZE_BUCKETS, Source, TRANSPORTS,
+};
 use crate::record::unix_now;
 
 /// One zone at scrape time.
@@ -53,6 +55,7 @@ struct Scrape {
     publishes: Vec<(Source, Outcome, u64)>,
     visible: (Vec<u64>, f64),
     signatures: u64,
+    reports: Vec<(ReportOutcome, u64)>,
     zones: Vec<ZoneFacts>,
 }
 
@@ -138,6 +141,10 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
         publishes,
         visible: stats.visible(),
         signatures: stats.signatures(),
+        reports: ReportOutcome::ALL
+            .iter()
+            .map(|o| (*o, stats.report_count(*o)))
+            .collect(),
         zones,
     })
 }
@@ -302,6 +309,17 @@ impl Collector for Scrape {
             "RRSIGs made (publishes, refreshes, start-up)",
             self.signatures,
         )?;
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_reports",
+                "Node reports received, by what became of them",
+                None,
+                MetricType::Counter,
+            )?;
+            for (outcome, n) in &self.reports {
+                ConstCounter::new(*n).encode(m.encode_family(&[("result", outcome.as_str())])?)?;
+            }
+        }
         // Zones.
         let gauges: [ZoneGauge; 5] = [
             ("herald_zone_serial", "The SOA serial served", |z| {

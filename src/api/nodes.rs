@@ -23,7 +23,6 @@ use super::types::{
 use super::{AppState, JsonBody, MAX_BODY};
 use crate::publish::{Change, IfMatch};
 use crate::record::{Commit, NodeLabel, NodePattern};
-use crate::store::NodeRow;
 
 /// Page size when `limit` is not given, and the largest allowed.
 const DEFAULT_LIMIT: usize = 100;
@@ -65,10 +64,10 @@ fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
 }
 
 /// A node answer with its seq as ETag.
-fn node_response(status: StatusCode, zone: &str, row: NodeRow) -> Response {
+fn node_response(status: StatusCode, json: NodeJson) -> Response {
     let etag =
-        HeaderValue::from_str(&format!("\"{}\"", row.seq)).expect("digits are a valid header");
-    let mut response = (status, Json(NodeJson::new(zone, row))).into_response();
+        HeaderValue::from_str(&format!("\"{}\"", json.seq)).expect("digits are a valid header");
+    let mut response = (status, Json(json)).into_response();
     response.headers_mut().insert(header::ETAG, etag);
     response
 }
@@ -121,7 +120,7 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok(node_response(status, &zone, row))
+    Ok(node_response(status, NodeJson::new(&zone, row)))
 }
 
 /// `GET /v1/zones/{zone}/nodes/{node}`.
@@ -145,8 +144,21 @@ pub async fn show(
     let (zone, node) = zone_node(&state, &caller, path)?;
     let z = zone.clone();
     let label = node.to_string();
-    match state.read(move |s| s.node(&z, &label)).await? {
-        Some(row) => Ok(node_response(StatusCode::OK, &zone, row)),
+    let found = state
+        .read(move |s| {
+            let row = s.node(&z, &label)?;
+            let report = match &row {
+                Some(_) => s.report(&z, &label)?,
+                None => None,
+            };
+            Ok(row.map(|row| (row, report)))
+        })
+        .await?;
+    match found {
+        Some((row, report)) => Ok(node_response(
+            StatusCode::OK,
+            NodeJson::new(&zone, row).with_report(report),
+        )),
         None => Err(ApiError::NotFound(format!("node {node} does not exist"))),
     }
 }
@@ -241,12 +253,22 @@ pub async fn list(
         && let NodePattern::Exact(label) = &scope.nodes
     {
         let label = label.to_string();
-        let row = match after {
+        let found = match after {
             Some(a) if a >= label => None,
-            _ => state.read(move |s| s.node(&z, &label)).await?,
+            _ => {
+                state
+                    .read(move |s| match s.node(&z, &label)? {
+                        Some(row) => Ok(Some((s.report(&z, &label)?, row))),
+                        None => Ok(None),
+                    })
+                    .await?
+            }
         };
         return Ok(Json(NodeList {
-            nodes: row.map(|r| NodeJson::new(&zone, r)).into_iter().collect(),
+            nodes: found
+                .map(|(report, r)| NodeJson::new(&zone, r).with_report(report))
+                .into_iter()
+                .collect(),
             next: None,
         }));
     }
@@ -259,23 +281,38 @@ pub async fn list(
         Caller::Admin => None,
     };
     // One more than asked tells whether there is a next page.
-    let mut rows = state
-        .read(move |s| s.nodes(&z, after.as_deref(), prefix.as_deref(), limit + 1))
+    let (rows, reports) = state
+        .read(move |s| {
+            let mut rows = s.nodes(&z, after.as_deref(), prefix.as_deref(), limit + 1)?;
+            rows.truncate(limit + 1);
+            let page = &rows[..rows.len().min(limit)];
+            let reports = match (page.first(), page.last()) {
+                (Some(first), Some(last)) => s.reports_between(&z, &first.node, &last.node)?,
+                _ => Vec::new(),
+            };
+            Ok((rows, reports))
+        })
         .await?;
+    let mut rows = rows;
     let next = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|r| r.node.clone())
     } else {
         None
     };
-    Ok(Json(NodeList {
-        nodes: rows
-            .into_iter()
-            .filter(|r| caller.may(&zone, &r.node))
-            .map(|r| NodeJson::new(&zone, r))
-            .collect(),
-        next,
-    }))
+    // Both in name order: one pass pairs each node with its report.
+    let mut reports = reports.into_iter().peekable();
+    let nodes = rows
+        .into_iter()
+        .map(|r| {
+            while reports.next_if(|p| p.node < r.node).is_some() {}
+            let report = reports.next_if(|p| p.node == r.node);
+            (r, report)
+        })
+        .filter(|(r, _)| caller.may(&zone, &r.node))
+        .map(|(r, report)| NodeJson::new(&zone, r).with_report(report))
+        .collect();
+    Ok(Json(NodeList { nodes, next }))
 }
 
 /// The query of a node's history.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::dns::secondaries::{NotifyStatus, Secondary, TransferCounts, TransferStatus};
-use crate::store::{HistoryRow, NodeRow, TokenRow};
+use crate::store::{HistoryRow, NodeRow, ReportRow, TokenRow};
 
 /// A node as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -21,6 +21,26 @@ pub struct NodeJson {
     pub ts: u64,
     /// The SOA serial that first carried this publish.
     pub serial: u32,
+    /// The node's latest report (`herald watch` after a hook run). Left out when the node has
+    /// not reported, and in the answers to writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedJson>,
+}
+
+/// What a node last reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppliedJson {
+    /// The seq its hook ran for.
+    pub seq: u64,
+    pub commit: String,
+    /// `applied` or `failed`.
+    pub status: String,
+    /// The hook's exit code; -1 when it had none (killed, timed out).
+    pub code: i32,
+    /// When the hook ended, by the node's clock (Unix seconds).
+    pub at: u64,
+    /// When the server took the report (Unix seconds).
+    pub received: u64,
 }
 
 impl NodeJson {
@@ -33,7 +53,21 @@ impl NodeJson {
             seq: row.seq,
             ts: row.ts,
             serial: row.serial,
+            applied: None,
         }
+    }
+
+    /// The same, with the node's latest report.
+    pub fn with_report(mut self, report: Option<ReportRow>) -> Self {
+        self.applied = report.map(|r| AppliedJson {
+            seq: r.seq,
+            commit: r.commit,
+            status: r.status,
+            code: r.code,
+            at: r.at,
+            received: r.received,
+        });
+        self
     }
 }
 

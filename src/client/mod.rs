@@ -50,6 +50,7 @@
 pub mod anchor;
 pub mod check;
 pub mod denial;
+pub mod report;
 pub mod state;
 pub mod transport;
 pub mod validate;

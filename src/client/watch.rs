@@ -8,6 +8,8 @@
 //! - The caller's stop token (cancelled on SIGTERM or SIGINT by `herald watch`) lets a running
 //!   hook finish, and records it if it succeeded, before the watch ends; while sleeping, the
 //!   watch ends at once. A stop that comes at any moment is seen: the token stays cancelled.
+//! - With a report key, each hook run's outcome is reported to the servers
+//!   ([`super::report`]), applied or failed, before the state file is written.
 //! - A hook runs in a process group of its own. One that runs longer than the hook timeout
 //!   has the whole group sent SIGTERM, then SIGKILL after [`HOOK_GRACE`] (or the timeout, if
 //!   shorter), and counts as failed. A rebuild that hangs on a bad commit thus cannot keep the
@@ -24,7 +26,10 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::check::{Checker, Outcome};
+use super::report::Reporter;
 use super::state::{self, State, StateError};
+use crate::record::Commit;
+use crate::record::report::{Report as RunReport, Status};
 use crate::record::{Clock, SystemClock, unix_now};
 
 /// What `herald watch` runs.
@@ -41,6 +46,8 @@ pub struct WatchConfig {
     pub once: bool,
     /// How long a hook may run before its process group is killed.
     pub hook_timeout: Duration,
+    /// Reports each hook run's outcome, when given a report key.
+    pub reporter: Option<Arc<Reporter>>,
 }
 
 /// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
@@ -89,7 +96,9 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
         match &report.outcome {
             Outcome::Found { commit, seq, .. } if applied_seq.is_none_or(|a| *seq > a) => {
                 tracing::info!(name = %report.name, seq, commit, server = ?report.server, "new commit; running the hook");
-                match run_hook(&config, commit, *seq).await {
+                let ran = run_hook(&config, commit, *seq).await;
+                send_report(&config, commit, *seq, &ran).await;
+                match ran {
                     Ok(()) => {
                         let state = State {
                             zone: config.zone.clone(),
@@ -150,6 +159,39 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
     }
 }
 
+/// Tells the report targets how the hook run for `seq` ended, if there is a reporter. A report
+/// that is not taken is logged and changes nothing else.
+async fn send_report(config: &WatchConfig, commit: &str, seq: u64, ran: &Result<(), HookError>) {
+    let Some(reporter) = config.reporter.clone() else {
+        return;
+    };
+    let Ok(commit) = Commit::parse(commit) else {
+        return;
+    };
+    let (status, code) = match ran {
+        Ok(()) => (Status::Applied, 0),
+        Err(HookError::Failed(status)) => (Status::Failed, status.code().unwrap_or(-1)),
+        Err(_) => (Status::Failed, -1),
+    };
+    let report = RunReport {
+        seq,
+        commit,
+        status,
+        code,
+        at: unix_now(),
+    };
+    let text = report.to_string();
+    match tokio::task::spawn_blocking(move || reporter.send(&report)).await {
+        Ok(Ok(server)) => tracing::info!(%server, report = %text, "reported"),
+        Ok(Err(e)) => tracing::warn!(
+            error = &e as &dyn std::error::Error,
+            report = %text,
+            "the report was not taken; the next hook run reports again"
+        ),
+        Err(e) => tracing::warn!(error = %e, "the report task failed"),
+    }
+}
+
 /// Runs the hook with `sh -c` and the node's details in its environment, in a process group
 /// of its own; waits for it even if a stop signal arrives meanwhile, but not longer than the
 /// hook timeout.
@@ -184,7 +226,11 @@ async fn run_hook(config: &WatchConfig, commit: &str, seq: u64) -> Result<(), Ho
             // a hook's child that ignores SIGTERM would otherwise outlive it.
             let exited = tokio::time::timeout(grace, child.wait()).await.is_ok();
             if signal_group(group, 0) {
-                tracing::warn!(seq, commit, "the hook's process group outlived SIGTERM; SIGKILL");
+                tracing::warn!(
+                    seq,
+                    commit,
+                    "the hook's process group outlived SIGTERM; SIGKILL"
+                );
                 signal_group(group, libc::SIGKILL);
             }
             if !exited {

@@ -23,6 +23,7 @@ pub mod cookie;
 pub mod denial;
 pub mod message;
 pub mod notify;
+pub mod report;
 pub mod rrl;
 pub mod secondaries;
 pub mod shield;

@@ -168,7 +168,29 @@ impl TsigKey {
             .map_err(|e| fail(TsigKeyProblem::Name(e)))?
             .to_lowercase();
         let scope = parse_scope(options).map_err(fail)?;
-        let key = Arc::new(hmac::Key::new(hmac_algorithm, &secret));
+        Ok(Self::new(name, algorithm, hmac_algorithm, &secret, scope))
+    }
+
+    /// An hmac-sha256 key named `name`, with no scope: a node's report key, whose secret the
+    /// server derives (`crate::record::report`).
+    pub fn hmac_sha256(name: Name, secret: &[u8]) -> Self {
+        Self::new(
+            name.to_lowercase(),
+            TsigAlgorithm::HmacSha256,
+            hmac::HMAC_SHA256,
+            secret,
+            None,
+        )
+    }
+
+    fn new(
+        name: Name,
+        algorithm: TsigAlgorithm,
+        hmac_algorithm: hmac::Algorithm,
+        secret: &[u8],
+        scope: Option<Scope>,
+    ) -> Self {
+        let key = Arc::new(hmac::Key::new(hmac_algorithm, secret));
         let mac_len = hmac_algorithm.digest_algorithm().output_len();
         // RFC 8945 §4.2: the key name, type, class, TTL and RDLENGTH, then the algorithm
         // name, time (6), fudge (2), MAC size (2), the MAC, original ID (2), error (2) and
@@ -176,13 +198,13 @@ impl TsigKey {
         // writes them.
         let record_len =
             name_wire(&name).len() + 10 + name_wire(&algorithm.to_name()).len() + 16 + mac_len;
-        Ok(Self {
+        Self {
             name,
             scope,
             algorithm,
             key,
             record_len,
-        })
+        }
     }
 
     /// The algorithm's name (`hmac-sha256`), for showing the configuration.

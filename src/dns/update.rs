@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 
 use super::answer::error_answer;
 use super::message::rcode;
+use super::report::{Reports, is_report_key};
 use super::transfer::SharedAccess;
 use super::tsig::{RequestAuth, ResponseSigner, TsigKey, check_request};
 use crate::metrics::Source;
@@ -75,6 +76,8 @@ struct Context {
     /// Per zone: the zone file, and the keys of its names; replaced on a reload.
     files: arc_swap::ArcSwap<HashMap<String, (StaticZone, KeySet)>>,
     replays: Replays,
+    /// Node reports, signed with a node's report key, go here instead.
+    reports: Option<Reports>,
 }
 
 impl Updates {
@@ -85,6 +88,7 @@ impl Updates {
         zones: SharedZones,
         access: SharedAccess,
         files: &[StaticZone],
+        reports: Option<Reports>,
     ) -> Self {
         Self {
             ctx: Arc::new(Context {
@@ -93,6 +97,7 @@ impl Updates {
                 access,
                 files: arc_swap::ArcSwap::from_pointee(file_index(files)),
                 replays: Replays::default(),
+                reports,
             }),
             runtime: Handle::current(),
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
@@ -102,6 +107,14 @@ impl Updates {
     /// Takes the zone files read again on a reload.
     pub fn set_files(&self, files: &[StaticZone]) {
         self.ctx.files.store(Arc::new(file_index(files)));
+        if let Some(reports) = &self.ctx.reports
+            && let Err(e) = reports.set_files(files)
+        {
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "a new zone has no report secret; its nodes' reports are refused"
+            );
+        }
     }
 
     /// Takes an UPDATE that arrived over UDP from `peer`: answered from `socket` when done.
@@ -200,6 +213,11 @@ impl Context {
             return Some(out);
         };
         let tsig = request.signature();
+        if let (Some(reports), Some(t)) = (&self.reports, tsig)
+            && is_report_key(&t.name)
+        {
+            return reports.answer(msg, &request, &t.name, peer);
+        }
         let auth = check_request(
             &self.access.load().keys,
             msg,

@@ -39,6 +39,7 @@
 //! [`start`] builds the working zones from the store at start, reusing every stored signature
 //! that still fits, and starts the thread.
 
+pub mod reports;
 mod start;
 mod writer;
 

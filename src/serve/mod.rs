@@ -26,6 +26,7 @@ use crate::api::tls::{self, TlsError, TlsListener};
 use crate::api::{self, AppState, ZoneConfig};
 use crate::dns::cookie::Secrets;
 use crate::dns::notify::NotifyTarget;
+use crate::dns::report::Reports;
 use crate::dns::secondaries::Secondaries;
 use crate::dns::shield::Shield;
 use crate::dns::transfer::SharedAccess;
@@ -34,6 +35,7 @@ use crate::dns::update::Updates;
 use crate::dns::{self, DnsError, DnsServer};
 use crate::dnssec::policy::ZonePolicy;
 use crate::metrics::QueryStats;
+use crate::publish::reports::ReportSecretError;
 use crate::publish::{self, Setup, StartError};
 use crate::record::SystemClock;
 use crate::store::{self, Store};
@@ -139,6 +141,10 @@ pub enum ServeError {
     PlainHttp(SocketAddr),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    ReportSecret(#[from] ReportSecretError),
+    #[error("cannot start the report writer")]
+    ReportWriter(#[source] std::io::Error),
 }
 
 /// The admin API's TLS configuration, or `None` for plain HTTP, which is refused on an
@@ -242,7 +248,17 @@ pub async fn run_with_reload(
     let dns_addrs = sockets.local_addrs();
     let secondaries = Arc::new(Secondaries::default());
     let access: SharedAccess = Arc::new(ArcSwap::from_pointee(config.secondaries.access.clone()));
-    let updates = Updates::new(publisher.clone(), shared.clone(), access.clone(), &zones);
+    let (report_sink, report_writer) =
+        publish::reports::start(Store::open(&db)?, publisher.stats().clone())
+            .map_err(ServeError::ReportWriter)?;
+    let reports = Reports::new(shared.clone(), data.clone(), &zones, report_sink)?;
+    let updates = Updates::new(
+        publisher.clone(),
+        shared.clone(),
+        access.clone(),
+        &zones,
+        Some(reports),
+    );
     let transfers = Arc::new(Transfers {
         access: access.clone(),
         secondaries: secondaries.clone(),
@@ -361,7 +377,11 @@ pub async fn run_with_reload(
         let _ = n.await;
     }
     publisher.stop();
-    let _ = tokio::task::spawn_blocking(move || publisher_thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = publisher_thread.join();
+        report_writer.stop();
+    })
+    .await;
     served.map_err(ServeError::Api)?;
     tracing::info!("stopped");
     Ok(())

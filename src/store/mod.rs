@@ -13,6 +13,7 @@
 
 mod journal;
 mod nodes;
+mod reports;
 pub mod restore;
 mod schema;
 mod signatures;
@@ -28,6 +29,7 @@ use thiserror::Error;
 use crate::record::{Commit, NodeLabel, NodeRecord, Payload, RecordError, newest_serial};
 
 pub use journal::JournalRow;
+pub use reports::ReportRow;
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use signatures::{StoredNode, StoredSig};
 pub use tokens::TokenRow;

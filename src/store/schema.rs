@@ -108,6 +108,26 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 6: node reports.
+    "
+    -- The latest report of each node (`herald watch` after a hook run): the seq and commit it
+    -- ran for, applied or failed, the hook's exit code, when it ended by the node's clock (at),
+    -- the TSIG time of its message (signed) and when the server took it (received), all Unix
+    -- seconds. Never served. Only a report for a higher seq, or for the same seq and signed
+    -- later, replaces the row: a replayed report changes nothing.
+    CREATE TABLE report (
+        zone      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        commit_id TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        code      INTEGER NOT NULL,
+        at        INTEGER NOT NULL,
+        signed    INTEGER NOT NULL,
+        received  INTEGER NOT NULL,
+        PRIMARY KEY (zone, name)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.

@@ -614,3 +614,56 @@ fn a_store_that_may_not_grow_fails_as_full_and_keeps_its_data() {
         A
     );
 }
+
+#[test]
+fn a_report_replaces_the_stored_one_only_when_newer() {
+    let (_dir, mut store) = open();
+    let report = |node: &str, seq, status: &str, signed| ReportRow {
+        zone: "example.test".into(),
+        node: node.into(),
+        seq,
+        commit: A.into(),
+        status: status.into(),
+        code: 0,
+        at: signed,
+        signed,
+        received: signed,
+    };
+    assert_eq!(store.report("example.test", "n1").unwrap(), None);
+    let first = report("n1", 2, "failed", 100);
+    assert_eq!(
+        store
+            .save_reports(&[first.clone(), report("n2", 1, "applied", 100)])
+            .unwrap(),
+        2
+    );
+    // The same message again, one signed earlier, and one for a lower seq: none replaces it.
+    let stale = [
+        first.clone(),
+        report("n1", 2, "applied", 99),
+        report("n1", 1, "applied", 200),
+    ];
+    assert_eq!(store.save_reports(&stale).unwrap(), 0);
+    assert_eq!(store.report("example.test", "n1").unwrap(), Some(first));
+    // The same seq signed later, and a higher seq signed at the same second, do.
+    let later = report("n1", 2, "applied", 101);
+    assert_eq!(store.save_reports(std::slice::from_ref(&later)).unwrap(), 1);
+    assert_eq!(store.report("example.test", "n1").unwrap(), Some(later));
+    let higher = report("n1", 3, "applied", 101);
+    assert_eq!(
+        store.save_reports(std::slice::from_ref(&higher)).unwrap(),
+        1
+    );
+    assert_eq!(store.report("example.test", "n1").unwrap(), Some(higher));
+    let page = store.reports_between("example.test", "n1", "n2").unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.node.as_str()).collect::<Vec<_>>(),
+        ["n1", "n2"]
+    );
+    assert!(
+        store
+            .reports_between("example.test", "n3", "n9")
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -509,7 +509,7 @@ fn a_hanging_hook_is_killed_and_the_rollback_is_applied() {
     );
     let state = s.dir.path().join("state.json");
     s.server.put("example.test", "n1", SHA1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["watch", "--interval", "1s", "--hook-timeout", "1s"])
         .args(["--server", &s.server.dns.to_string()])
         .args(["--zone", "example.test", "--node", "n1"])
@@ -536,7 +536,11 @@ fn a_hanging_hook_is_killed_and_the_rollback_is_applied() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let took = started.elapsed();
-    assert_eq!(lines(&log), [format!("2 {SHA256}")], "only the rollback ran");
+    assert_eq!(
+        lines(&log),
+        [format!("2 {SHA256}")],
+        "only the rollback ran"
+    );
     // 1 s of timeout and 1 s of grace (the grace is 10 s, or the timeout if shorter), then the
     // retry after an eighth of the interval.
     assert!(
@@ -553,7 +557,10 @@ fn a_hanging_hook_is_killed_and_the_rollback_is_applied() {
     }
     let applied: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!((applied["seq"].as_u64(), applied["commit"].as_str()), (Some(2), Some(SHA256)));
+    assert_eq!(
+        (applied["seq"].as_u64(), applied["commit"].as_str()),
+        (Some(2), Some(SHA256))
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -84,20 +84,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn metric(server: &Server, line_start: &str) -> Option<f64> {
-    let url = format!("{}/metrics", server.api);
-    let text = ureq::get(&url)
-        .call()
-        .ok()?
-        .body_mut()
-        .read_to_string()
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 fn at_risk(server: &Server) -> Option<f64> {
     metric(server, "herald_zone_at_risk{zone=\"example.test\"}")
 }
@@ -170,9 +156,11 @@ fn a_full_then_read_only_disk_refuses_publishes_and_dns_keeps_answering() {
         at_risk(&server) == Some(1.0)
     });
     // The metric flips just before the line is logged.
-    wait_for(Duration::from_secs(5), "\"zone at risk\" in the log", || {
-        server.log().contains("zone at risk")
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "\"zone at risk\" in the log",
+        || server.log().contains("zone at risk"),
+    );
     assert!(served(&server, "n1")[0].contains(SHA1));
 
     // Space returns: publishing resumes and the risk clears, with no restart.

@@ -272,8 +272,8 @@ pub fn command_line_secrets(token: Option<&str>, extra: &[&str]) -> Vec<String> 
     out
 }
 
-/// The generated admin token and every zone's private key (the PKCS#8 document, and the
-/// base64 it is stored as) in `data`.
+/// The generated admin token, every zone's private key (the PKCS#8 document, and the base64
+/// it is stored as) and every zone's report secret in `data`.
 pub fn data_dir_secrets(data: &Path) -> Vec<String> {
     use base64::Engine;
     let mut out = Vec::new();
@@ -285,6 +285,10 @@ pub fn data_dir_secrets(data: &Path) -> Vec<String> {
             continue;
         };
         for line in text.lines() {
+            // A zone's report secret: node report keys are derived from it.
+            if let Some(b64) = line.strip_prefix("secret: ") {
+                out.push(b64.to_owned());
+            }
             if let Some(b64) = line.strip_prefix("private-key: ") {
                 out.push(b64.to_owned());
                 if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) {
@@ -408,6 +412,21 @@ pub fn soa_serial(server: SocketAddr) -> Option<u32> {
             RData::SOA(s) => Some(s.serial),
             _ => None,
         })
+}
+
+/// The value of the first line of `/metrics` that starts with `line_start`.
+pub fn metric(server: &Server, line_start: &str) -> Option<f64> {
+    let url = format!("{}/metrics", server.api);
+    let text = ureq::get(&url)
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Polls until `f` holds; returns how long it took, or panics with `what` after `limit`.

@@ -26,6 +26,7 @@ mod metrics;
 mod openapi;
 mod pdns;
 mod reload;
+mod report;
 mod secondary;
 mod secrets;
 mod tls;

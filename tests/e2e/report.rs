@@ -1,0 +1,300 @@
+//! Node reports: `herald watch --report-key` tells the server how each hook run ended, the
+//! node JSON shows it as `applied`, and reports that are forged, malformed, for nodes or seqs
+//! the zone does not have, replayed, late or too many are refused or dropped, and counted.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// `herald key report` for `node`: the whole line, and its secret.
+fn report_key(data: &Path, node: &str) -> (String, Vec<u8>) {
+    use base64::Engine;
+    let out = herald(&[
+        "key",
+        "report",
+        "--data",
+        &data.display().to_string(),
+        "--zone",
+        "example.test",
+        "--node",
+        node,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (name, rest) = line
+        .split_once(":hmac-sha256:")
+        .expect("NAME:hmac-sha256:BASE64");
+    assert_eq!(name, format!("{node}._report.example.test."));
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(rest)
+        .unwrap();
+    (line, secret)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A report UPDATE: the record owned by `owner`'s report name, signed with `secret` under
+/// `signer`'s report key name at `time`.
+fn report_message(signer: &str, secret: &[u8], owner: &str, text: &str, time: u64) -> Vec<u8> {
+    let mut m = Message::new(4242, MessageType::Query, OpCode::Update);
+    m.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
+    let mut record = Record::from_rdata(
+        Name::from_ascii(format!("{owner}._report.example.test.")).unwrap(),
+        0,
+        RData::TXT(TXT::new(vec![text.to_owned()])),
+    );
+    record.dns_class = DNSClass::IN;
+    m.add_authority(record);
+    let signer = TSigner::new(
+        secret.to_vec(),
+        TsigAlgorithm::HmacSha256,
+        Name::from_ascii(format!("{signer}._report.example.test.")).unwrap(),
+        300,
+    )
+    .unwrap();
+    let (tsig, _) = signer.sign_message(&m, time).unwrap();
+    m.set_signature(tsig);
+    m.to_vec().unwrap()
+}
+
+fn text(seq: u64, commit: &str, status: &str, at: u64) -> String {
+    format!("v=herald-report1 seq={seq} commit={commit} status={status} code=0 at={at}")
+}
+
+fn send(server: SocketAddr, msg: &[u8]) -> ResponseCode {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket.send_to(msg, server).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("an answer");
+    Message::from_vec(&buf[..n]).unwrap().metadata.response_code
+}
+
+fn reports(server: &Server, result: &str) -> u64 {
+    metric(
+        server,
+        &format!("herald_reports_total{{result=\"{result}\"}}"),
+    )
+    .unwrap_or(0.0) as u64
+}
+
+fn applied(server: &Server, node: &str) -> Value {
+    let r = server.call("GET", &format!("/v1/zones/example.test/nodes/{node}"), None);
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r.json["applied"].clone()
+}
+
+fn watch_once(dir: &Path, server: &Server, key: &Path, exec: &str) -> Output {
+    let data = dir.join("data");
+    let anchor = dir.join("anchor.key");
+    if !anchor.exists() {
+        let out = herald(&[
+            "key",
+            "show",
+            "--zone",
+            "example.test",
+            "--data",
+            &data.display().to_string(),
+        ]);
+        std::fs::write(&anchor, out.stdout).unwrap();
+    }
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["watch", "--once", "--server", &server.dns.to_string()])
+        .args(["--zone", "example.test", "--node", "n1", "--timeout", "2s"])
+        .arg("--trust-anchor")
+        .arg(&anchor)
+        .arg("--state")
+        .arg(dir.join("state.json"))
+        .arg("--report-key")
+        .arg(key)
+        .args(["--exec", exec])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn watchers_report_and_the_node_shows_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &repo_zones(), Some(TOKEN), &[]);
+    server.put("example.test", "n1", SHA1);
+    server.put("example.test", "n2", SHA1);
+    let (line, _) = report_key(&data, "n1");
+    let key = dir.path().join("n1.report-key");
+    std::fs::write(&key, format!("{line}\n")).unwrap();
+    // The secret file is private, like the signing key.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("keys/example.test.report"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = watch_once(dir.path(), &server, &key, "true");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reported"));
+    wait_for(Duration::from_secs(5), "the report stored", || {
+        !applied(&server, "n1").is_null()
+    });
+    let a = applied(&server, "n1");
+    assert_eq!(
+        (&a["seq"], &a["commit"], &a["status"], &a["code"]),
+        (
+            &Value::from(1),
+            &Value::from(SHA1),
+            &Value::from("applied"),
+            &Value::from(0)
+        ),
+        "{a}"
+    );
+    assert!(a["at"].as_u64().unwrap() > 0 && a["received"].as_u64().unwrap() > 0);
+
+    // A failing hook for the next seq is reported as failed, with its exit code.
+    server.put("example.test", "n1", SHA256);
+    let out = watch_once(dir.path(), &server, &key, "exit 3");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(Duration::from_secs(5), "the failure stored", || {
+        applied(&server, "n1")["status"] == "failed"
+    });
+    let a = applied(&server, "n1");
+    assert_eq!(
+        (&a["seq"], &a["commit"], &a["code"]),
+        (&Value::from(2), &Value::from(SHA256), &Value::from(3))
+    );
+
+    // The list shows it too; a node that never reported has no `applied`.
+    let list = server
+        .call("GET", "/v1/zones/example.test/nodes", None)
+        .json;
+    let nodes = list["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["node"], "n1");
+    assert_eq!(nodes[0]["applied"]["status"], "failed");
+    assert_eq!(nodes[1]["node"], "n2");
+    assert!(nodes[1].get("applied").is_none(), "{list}");
+    assert_eq!(reports(&server, "stored"), 2);
+
+    // A wrong key file (another node's) is a usage error before anything runs.
+    let (other, _) = report_key(&data, "n2");
+    let wrong = dir.path().join("n2.report-key");
+    std::fs::write(&wrong, other).unwrap();
+    let out = watch_once(dir.path(), &server, &wrong, "true");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not for node n1"));
+}
+
+#[test]
+fn bad_reports_are_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &repo_zones(), Some(TOKEN), &[]);
+    server.put("example.test", "n1", SHA1);
+    server.put("example.test", "n2", SHA1);
+    let (_, n1) = report_key(&data, "n1");
+    let (_, n2) = report_key(&data, "n2");
+    let (_, n9) = report_key(&data, "n9");
+    let t = now();
+    let good = text(1, SHA1, "applied", t);
+
+    // Node n2's key signing a report named as n1's: the MAC does not verify.
+    let forged = report_message("n1", &n2, "n1", &good, t);
+    assert_eq!(send(server.dns, &forged), ResponseCode::NotAuth);
+    // n2's own key, for n1's record: a key reports for its own node only.
+    let crossed = report_message("n2", &n2, "n1", &good, t);
+    assert_eq!(send(server.dns, &crossed), ResponseCode::FormErr);
+    // A node the zone does not have, and a seq not yet published.
+    assert_eq!(
+        send(server.dns, &report_message("n9", &n9, "n9", &good, t)),
+        ResponseCode::Refused
+    );
+    let ahead = report_message("n1", &n1, "n1", &text(2, SHA1, "applied", t), t);
+    assert_eq!(send(server.dns, &ahead), ResponseCode::Refused);
+    // Not a report's text.
+    let junk = report_message("n1", &n1, "n1", "v=herald1 hello", t);
+    assert_eq!(send(server.dns, &junk), ResponseCode::FormErr);
+    // Signed 20 minutes ago: outside the TSIG fudge.
+    let old = report_message("n1", &n1, "n1", &good, t - 1200);
+    assert_eq!(send(server.dns, &old), ResponseCode::NotAuth);
+    assert_eq!(reports(&server, "forged"), 1);
+    assert_eq!(reports(&server, "malformed"), 2);
+    assert_eq!(reports(&server, "unknown"), 2);
+    assert_eq!(reports(&server, "badtime"), 1);
+    assert!(applied(&server, "n1").is_null(), "nothing stored");
+
+    // A valid report, then the same message again: stored once; the replay changes nothing.
+    let valid = report_message("n1", &n1, "n1", &text(1, SHA1, "failed", t), t);
+    assert_eq!(send(server.dns, &valid), ResponseCode::NoError);
+    wait_for(Duration::from_secs(5), "stored", || {
+        reports(&server, "stored") == 1
+    });
+    let applied_at = applied(&server, "n1");
+    assert_eq!(applied_at["status"], "failed");
+    assert_eq!(send(server.dns, &valid), ResponseCode::NoError);
+    wait_for(Duration::from_secs(5), "the replay counted", || {
+        reports(&server, "stale") == 1
+    });
+    assert_eq!(applied(&server, "n1"), applied_at);
+    // A report signed earlier than the stored one (late, or replayed) does not replace it.
+    let late = report_message("n1", &n1, "n1", &text(1, SHA1, "applied", t - 5), t - 5);
+    assert_eq!(send(server.dns, &late), ResponseCode::NoError);
+    wait_for(Duration::from_secs(5), "the late one counted", || {
+        reports(&server, "stale") == 2
+    });
+    assert_eq!(applied(&server, "n1")["status"], "failed");
+
+    // A burst from one node: its window's budget is taken, then REFUSED (a window may end
+    // during the burst, so two budgets at most).
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        let msg = report_message("n2", &n2, "n2", &text(1, SHA1, "applied", t + i), t + i);
+        codes.push(send(server.dns, &msg));
+    }
+    let taken = codes
+        .iter()
+        .filter(|c| **c == ResponseCode::NoError)
+        .count();
+    assert!((10..=20).contains(&taken), "{codes:?}");
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| **c == ResponseCode::Refused)
+            .count(),
+        30 - taken
+    );
+    assert_eq!(reports(&server, "limited"), (30 - taken) as u64);
+    // The reports never reach the zone: the reserved name is not served.
+    let m = ask(server.dns, "n1._report.example.test.", RecordType::TXT).unwrap();
+    assert!(m.answers.is_empty(), "{m:?}");
+}
