@@ -61,6 +61,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// List a zone's nodes with what each last reported; `--state` picks those current,
+    /// behind, failed or silent.
+    Nodes(NodesArgs),
     /// Make, list and revoke API tokens scoped to nodes of one zone (admin token needed).
     Token {
         #[command(flatten)]
@@ -108,6 +111,18 @@ enum ConfigCommand {
     /// check everything (secret files included), and print the effective settings as TOML,
     /// secrets left out. Exits 2 on the first error, naming the file, line and key.
     Check(Box<ServeArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct NodesArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// Only the nodes in this state.
+    #[arg(long, value_name = "STATE", value_parser = ["current", "behind", "failed", "silent"])]
+    state: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -251,6 +266,10 @@ struct WatchCmd {
     /// `--server` addresses.
     #[arg(long = "report", value_name = "ADDR", requires = "report_key")]
     report_targets: Vec<String>,
+    /// While up to date, report the applied state again this often, so that the server can
+    /// tell a quiet node from a silent one (not with --once).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    report_every: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,6 +391,15 @@ struct ServeArgs {
         value_parser = value::size
     )]
     journal_max_bytes: Option<u64>,
+    /// A node whose latest report is older than this is `silent` in the fleet view (the
+    /// watcher reports after each hook run, and at least every --report-every) [default: 3h]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "HERALD_REPORT_SILENT_AFTER",
+        value_parser = value::duration
+    )]
+    report_silent_after: Option<u32>,
     /// A file holding the DNS cookie secret: 32 hex digits (`openssl rand -hex 16`), the
     /// same on every server of an anycast set [default: a random secret at each start]
     #[arg(long, value_name = "FILE", env = "HERALD_COOKIE_SECRET_FILE")]
@@ -412,6 +440,7 @@ impl ServeArgs {
             journal_max_entries: self.journal_max_entries,
             journal_max_age: self.journal_max_age,
             journal_max_bytes: self.journal_max_bytes,
+            report_silent_after: self.report_silent_after,
             admin_token: std::env::var(ADMIN_TOKEN_ENV).ok(),
             api_tls_cert: self.api_tls_cert,
             api_tls_key: self.api_tls_key,
@@ -448,6 +477,7 @@ fn main() -> ExitCode {
         | Command::Key { .. }
         | Command::Check(_)
         | Command::Token { .. }
+        | Command::Nodes(_)
         | Command::Import(_)
         | Command::Config { .. }
         | Command::Backup(_)
@@ -475,6 +505,7 @@ fn main() -> ExitCode {
         } => key_report(args).map(|()| 0),
         Command::Check(args) => check(args),
         Command::Token { api, command } => token(api, command).map(|()| 0),
+        Command::Nodes(args) => nodes(args).map(|()| 0),
         Command::Import(args) => import(args).map(|()| 0),
         Command::Config {
             command: ConfigCommand::Check(args),
@@ -547,6 +578,37 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
             "{} commit={} seq={} serial={}",
             node.name, node.commit, node.seq, node.serial
         ))
+    }
+}
+
+/// `herald nodes`: every page, one line per node (or one JSON object per line).
+fn nodes(args: NodesArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let zone = normalize_zone(&args.zone).map_err(usage)?;
+    let mut after: Option<String> = None;
+    loop {
+        let page = client.nodes_in_state(&zone, args.state.as_deref(), after.as_deref(), 1000)?;
+        for n in &page.nodes {
+            if args.api.json {
+                print_out(&serde_json::to_string(n)?)?;
+                continue;
+            }
+            let applied = match &n.applied {
+                Some(a) => format!(
+                    "{} seq={} commit={} code={} at={}",
+                    a.status, a.seq, a.commit, a.code, a.at
+                ),
+                None => "no report".to_owned(),
+            };
+            print_out(&format!(
+                "{} commit={} seq={} | {applied}",
+                n.node, n.commit, n.seq
+            ))?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
     }
 }
 
@@ -871,6 +933,7 @@ fn watch(args: WatchCmd) -> anyhow::Result<u8> {
         once: args.once,
         hook_timeout: args.hook_timeout,
         reporter,
+        report_every: args.report_every,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

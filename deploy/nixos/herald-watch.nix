@@ -9,6 +9,7 @@
 #     zone = "fleet.example.net";
 #     trustAnchor = ./fleet-anchor.key;      # `herald key show --zone fleet.example.net`
 #     exec = ''nixos-rebuild switch --flake "git+https://git.example.net/fleet?rev=$HERALD_COMMIT#$HERALD_NODE"'';
+#     reportKeyFile = "/run/keys/herald-report";  # `herald key report --zone … --node …`; a secret
 #   };
 #
 # The hook runs with HERALD_ZONE, HERALD_NODE, HERALD_COMMIT and HERALD_SEQ in its
@@ -22,6 +23,11 @@ let
   targets =
     lib.concatMap (s: [ "--server" s ]) cfg.servers
     ++ lib.concatMap (r: [ "--resolver" r ]) cfg.resolvers;
+  # The report key reaches the service as a credential (%d is its credentials directory), so
+  # it never enters the Nix store.
+  report =
+    if cfg.reportKeyFile == null then [ ]
+    else [ "--report-key" "%d/report-key" "--report-every" cfg.reportEvery ];
 in
 {
   options.services.herald-watch = {
@@ -68,6 +74,22 @@ in
       type = lib.types.str;
       default = "60s";
       description = "Time between checks, jittered by 10 percent.";
+    };
+
+    reportKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/keys/herald-report";
+      description = ''
+        A file (outside the Nix store) holding this node's report key, as `herald key report`
+        prints it; with it, the watcher reports each hook run's outcome to the servers.
+      '';
+    };
+
+    reportEvery = lib.mkOption {
+      type = lib.types.str;
+      default = "1h";
+      description = "While up to date, how often the applied state is reported again.";
     };
 
     hookTimeout = lib.mkOption {
@@ -120,7 +142,8 @@ in
           "--hook-timeout" cfg.hookTimeout
           "--max-age" cfg.maxAge
           "--exec" "${hook}"
-        ] ++ targets);
+        ] ++ targets ++ report);
+        LoadCredential = lib.optional (cfg.reportKeyFile != null) "report-key:${cfg.reportKeyFile}";
         StateDirectory = "herald-watch";
         StateDirectoryMode = "0700";
         # Only herald gets SIGTERM on stop; it waits for a running hook to finish.

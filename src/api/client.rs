@@ -126,8 +126,24 @@ impl AdminClient {
         after: Option<&str>,
         limit: usize,
     ) -> Result<NodeList, ClientError> {
-        // Node labels are a-z, 0-9 and '-': nothing to escape in a query string.
+        self.nodes_in_state(zone, None, after, limit)
+    }
+
+    /// [`AdminClient::nodes`], only those in `state` (`current`, `behind`, `failed`,
+    /// `silent`) when given.
+    pub fn nodes_in_state(
+        &self,
+        zone: &str,
+        state: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<NodeList, ClientError> {
+        // Node labels are a-z, 0-9 and '-', and states are words: nothing to escape.
         let mut path = format!("/v1/zones/{zone}/nodes?limit={limit}");
+        if let Some(state) = state {
+            path.push_str("&state=");
+            path.push_str(state);
+        }
         if let Some(after) = after {
             path.push_str("&after=");
             path.push_str(after);

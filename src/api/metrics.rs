@@ -30,6 +30,7 @@ use crate::metrics::{
     Outcome, PUBLISH_BUCKETS, QuerySnapshot, ReportOutcome, SIZE_BUCKETS, Source, TRANSPORTS,
 };
 use crate::record::unix_now;
+use crate::store::NodeState;
 
 /// One zone at scrape time.
 #[derive(Debug)]
@@ -46,6 +47,8 @@ struct ZoneFacts {
     at_risk: bool,
     /// (secondary address, serials behind) for those whose serial is known.
     behind: Vec<(String, u32)>,
+    /// Nodes by state, in the order of `NodeState::ALL`.
+    states: [u64; 4],
 }
 
 /// Everything a scrape shows, gathered first, then encoded.
@@ -124,6 +127,7 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
                 ))
             })
             .collect();
+        let states = state.node_states(&z.name).await?;
         zones.push(ZoneFacts {
             name: z.name.to_string(),
             serial: z.serial,
@@ -134,6 +138,7 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
             expiry,
             at_risk: stats.is_at_risk(z.name.as_ref()),
             behind,
+            states,
         });
     }
     Ok(Scrape {
@@ -410,6 +415,20 @@ impl Collector for Scrape {
                 for (secondary, behind) in &z.behind {
                     let labels = [("zone", z.name.as_str()), ("secondary", secondary.as_str())];
                     ConstGauge::new(i64::from(*behind)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_nodes",
+                "Nodes by state, from their reports: current, behind, failed, silent",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in &self.zones {
+                for (node_state, n) in NodeState::ALL.iter().zip(z.states) {
+                    let labels = [("zone", z.name.as_str()), ("state", node_state.as_str())];
+                    ConstGauge::new(n as i64).encode(m.encode_family(&labels)?)?;
                 }
             }
         }

@@ -88,7 +88,14 @@ pub struct AppState {
     pub metrics_public: bool,
     /// Per zone: when its soonest RRSIG expiry was last found, and how far it was.
     pub expiry_cache: ExpiryCache,
+    /// Seconds after which a node without a newer report is `silent`.
+    pub report_silent_after: u64,
+    /// Per zone: its node counts by state, until when they may be reused.
+    pub states_cache: StatesCache,
 }
+
+/// Per zone: until when its node counts by state may be reused, and the counts.
+pub type StatesCache = Arc<Mutex<HashMap<String, (std::time::Instant, [u64; 4])>>>;
 
 impl AppState {
     /// Runs a read on the store off the async threads.
@@ -104,6 +111,32 @@ impl AppState {
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(ApiError::from)
+    }
+
+    /// The zone's node counts in the order of [`NodeState::ALL`](crate::store::NodeState::ALL). Counting walks every node
+    /// (about a second at a million), so the counts are reused for ten times as long as they
+    /// took, at most a minute: fresh for small zones, and a scrape or a status page that asks
+    /// often does not keep the reader busy.
+    pub async fn node_states(&self, zone: &str) -> Result<[u64; 4], ApiError> {
+        let now = std::time::Instant::now();
+        {
+            let cache = self.states_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((until, counts)) = cache.get(zone)
+                && now < *until
+            {
+                return Ok(*counts);
+            }
+        }
+        let silent_before = crate::record::unix_now().saturating_sub(self.report_silent_after);
+        let z = zone.to_owned();
+        let counts = self.read(move |s| s.node_states(&z, silent_before)).await?;
+        let took = now.elapsed();
+        let until = std::time::Instant::now() + (took * 10).min(std::time::Duration::from_secs(60));
+        self.states_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone.to_owned(), (until, counts));
+        Ok(counts)
     }
 
     /// Runs a token write (one transaction) off the async threads.

@@ -22,7 +22,8 @@ use super::types::{
 };
 use super::{AppState, JsonBody, MAX_BODY};
 use crate::publish::{Change, IfMatch};
-use crate::record::{Commit, NodeLabel, NodePattern};
+use crate::record::{Commit, NodeLabel, NodePattern, unix_now};
+use crate::store::NodeState;
 
 /// Page size when `limit` is not given, and the largest allowed.
 const DEFAULT_LIMIT: usize = 100;
@@ -205,6 +206,13 @@ pub struct ListParams {
     /// Nodes per page, 1 to 1000 (default 100).
     #[param(nullable = false, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Only the nodes in this state, by their reports: `current` (applied the published
+    /// seq), `behind` (latest report for an older seq), `failed` (the hook failed on the
+    /// published seq) or `silent` (no report, or none for longer than
+    /// `report-silent-after`). A page may then hold fewer nodes than `limit` for a scoped
+    /// token; follow `next` to the end.
+    #[param(nullable = false, pattern = "^(current|behind|failed|silent)$")]
+    state: Option<String>,
 }
 
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
@@ -247,6 +255,32 @@ pub async fn list(
         .map(|a| NodeLabel::parse(&a).map(|l| l.to_string()))
         .transpose()?;
     let z = zone.clone();
+    if let Some(wanted) = params.state {
+        let node_state = NodeState::parse(&wanted).ok_or_else(|| {
+            ApiError::Malformed(format!(
+                "state must be current, behind, failed or silent, not {wanted:?}"
+            ))
+        })?;
+        let silent_before = unix_now().saturating_sub(state.report_silent_after);
+        let mut rows = state
+            .read(move |s| {
+                let after = after.as_deref().unwrap_or("");
+                s.nodes_in_state(&z, node_state, silent_before, after, limit + 1)
+            })
+            .await?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(r, _)| r.node.clone())
+        } else {
+            None
+        };
+        let nodes = rows
+            .into_iter()
+            .filter(|(r, _)| caller.may(&zone, &r.node))
+            .map(|(r, report)| NodeJson::new(&zone, r).with_report(report))
+            .collect();
+        return Ok(Json(NodeList { nodes, next }));
+    }
     // A token scoped to one node lists that node alone: a prefix read would also find names
     // it may not see, and the cursor would hand them out.
     if let Caller::Scoped { scope, .. } = &caller

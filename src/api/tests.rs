@@ -76,6 +76,8 @@ fn harness() -> Harness {
         query_stats: Default::default(),
         metrics_public: true,
         expiry_cache: Default::default(),
+        report_silent_after: 3 * 3600,
+        states_cache: Default::default(),
     };
     Harness {
         _dir: dir,

@@ -182,6 +182,34 @@ pub struct ZoneJson {
     /// The IXFR journal held in memory: entries and bytes.
     #[serde(default)]
     pub journal: JournalJson,
+    /// The nodes by state, from their reports (`GET …/nodes?state=`).
+    #[serde(default)]
+    pub node_states: NodeStatesJson,
+}
+
+/// How many nodes are in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeStatesJson {
+    /// Applied the published seq.
+    pub current: u64,
+    /// Latest report for an older seq.
+    pub behind: u64,
+    /// The hook failed on the published seq.
+    pub failed: u64,
+    /// No report, or none for longer than `report-silent-after`.
+    pub silent: u64,
+}
+
+impl From<[u64; 4]> for NodeStatesJson {
+    /// From counts in the order of `NodeState::ALL`.
+    fn from([current, behind, failed, silent]: [u64; 4]) -> Self {
+        Self {
+            current,
+            behind,
+            failed,
+            silent,
+        }
+    }
 }
 
 /// One secondary in zone JSON.

@@ -26,6 +26,7 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
         bytes: snapshot.journal.iter().map(|(_, e)| e.diff.len()).sum(),
         oldest_serial: snapshot.journal.first().map(|(_, e)| e.serial_from),
     };
+    let node_states = state.node_states(&zone).await?.into();
     Ok(ZoneJson {
         zone,
         serial: row.serial,
@@ -35,6 +36,7 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
         secondaries: secondaries.into_iter().map(Into::into).collect(),
         transfers: transfers.into(),
         journal,
+        node_states,
     })
 }
 

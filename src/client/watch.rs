@@ -9,7 +9,8 @@
 //!   hook finish, and records it if it succeeded, before the watch ends; while sleeping, the
 //!   watch ends at once. A stop that comes at any moment is seen: the token stays cancelled.
 //! - With a report key, each hook run's outcome is reported to the servers
-//!   ([`super::report`]), applied or failed, before the state file is written.
+//!   ([`super::report`]), applied or failed, before the state file is written; and while the
+//!   node is up to date, its applied state again every `report_every` (not with `once`).
 //! - A hook runs in a process group of its own. One that runs longer than the hook timeout
 //!   has the whole group sent SIGTERM, then SIGKILL after [`HOOK_GRACE`] (or the timeout, if
 //!   shorter), and counts as failed. A rebuild that hangs on a bad commit thus cannot keep the
@@ -48,6 +49,9 @@ pub struct WatchConfig {
     pub hook_timeout: Duration,
     /// Reports each hook run's outcome, when given a report key.
     pub reporter: Option<Arc<Reporter>>,
+    /// While up to date, the applied state is reported again this often (not with `once`),
+    /// so that the fleet view can tell a quiet node from a dead one.
+    pub report_every: Duration,
 }
 
 /// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
@@ -82,6 +86,7 @@ fn jitter(d: Duration) -> Duration {
 /// code.
 pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, StateError> {
     let mut failures: u32 = 0;
+    let mut last_report: Option<std::time::Instant> = None;
     loop {
         let applied = state::load(&config.state, &config.zone, &config.node)?;
         let checker = config.checker.clone();
@@ -97,7 +102,8 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
             Outcome::Found { commit, seq, .. } if applied_seq.is_none_or(|a| *seq > a) => {
                 tracing::info!(name = %report.name, seq, commit, server = ?report.server, "new commit; running the hook");
                 let ran = run_hook(&config, commit, *seq).await;
-                send_report(&config, commit, *seq, &ran).await;
+                send_report(&config, commit, *seq, &ran, unix_now()).await;
+                last_report = Some(std::time::Instant::now());
                 match ran {
                     Ok(()) => {
                         let state = State {
@@ -124,6 +130,11 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
             }
             Outcome::Found { seq, .. } => {
                 tracing::info!(name = %report.name, seq, server = ?report.server, sent, received, "up to date");
+                let due = last_report.is_none_or(|t| t.elapsed() >= config.report_every);
+                if let Some(state) = applied.as_ref().filter(|_| due && !config.once) {
+                    send_report(&config, &state.commit, state.seq, &Ok(()), state.applied_at).await;
+                    last_report = Some(std::time::Instant::now());
+                }
             }
             Outcome::NoRecord => {
                 tracing::info!(name = %report.name, server = ?report.server, "no record for this node (authenticated denial)");
@@ -159,9 +170,15 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
     }
 }
 
-/// Tells the report targets how the hook run for `seq` ended, if there is a reporter. A report
-/// that is not taken is logged and changes nothing else.
-async fn send_report(config: &WatchConfig, commit: &str, seq: u64, ran: &Result<(), HookError>) {
+/// Tells the report targets how the hook run for `seq` ended at `at`, if there is a reporter.
+/// A report that is not taken is logged and changes nothing else.
+async fn send_report(
+    config: &WatchConfig,
+    commit: &str,
+    seq: u64,
+    ran: &Result<(), HookError>,
+    at: u64,
+) {
     let Some(reporter) = config.reporter.clone() else {
         return;
     };
@@ -178,7 +195,7 @@ async fn send_report(config: &WatchConfig, commit: &str, seq: u64, ran: &Result<
         commit,
         status,
         code,
-        at: unix_now(),
+        at,
     };
     let text = report.to_string();
     match tokio::task::spawn_blocking(move || reporter.send(&report)).await {

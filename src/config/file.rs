@@ -75,6 +75,9 @@ pub struct FileConfig {
     pub journal_max_age: Option<u32>,
     #[serde(default, deserialize_with = "size")]
     pub journal_max_bytes: Option<u64>,
+    /// A node whose latest report is older than this is `silent`.
+    #[serde(default, deserialize_with = "duration")]
+    pub report_silent_after: Option<u32>,
     /// A file holding the DNS cookie secret (32 hex digits); and one holding the staging
     /// secret, accepted beside it during a rollover.
     pub cookie_secret_file: Option<PathBuf>,

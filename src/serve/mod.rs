@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub allow_plain_http: bool,
     /// `/metrics` without a token on an API address other than loopback.
     pub metrics_public: bool,
+    /// Seconds after which a node without a newer report is `silent` (the fleet view).
+    pub report_silent_after: u64,
     /// Per-zone signing settings (`--dnssec`); other zones get the defaults.
     pub policies: HashMap<String, ZonePolicy>,
     /// Secondaries: who may transfer, TSIG keys, NOTIFY targets, and the IXFR journal.
@@ -312,6 +314,8 @@ pub async fn run_with_reload(
         query_stats,
         expiry_cache: Default::default(),
         metrics_public: config.metrics_public || api_addr.ip().is_loopback(),
+        report_silent_after: config.report_silent_after,
+        states_cache: Default::default(),
         notify_now: Arc::new(move |zone: &str| {
             // No receivers: no NOTIFY targets, nothing to send.
             let _ = resend.send(zone.into());

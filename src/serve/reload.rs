@@ -158,6 +158,10 @@ impl Reload {
                 old.allow_plain_http == new.allow_plain_http,
             ),
             ("metrics-public", old.metrics_public == new.metrics_public),
+            (
+                "report-silent-after",
+                old.report_silent_after == new.report_silent_after,
+            ),
             ("rrl and rrl-*", old.abuse.rrl == new.abuse.rrl),
         ] {
             if !same {

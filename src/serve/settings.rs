@@ -37,6 +37,9 @@ pub const DEFAULT_DATA: &str = "./herald-data";
 pub const DEFAULT_ZONES: &str = "./zones";
 pub const DEFAULT_DNS: &str = "127.0.0.1:5353";
 pub const DEFAULT_API: &str = "127.0.0.1:8053";
+/// Seconds after which a node without a newer report is `silent`: three of the watcher's hourly
+/// reports missed.
+pub const DEFAULT_REPORT_SILENT_AFTER: u64 = 3 * 3600;
 
 /// What the command line and the environment said; `None` or empty: not given.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +59,7 @@ pub struct Flags {
     pub journal_max_entries: Option<usize>,
     pub journal_max_age: Option<u32>,
     pub journal_max_bytes: Option<u64>,
+    pub report_silent_after: Option<u32>,
     /// `HERALD_ADMIN_TOKEN`.
     pub admin_token: Option<String>,
     pub api_tls_cert: Option<PathBuf>,
@@ -288,6 +292,10 @@ pub fn resolve(flags: Flags) -> Result<ServeConfig, SettingsError> {
         },
         allow_plain_http: flags.allow_plain_http || file.allow_plain_http.unwrap_or(false),
         metrics_public: file.metrics_public.unwrap_or(false),
+        report_silent_after: flags
+            .report_silent_after
+            .or(file.report_silent_after)
+            .map_or(DEFAULT_REPORT_SILENT_AFTER, u64::from),
         policies,
         secondaries: SecondaryConfig {
             access: Access {
@@ -418,6 +426,10 @@ pub fn describe(config: &ServeConfig) -> String {
     t.insert(
         "metrics-public".into(),
         Value::Boolean(config.metrics_public),
+    );
+    t.insert(
+        "report-silent-after".into(),
+        Value::String(format!("{}s", config.report_silent_after)),
     );
     let token = match (&config.admin_token, &config.admin_token_file) {
         (Some(_), _) => "(from HERALD_ADMIN_TOKEN, redacted)".to_owned(),

@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::record::{Commit, NodeLabel, NodeRecord, Payload, RecordError, newest_serial};
 
 pub use journal::JournalRow;
-pub use reports::ReportRow;
+pub use reports::{NodeState, ReportRow};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use signatures::{StoredNode, StoredSig};
 pub use tokens::TokenRow;

@@ -95,3 +95,111 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+/// Where a node stands, by its latest report against what is published (the fleet view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// It applied the published seq (or a later one).
+    Current,
+    /// Its latest report is for an older seq.
+    Behind,
+    /// Its hook failed on the published seq.
+    Failed,
+    /// It never reported, or not for longer than the silence limit.
+    Silent,
+}
+
+impl NodeState {
+    pub const ALL: [NodeState; 4] = [Self::Current, Self::Behind, Self::Failed, Self::Silent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Behind => "behind",
+            Self::Failed => "failed",
+            Self::Silent => "silent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// The state of node `n` with report `r` (NULL when none) in SQL, as [`NodeState::as_str`]
+/// names it; `?2` is the time before which a report is too old (silent).
+const STATE: &str = "CASE \
+     WHEN r.name IS NULL OR r.received < ?2 THEN 'silent' \
+     WHEN r.status = 'failed' AND r.seq = n.seq THEN 'failed' \
+     WHEN r.status = 'applied' AND r.seq >= n.seq THEN 'current' \
+     ELSE 'behind' END";
+
+impl Store {
+    /// How many nodes of `zone` are in each state, in the order of [`NodeState::ALL`]; a
+    /// report received before `silent_before` (Unix seconds) counts as none. One pass over
+    /// the zone's nodes.
+    pub fn node_states(&self, zone: &str, silent_before: u64) -> Result<[u64; 4], Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {STATE} AS state, count(*) FROM node n \
+             LEFT JOIN report r ON r.zone = n.zone AND r.name = n.name \
+             WHERE n.zone = ?1 GROUP BY state"
+        ))?;
+        let mut counts = [0u64; 4];
+        let rows = stmt.query_map(params![zone, silent_before], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+        })?;
+        for row in rows {
+            let (state, n) = row?;
+            if let Some(i) = NodeState::ALL.iter().position(|s| s.as_str() == state) {
+                counts[i] = n;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Up to `limit` nodes of `zone` named after `after`, in `state`, in name order, each with
+    /// its latest report.
+    pub fn nodes_in_state(
+        &self,
+        zone: &str,
+        state: NodeState,
+        silent_before: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(super::NodeRow, Option<ReportRow>)>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT n.name, n.commit_id, n.seq, n.ts, n.serial, \
+             r.seq, r.commit_id, r.status, r.code, r.at, r.signed, r.received \
+             FROM node n LEFT JOIN report r ON r.zone = n.zone AND r.name = n.name \
+             WHERE n.zone = ?1 AND n.name > ?3 AND {STATE} = ?4 ORDER BY n.name LIMIT ?5"
+        ))?;
+        let rows = stmt.query_map(
+            params![zone, silent_before, after, state.as_str(), limit as i64],
+            |r| {
+                let node = super::NodeRow {
+                    node: r.get(0)?,
+                    commit: r.get(1)?,
+                    seq: r.get(2)?,
+                    ts: r.get(3)?,
+                    serial: r.get(4)?,
+                };
+                let report = match r.get::<_, Option<u64>>(5)? {
+                    None => None,
+                    Some(seq) => Some(ReportRow {
+                        zone: zone.to_owned(),
+                        node: node.node.clone(),
+                        seq,
+                        commit: r.get(6)?,
+                        status: r.get(7)?,
+                        code: r.get(8)?,
+                        at: r.get(9)?,
+                        signed: r.get(10)?,
+                        received: r.get(11)?,
+                    }),
+                };
+                Ok((node, report))
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

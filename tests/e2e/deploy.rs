@@ -25,9 +25,10 @@ let
   lib = rec {{
     mkEnableOption = d: {{ _type = "option"; default = false; description = d; }};
     mkOption = a: a // {{ _type = "option"; }};
-    types = {{ package = "package"; str = "str"; path = "path"; listOf = t: "listOf " + t; }};
+    types = {{ package = "package"; str = "str"; path = "path"; listOf = t: "listOf " + t; nullOr = t: "nullOr " + t; }};
     literalExpression = t: {{ _type = "literalExpression"; text = t; }};
     mkIf = cond: v: if cond then v else {{ }};
+    optional = c: v: if c then [ v ] else [ ];
     concatMap = f: l: builtins.concatLists (map f l);
     escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
     escapeShellArgs = l: builtins.concatStringsSep " " (map escapeShellArg l);
@@ -37,6 +38,7 @@ let
     enable = true; package = "/nix/store/herald"; servers = [ "192.0.2.53" "198.51.100.53:53" ];
     resolvers = [ "127.0.0.53" ]; zone = "fleet.example.net"; node = "n1";
     trustAnchor = "/etc/anchor.key"; interval = "60s"; hookTimeout = "20m"; maxAge = "8d";
+    reportKeyFile = "/run/keys/herald-report"; reportEvery = "30m";
     exec = "nixos-rebuild switch --flake \"git+https://x?rev=$HERALD_COMMIT\"";
   }};
   config = {{
@@ -45,7 +47,7 @@ let
   }};
   m = import {} {{ inherit config lib pkgs; }};
   s = m.config.systemd.services.herald-watch;
-in {{ exec = s.serviceConfig.ExecStart; kill = s.serviceConfig.KillMode; node = m.options.services.herald-watch.node.default; }}
+in {{ exec = s.serviceConfig.ExecStart; kill = s.serviceConfig.KillMode; creds = s.serviceConfig.LoadCredential; node = m.options.services.herald-watch.node.default; }}
 "#,
         module.display()
     );
@@ -65,6 +67,8 @@ in {{ exec = s.serviceConfig.ExecStart; kill = s.serviceConfig.KillMode; node = 
         "'--trust-anchor' '/etc/anchor.key' '--state' '/var/lib/herald-watch/state.json'",
         "'--server' '192.0.2.53' '--server' '198.51.100.53:53' '--resolver' '127.0.0.53'",
         "'--interval' '60s' '--hook-timeout' '20m'",
+        // The report key comes in as a credential, never through the Nix store.
+        "'--report-key' '%d/report-key' '--report-every' '30m'",
         // The hook is a script, so $HERALD_COMMIT reaches it unexpanded.
         "'--exec' '/nix/store/herald-watch-hook:nixos-rebuild switch --flake \"git+https://x?rev=$HERALD_COMMIT\"'",
     ] {
@@ -72,6 +76,10 @@ in {{ exec = s.serviceConfig.ExecStart; kill = s.serviceConfig.KillMode; node = 
     }
     assert_eq!(v["kill"], "mixed");
     assert_eq!(v["node"], "n1");
+    assert_eq!(
+        v["creds"],
+        serde_json::json!(["report-key:/run/keys/herald-report"])
+    );
 }
 
 #[test]

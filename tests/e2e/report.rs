@@ -298,3 +298,138 @@ fn bad_reports_are_refused_and_counted() {
     let m = ask(server.dns, "n1._report.example.test.", RecordType::TXT).unwrap();
     assert!(m.answers.is_empty(), "{m:?}");
 }
+
+#[test]
+fn the_fleet_view_counts_and_filters_nodes_by_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &repo_zones(),
+        Some(TOKEN),
+        &["--report-silent-after", "10s"],
+    );
+    for node in ["n1", "n2", "n3", "n4"] {
+        server.put("example.test", node, SHA1);
+    }
+    let t = now();
+    let key = |node: &str| report_key(&data, node).1;
+    let mut send_report = |node: &str, seq: u64, status: &str| {
+        let msg = report_message(node, &key(node), node, &text(seq, SHA1, status, t), t);
+        assert_eq!(send(server.dns, &msg), ResponseCode::NoError);
+    };
+    send_report("n1", 1, "applied");
+    send_report("n2", 1, "failed");
+    send_report("n3", 1, "applied");
+    // n3 is published again: its report is now for an older seq. n4 never reports.
+    server.put("example.test", "n3", SHA256);
+    wait_for(Duration::from_secs(5), "three reports stored", || {
+        reports(&server, "stored") == 3
+    });
+    let states = |server: &Server| {
+        server.call("GET", "/v1/zones/example.test", None).json["node_states"].clone()
+    };
+    assert_eq!(
+        states(&server),
+        serde_json::json!({"current": 1, "behind": 1, "failed": 1, "silent": 1})
+    );
+    for (state, node) in [
+        ("current", "n1"),
+        ("failed", "n2"),
+        ("behind", "n3"),
+        ("silent", "n4"),
+    ] {
+        let r = server.call(
+            "GET",
+            &format!("/v1/zones/example.test/nodes?state={state}"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        let names: Vec<&str> = r.json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [node], "{state}");
+    }
+    // Paging within a state.
+    let r = server.call(
+        "GET",
+        "/v1/zones/example.test/nodes?state=silent&limit=1&after=n1",
+        None,
+    );
+    assert_eq!(r.json["nodes"][0]["node"], "n4");
+    assert_eq!(r.json["next"], Value::Null);
+    let r = server.call("GET", "/v1/zones/example.test/nodes?state=lost", None);
+    assert_eq!(r.status, 400, "{:?}", r.json);
+    assert!(
+        r.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("current, behind, failed or silent")
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "herald_nodes{zone=\"example.test\",state=\"failed\"}"
+        ),
+        Some(1.0)
+    );
+    // The same from the shell.
+    let out = herald(&[
+        "nodes",
+        "--api",
+        &server.api,
+        "--token",
+        TOKEN,
+        "--zone",
+        "example.test",
+        "--state",
+        "failed",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "n2 commit={SHA1} seq=1 | failed seq=1 commit={SHA1} code=0"
+        )),
+        "{text}"
+    );
+    let out = herald(&[
+        "nodes",
+        "--api",
+        &server.api,
+        "--token",
+        TOKEN,
+        "--zone",
+        "example.test",
+        "--json",
+    ]);
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["applied"]["status"], "applied");
+    let out = herald(&[
+        "nodes",
+        "--token",
+        TOKEN,
+        "--zone",
+        "example.test",
+        "--state",
+        "lost",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    // Past report-silent-after without a newer report, every node is silent.
+    wait_for(Duration::from_secs(20), "every node silent", || {
+        states(&server)["silent"] == 4
+    });
+}
