@@ -314,7 +314,7 @@ fn the_fleet_view_counts_and_filters_nodes_by_state() {
     }
     let t = now();
     let key = |node: &str| report_key(&data, node).1;
-    let mut send_report = |node: &str, seq: u64, status: &str| {
+    let send_report = |node: &str, seq: u64, status: &str| {
         let msg = report_message(node, &key(node), node, &text(seq, SHA1, status, t), t);
         assert_eq!(send(server.dns, &msg), ResponseCode::NoError);
     };
