@@ -164,7 +164,7 @@ impl Reporter {
     }
 
     /// The signed UPDATE that carries `report` (RFC 2136 §2; RFC 8945 §4.3).
-    fn message(&self, report: &Report) -> Result<Message, hickory_proto::ProtoError> {
+    pub fn message(&self, report: &Report) -> Result<Message, hickory_proto::ProtoError> {
         let mut id = [0u8; 2];
         let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
         let mut message = Message::new(u16::from_be_bytes(id), MessageType::Query, OpCode::Update);

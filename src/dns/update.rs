@@ -119,7 +119,24 @@ impl Updates {
 
     /// Takes an UPDATE that arrived over UDP from `peer`: answered from `socket` when done.
     /// Called on a socket thread; returns at once.
+    ///
+    /// A node report is answered here, on the socket thread: it waits for nothing (the report
+    /// writer's queue never blocks), and a hand-off to the runtime cost more than the report
+    /// itself (a thread wake-up and two context switches per report; measured in the README,
+    /// "Node reports").
     pub fn submit_udp(&self, msg: &[u8], socket: &Arc<UdpSocket>, peer: SocketAddr) {
+        if let Some(reports) = &self.ctx.reports
+            && let Ok(request) = Message::from_vec(msg)
+            && let Some(t) = request.signature()
+            && is_report_key(&t.name)
+        {
+            if let Some(out) = reports.answer(msg, &request, &t.name, peer)
+                && let Err(e) = socket.send_to(&out, peer)
+            {
+                tracing::debug!(error = %e, %peer, "cannot send a report answer");
+            }
+            return;
+        }
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "too many updates in flight; dropped one");
             return;
