@@ -19,12 +19,13 @@ use herald::record::{Commit, NodeLabel};
 use hickory_proto::op::Message;
 
 const USAGE: &str = "report-load --server ADDR --data DIR --zone ZONE --nodes N \
-                     [--first K] [--rate PER_SECOND]";
+                     [--first K] [--rate PER_SECOND] [--forge yes]";
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut server, mut data, mut zone) = (None, None, None);
     let (mut nodes, mut first, mut rate) = (0u64, 1u64, 20_000u64);
+    let mut forge = false;
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| panic!("{USAGE}"));
         match flag.as_str() {
@@ -34,13 +35,20 @@ fn main() {
             "--nodes" => nodes = value.parse().expect("N"),
             "--first" => first = value.parse().expect("K"),
             "--rate" => rate = value.parse().expect("PER_SECOND"),
+            "--forge" => forge = value == "yes",
             _ => panic!("{USAGE}"),
         }
     }
     let (Some(server), Some(data), Some(zone)) = (server, data, zone) else {
         panic!("{USAGE}");
     };
-    let secret = herald::publish::reports::load_secret(&data, &zone).expect("the report secret");
+    // With --forge yes, every report is signed with a key the server did not derive: a flood
+    // of forgeries, each costing the server its checks.
+    let secret = if forge {
+        b"not the zone's report secret, not at all".to_vec()
+    } else {
+        herald::publish::reports::load_secret(&data, &zone).expect("the report secret")
+    };
     let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}.")).unwrap();
     let commit = Commit::parse(&"a".repeat(40)).unwrap();
 

@@ -414,6 +414,14 @@ pub fn soa_serial(server: SocketAddr) -> Option<u32> {
         })
 }
 
+/// The Unix time in seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// The value of the first line of `/metrics` that starts with `line_start`.
 pub fn metric(server: &Server, line_start: &str) -> Option<f64> {
     let url = format!("{}/metrics", server.api);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
@@ -17,13 +17,6 @@ const ZONE_URL: &str = "/api/v1/servers/localhost/zones/example.test.";
 const SHA3: &str = "0123456789abcdef0123456789abcdef01234567";
 /// A token Herald never made.
 const WRONG: &str = "wrong-e2e-token-0123456789abcdef";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// The repository's zones plus fleet.test, for scopes that must not reach another zone.
 fn two_zones(dir: &Path) -> PathBuf {

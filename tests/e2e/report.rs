@@ -44,13 +44,6 @@ fn report_key(data: &Path, node: &str) -> (String, Vec<u8>) {
     (line, secret)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// A report UPDATE: the record owned by `owner`'s report name, signed with `secret` under
 /// `signer`'s report key name at `time`.
 fn report_message(signer: &str, secret: &[u8], owner: &str, text: &str, time: u64) -> Vec<u8> {
@@ -135,13 +128,20 @@ fn watch_once(dir: &Path, server: &Server, key: &Path, exec: &str) -> Output {
         .unwrap()
 }
 
-#[test]
-fn watchers_report_and_the_node_shows_what_it_applied() {
+/// A server started with `extra`, nodes n1 and n2 published: its directory, data directory
+/// and the server.
+fn start(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, Server) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start_with(&data, &repo_zones(), Some(TOKEN), &[]);
+    let server = Server::start_with(&data, &repo_zones(), Some(TOKEN), extra);
     server.put("example.test", "n1", SHA1);
     server.put("example.test", "n2", SHA1);
+    (dir, data, server)
+}
+
+#[test]
+fn watchers_report_and_the_node_shows_what_it_applied() {
+    let (dir, data, server) = start(&[]);
     let (line, _) = report_key(&data, "n1");
     let key = dir.path().join("n1.report-key");
     std::fs::write(&key, format!("{line}\n")).unwrap();
@@ -217,11 +217,7 @@ fn watchers_report_and_the_node_shows_what_it_applied() {
 
 #[test]
 fn bad_reports_are_refused_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start_with(&data, &repo_zones(), Some(TOKEN), &[]);
-    server.put("example.test", "n1", SHA1);
-    server.put("example.test", "n2", SHA1);
+    let (_dir, data, server) = start(&[]);
     let (_, n1) = report_key(&data, "n1");
     let (_, n2) = report_key(&data, "n2");
     let (_, n9) = report_key(&data, "n9");
@@ -301,15 +297,8 @@ fn bad_reports_are_refused_and_counted() {
 
 #[test]
 fn the_fleet_view_counts_and_filters_nodes_by_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start_with(
-        &data,
-        &repo_zones(),
-        Some(TOKEN),
-        &["--report-silent-after", "10s"],
-    );
-    for node in ["n1", "n2", "n3", "n4"] {
+    let (_dir, data, server) = start(&["--report-silent-after", "10s"]);
+    for node in ["n3", "n4"] {
         server.put("example.test", node, SHA1);
     }
     let t = now();

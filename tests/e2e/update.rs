@@ -828,13 +828,6 @@ fn exchange(server: SocketAddr, msg: &[u8]) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// A captured UPDATE played again changes nothing: the same message gets its first answer
 /// again (so a client's retransmission is safe), and one signed well before the key's newest
 /// gets BADTIME, signed. A signature outside Herald's 300 s fudge is BADTIME whatever fudge the
