@@ -22,6 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use herald::dns::answer::{Reply, Transport, handle_counted};
 use herald::dns::cookie::Secrets;
+use herald::dns::report::Reports;
 use herald::dns::rrl::Limits;
 use herald::dns::shield::{Client, Shield};
 use herald::dns::tcp::serve_stream;
@@ -142,7 +143,20 @@ fn harness() -> &'static Harness {
                     publisher.apply(zone, change).await.expect("publish");
                 }
             }
-            let updates = Updates::new(publisher.clone(), zones.clone(), access.clone(), &files);
+            // Node reports too: their intake parses and checks what arrives, like UPDATE.
+            let reports_store = Store::open(&Store::path_in(&data)).expect("store");
+            let (sink, _writer) =
+                publish::reports::start(reports_store, publisher.stats().clone())
+                    .expect("report writer");
+            let reports =
+                Reports::new(zones.clone(), data.clone(), &files, sink).expect("report secrets");
+            let updates = Updates::new(
+                publisher.clone(),
+                zones.clone(),
+                access.clone(),
+                &files,
+                Some(reports),
+            );
             Arc::new(Transfers {
                 access,
                 secondaries: Arc::default(),
