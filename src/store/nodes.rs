@@ -11,7 +11,8 @@ use crate::record::{Commit, NodeLabel, render_into};
 
 const NODE_COLUMNS: &str = "name, commit_id, seq, ts, serial";
 
-fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> {
+/// A node row from columns 0–4 in the order of `NODE_COLUMNS`.
+pub(super) fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> {
     Ok(NodeRow {
         node: r.get(0)?,
         commit: r.get(1)?,

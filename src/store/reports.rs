@@ -176,13 +176,7 @@ impl Store {
         let rows = stmt.query_map(
             params![zone, silent_before, after, state.as_str(), limit as i64],
             |r| {
-                let node = super::NodeRow {
-                    node: r.get(0)?,
-                    commit: r.get(1)?,
-                    seq: r.get(2)?,
-                    ts: r.get(3)?,
-                    serial: r.get(4)?,
-                };
+                let node = super::nodes::node_row(r)?;
                 let report = match r.get::<_, Option<u64>>(5)? {
                     None => None,
                     Some(seq) => Some(ReportRow {

@@ -136,16 +136,6 @@ fn setup(extra: &[&str]) -> Setup {
     }
 }
 
-fn write_anchor(data: &Path, to: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["key", "show", "--zone", "example.test", "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(to, out.stdout).unwrap();
-}
-
 fn check(servers: &[SocketAddr], anchor: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["check".to_owned()];
     for s in servers {

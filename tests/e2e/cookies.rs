@@ -3,7 +3,6 @@
 //! that proves its address by its cookie is never held back by the rate limiter.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
@@ -60,19 +59,6 @@ fn value(text: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn anchor(data: &Path, to: &Path) {
-    let out = herald(&[
-        "key",
-        "show",
-        "--zone",
-        "example.test",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    std::fs::write(to, out.stdout).unwrap();
-}
-
 /// Ten `herald check`s in a row, each a new process with a new client cookie, against a
 /// server that lets one answer a second through to their /24: each check past the first gets
 /// BADCOOKIE with a fresh cookie, asks again with it, and is answered in full, over UDP. A
@@ -89,7 +75,7 @@ fn checks_with_cookies_pass_the_rate_limiter() {
     );
     assert_eq!(server.put("example.test", "n1", SHA1).status, 201);
     let anchor_file = dir.path().join("anchor.key");
-    anchor(&data, &anchor_file);
+    write_anchor(&data, &anchor_file);
     let dns = server.dns.to_string();
     let started = std::time::Instant::now();
     for i in 0..10 {
@@ -147,7 +133,7 @@ fn watch_remembers_its_cookie() {
     let server = Server::start(&data, &repo_zones());
     assert_eq!(server.put("example.test", "n1", SHA1).status, 201);
     let anchor_file = dir.path().join("anchor.key");
-    anchor(&data, &anchor_file);
+    write_anchor(&data, &anchor_file);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "watch",

@@ -414,6 +414,37 @@ pub fn soa_serial(server: SocketAddr) -> Option<u32> {
         })
 }
 
+/// Sends `msg` to `server` over UDP and returns the answer (within 5 s).
+pub fn udp_exchange(server: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket.send_to(msg, server).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("an answer");
+    buf[..n].to_vec()
+}
+
+/// Writes example.test's trust anchor (`herald key show` of the server with data directory
+/// `data`) to `to`.
+pub fn write_anchor(data: &Path, to: &Path) {
+    let out = herald(&[
+        "key",
+        "show",
+        "--zone",
+        "example.test",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(to, out.stdout).unwrap();
+}
+
 /// The Unix time in seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now()

@@ -2,7 +2,7 @@
 //! node JSON shows it as `applied`, and reports that are forged, malformed, for nodes or seqs
 //! the zone does not have, replayed, late or too many are refused or dropped, and counted.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -76,14 +76,8 @@ fn text(seq: u64, commit: &str, status: &str, at: u64) -> String {
 }
 
 fn send(server: SocketAddr, msg: &[u8]) -> ResponseCode {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    socket.send_to(msg, server).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).expect("an answer");
-    Message::from_vec(&buf[..n]).unwrap().metadata.response_code
+    let answer = udp_exchange(server, msg);
+    Message::from_vec(&answer).unwrap().metadata.response_code
 }
 
 fn reports(server: &Server, result: &str) -> u64 {
@@ -104,15 +98,7 @@ fn watch_once(dir: &Path, server: &Server, key: &Path, exec: &str) -> Output {
     let data = dir.join("data");
     let anchor = dir.join("anchor.key");
     if !anchor.exists() {
-        let out = herald(&[
-            "key",
-            "show",
-            "--zone",
-            "example.test",
-            "--data",
-            &data.display().to_string(),
-        ]);
-        std::fs::write(&anchor, out.stdout).unwrap();
+        write_anchor(&data, &anchor);
     }
     Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["watch", "--once", "--server", &server.dns.to_string()])

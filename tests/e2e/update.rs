@@ -3,7 +3,7 @@
 //! hickory, the admin API), and by a Knot secondary that follows the change by IXFR.
 
 use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -816,18 +816,6 @@ fn signed_update_with(node: &str, commit: &str, time: u64, id: u16, fudge: u16) 
     m.to_vec().unwrap()
 }
 
-/// Sends `msg` over UDP and returns the answer.
-fn exchange(server: SocketAddr, msg: &[u8]) -> Vec<u8> {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    socket.send_to(msg, server).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).expect("an answer");
-    buf[..n].to_vec()
-}
-
 /// A captured UPDATE played again changes nothing: the same message gets its first answer
 /// again (so a client's retransmission is safe), and one signed well before the key's newest
 /// gets BADTIME, signed. A signature outside Herald's 300 s fudge is BADTIME whatever fudge the
@@ -838,21 +826,21 @@ fn replayed_updates_change_nothing() {
     let server = start(dir.path(), &[]);
     let t = now();
     let first = signed_update("n1", &hex('a', 40), t - 60, 1);
-    let answer = exchange(server.dns, &first);
+    let answer = udp_exchange(server.dns, &first);
     let m = Message::from_vec(&answer).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.signature().is_some(), "the answer is signed");
     assert_published(&server, "n1", &hex('a', 40), 1);
 
     // The same bytes again: the same answer, nothing applied (seq stays 1).
-    assert_eq!(exchange(server.dns, &first), answer);
+    assert_eq!(udp_exchange(server.dns, &first), answer);
     assert_published(&server, "n1", &hex('a', 40), 1);
 
     // A newer update, then an old one signed 60 s before it: BADTIME, signed, nothing applied.
     ok_update(&server, &signed_update("n2", &hex('b', 40), t, 2));
     let before = state(&server);
     let stale = signed_update("n1", &hex('c', 40), t - 30, 3);
-    let m = Message::from_vec(&exchange(server.dns, &stale)).unwrap();
+    let m = Message::from_vec(&udp_exchange(server.dns, &stale)).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
     let tsig = m.signature().expect("a TSIG record");
     assert_eq!(
@@ -867,13 +855,13 @@ fn replayed_updates_change_nothing() {
 
     // Signed an hour ago, with a fudge of an hour asked for: still BADTIME.
     let old = signed_update_with("n3", &hex('d', 40), t - 3600, 4, 3600);
-    let m = Message::from_vec(&exchange(server.dns, &old)).unwrap();
+    let m = Message::from_vec(&udp_exchange(server.dns, &old)).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
     assert_eq!(state(&server), before);
 }
 
 fn ok_update(server: &Server, msg: &[u8]) {
-    let m = Message::from_vec(&exchange(server.dns, msg)).unwrap();
+    let m = Message::from_vec(&udp_exchange(server.dns, msg)).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
 }
 
