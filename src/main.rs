@@ -14,7 +14,8 @@ use tracing_subscriber::EnvFilter;
 use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::api::client::AdminClient;
 use herald::api::import::ImportOptions;
-use herald::api::types::NewToken;
+use herald::api::rollout_view;
+use herald::api::types::{DenyJson, NewRolloutJson, NewToken, NodesJson, RolloutJson};
 use herald::client::report::{ReportKey, Reporter};
 use herald::client::watch::{WatchConfig, watch as run_watch};
 use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
@@ -64,6 +65,14 @@ enum Command {
     /// List a zone's nodes with what each last reported; `--state` picks those current,
     /// behind, failed or silent.
     Nodes(NodesArgs),
+    /// Publish a commit to many nodes in waves gated by node reports; follow, pause, resume
+    /// and abort it; deny a commit.
+    Rollout {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// Make, list and revoke API tokens scoped to nodes of one zone (admin token needed).
     Token {
         #[command(flatten)]
@@ -111,6 +120,83 @@ enum ConfigCommand {
     /// check everything (secret files included), and print the effective settings as TOML,
     /// secrets left out. Exits 2 on the first error, naming the file, line and key.
     Check(Box<ServeArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCommand {
+    /// Start a rollout; prints it (its id first).
+    Start(Box<RolloutStartArgs>),
+    /// Show a rollout and its waves, or the zone's latest rollouts without an id.
+    Status {
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        id: Option<u64>,
+    },
+    /// Stop a running rollout before its next publish.
+    Pause {
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        id: u64,
+    },
+    /// Go on with a paused or halted rollout.
+    Resume {
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        id: u64,
+    },
+    /// End a rollout; with --revert, every node it published goes back to its previous
+    /// commit (with a new seq, so the nodes act on it).
+    Abort {
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        id: u64,
+        #[arg(long)]
+        revert: bool,
+    },
+    /// Put a commit on the zone's deny-list (admin token): every publish of it is refused,
+    /// and its running rollouts halt.
+    Deny {
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        commit: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RolloutStartArgs {
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// The commit to publish.
+    commit: String,
+    /// `*`, `prefix*`, or node names separated by commas.
+    #[arg(long, value_name = "NODES", default_value = "*")]
+    nodes: String,
+    /// Nodes published first, as a wave of their own (comma-separated).
+    #[arg(long, value_name = "NODES", value_delimiter = ',')]
+    canary: Vec<String>,
+    /// Cumulative percentages, such as 10,50,100.
+    #[arg(
+        long,
+        value_name = "PERCENTS",
+        value_delimiter = ',',
+        default_value = "100"
+    )]
+    waves: Vec<u8>,
+    /// How long a wave stays published before the next may start.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Percent of a wave's nodes that must report applied before the next wave.
+    #[arg(long, value_name = "PERCENT", default_value_t = 100)]
+    min_applied: u8,
+    /// Halt when more nodes than this report failed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_failed: u64,
+    /// At most this many nodes published and not yet reported.
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -477,6 +563,7 @@ fn main() -> ExitCode {
         | Command::Key { .. }
         | Command::Check(_)
         | Command::Token { .. }
+        | Command::Rollout { .. }
         | Command::Nodes(_)
         | Command::Import(_)
         | Command::Config { .. }
@@ -506,6 +593,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Token { api, command } => token(api, command).map(|()| 0),
         Command::Nodes(args) => nodes(args).map(|()| 0),
+        Command::Rollout { api, command } => rollout(api, command).map(|()| 0),
         Command::Import(args) => import(args).map(|()| 0),
         Command::Config {
             command: ConfigCommand::Check(args),
@@ -748,6 +836,84 @@ fn token(api: ApiArgs, command: TokenCommand) -> anyhow::Result<()> {
 }
 
 /// Prints a line to stdout; a reader that went away (`| head`) is not an error.
+/// `herald rollout …`.
+fn rollout(api: ApiArgs, command: RolloutCommand) -> anyhow::Result<()> {
+    let client = api.client()?;
+    let zone_of = |z: &str| normalize_zone(z).map_err(usage);
+    let one = |r: RolloutJson| {
+        if api.json {
+            print_out(&serde_json::to_string_pretty(&r)?)
+        } else {
+            print_out(rollout_view::render(&r).trim_end())
+        }
+    };
+    match command {
+        RolloutCommand::Start(args) => {
+            let nodes = if args.nodes.ends_with('*') {
+                NodesJson::Pattern(args.nodes)
+            } else {
+                NodesJson::List(args.nodes.split(',').map(str::to_owned).collect())
+            };
+            let started = client.start_rollout(
+                &zone_of(&args.zone)?,
+                &NewRolloutJson {
+                    commit: args.commit,
+                    nodes,
+                    canary: args.canary,
+                    waves: Some(args.waves),
+                    interval: Some(args.interval.as_secs()),
+                    min_applied: Some(args.min_applied),
+                    max_failed: Some(args.max_failed),
+                    max_in_flight: args.max_in_flight,
+                },
+            )?;
+            one(started)
+        }
+        RolloutCommand::Status { zone, id: Some(id) } => one(client.rollout(&zone_of(&zone)?, id)?),
+        RolloutCommand::Status { zone, id: None } => {
+            let list = client.rollouts(&zone_of(&zone)?, 20)?;
+            if api.json {
+                return print_out(&serde_json::to_string_pretty(&list)?);
+            }
+            for r in &list.rollouts {
+                print_out(&rollout_view::summary(r))?;
+            }
+            Ok(())
+        }
+        RolloutCommand::Pause { zone, id } => {
+            one(client.drive_rollout(&zone_of(&zone)?, id, "pause", false)?)
+        }
+        RolloutCommand::Resume { zone, id } => {
+            one(client.drive_rollout(&zone_of(&zone)?, id, "resume", false)?)
+        }
+        RolloutCommand::Abort { zone, id, revert } => {
+            one(client.drive_rollout(&zone_of(&zone)?, id, "abort", revert)?)
+        }
+        RolloutCommand::Deny {
+            zone,
+            commit,
+            reason,
+        } => {
+            let denied = client.deny_commit(&zone_of(&zone)?, &DenyJson { commit, reason })?;
+            if api.json {
+                return print_out(&serde_json::to_string_pretty(&denied)?);
+            }
+            let halted = match denied.halted.as_slice() {
+                [] => String::new(),
+                ids => format!(
+                    "; halted rollout{} {}",
+                    if ids.len() == 1 { "" } else { "s" },
+                    ids.iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            print_out(&format!("denied {}{halted}", denied.commit))
+        }
+    }
+}
+
 fn print_out(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     match writeln!(std::io::stdout().lock(), "{text}") {

@@ -240,10 +240,18 @@ pub enum Source {
     Pdns,
     /// RFC 2136 UPDATE.
     Update,
+    /// Rollout waves and reverts.
+    Rollout,
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [Source::Api, Source::Batch, Source::Pdns, Source::Update];
+    pub const ALL: [Source; 5] = [
+        Source::Api,
+        Source::Batch,
+        Source::Pdns,
+        Source::Update,
+        Source::Rollout,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -251,6 +259,7 @@ impl Source {
             Self::Batch => "batch",
             Self::Pdns => "pdns",
             Self::Update => "update",
+            Self::Rollout => "rollout",
         }
     }
 }
@@ -263,7 +272,7 @@ pub const PUBLISH_BUCKETS: [f64; 10] =
 #[derive(Debug, Default)]
 pub struct PublishStats {
     /// By source, then: applied, refused (the request's fault), failed (the server's).
-    results: [[AtomicU64; 3]; 4],
+    results: [[AtomicU64; 3]; Source::ALL.len()],
     /// Publish-to-visible: counts per bucket (then +Inf), and the sum in microseconds.
     seconds: [AtomicU64; PUBLISH_BUCKETS.len() + 1],
     micros: AtomicU64,

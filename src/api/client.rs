@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::types::{
-    BatchRequest, BatchResponse, CreatedToken, ErrorBody, NewToken, NodeJson, NodeList, PutNode,
-    TokenList,
+    AbortJson, BatchRequest, BatchResponse, CreatedToken, DeniedJson, DenyJson, ErrorBody,
+    NewRolloutJson, NewToken, NodeJson, NodeList, PutNode, RolloutJson, RolloutList, TokenList,
 };
 
 /// Errors of the admin client.
@@ -165,6 +165,53 @@ impl AdminClient {
     pub fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
         self.call::<()>(Method::Delete, &format!("/v1/tokens/{id}"))?;
         Ok(())
+    }
+
+    /// Starts a rollout.
+    pub fn start_rollout(
+        &self,
+        zone: &str,
+        rollout: &NewRolloutJson,
+    ) -> Result<RolloutJson, ClientError> {
+        self.call(Method::Post(rollout), &format!("/v1/zones/{zone}/rollouts"))?
+            .read_json()
+    }
+
+    /// The zone's rollouts, newest first.
+    pub fn rollouts(&self, zone: &str, limit: usize) -> Result<RolloutList, ClientError> {
+        self.call::<()>(
+            Method::Get,
+            &format!("/v1/zones/{zone}/rollouts?limit={limit}"),
+        )?
+        .read_json()
+    }
+
+    /// One rollout.
+    pub fn rollout(&self, zone: &str, id: u64) -> Result<RolloutJson, ClientError> {
+        self.call::<()>(Method::Get, &format!("/v1/zones/{zone}/rollouts/{id}"))?
+            .read_json()
+    }
+
+    /// `pause`, `resume` or `abort` (with `revert`) a rollout.
+    pub fn drive_rollout(
+        &self,
+        zone: &str,
+        id: u64,
+        action: &str,
+        revert: bool,
+    ) -> Result<RolloutJson, ClientError> {
+        let path = format!("/v1/zones/{zone}/rollouts/{id}/{action}");
+        self.call(Method::Post(&AbortJson { revert }), &path)?
+            .read_json()
+    }
+
+    /// Puts a commit on the zone's deny-list (admin only).
+    pub fn deny_commit(&self, zone: &str, deny: &DenyJson) -> Result<DeniedJson, ClientError> {
+        self.call(
+            Method::Post(deny),
+            &format!("/v1/zones/{zone}/denied-commits"),
+        )?
+        .read_json()
     }
 
     /// Sends one request; an error status becomes [`ClientError::Api`] with the API's message.

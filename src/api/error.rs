@@ -136,17 +136,32 @@ impl ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownZone(_) | Refusal::NoSuchNode(_) | Refusal::NoSuchRollout(_) => {
+                Self::NotFound(r.to_string())
+            }
+            Refusal::SeqMismatch { .. } | Refusal::Unmet { .. } | Refusal::SerialMoved { .. } => {
+                Self::PreconditionFailed(r.to_string())
+            }
+            Refusal::Denied { .. } | Refusal::Overlap { .. } | Refusal::RolloutState { .. } => {
+                Self::Conflict(r.to_string())
+            }
+            Refusal::EmptyRollout => Self::Invalid(r.to_string()),
+            // `Refusal` is non-exhaustive: a new kind is a conflict until it says otherwise.
+            #[allow(unreachable_patterns)]
+            _ => Self::Conflict(r.to_string()),
+        }
+    }
+}
+
 impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> Self {
         match e {
             PublishError::UnknownZone(_) => Self::NotFound(e.to_string()),
             PublishError::StaticName(_) => Self::Conflict(e.to_string()),
-            PublishError::Refused(r) => match r {
-                Refusal::UnknownZone(_) | Refusal::NoSuchNode(_) => Self::NotFound(r.to_string()),
-                Refusal::SeqMismatch { .. }
-                | Refusal::Unmet { .. }
-                | Refusal::SerialMoved { .. } => Self::PreconditionFailed(r.to_string()),
-            },
+            PublishError::Refused(r) => r.into(),
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
             PublishError::Failed(w) => match w.fault() {
                 Some(fault) => Self::storage(fault),

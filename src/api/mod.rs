@@ -3,6 +3,7 @@
 //! - [`auth`]: the admin token and scoped tokens, kept hashed, and the caller's scope;
 //! - [`nodes`]: publish, read, list, delete, history, batch;
 //! - [`tokens`]: making, listing and revoking scoped tokens;
+//! - [`rollouts`]: rollouts in waves, and the deny-list;
 //! - [`zones`]: zone JSON and `/healthz`;
 //! - [`pdns`]: the PowerDNS-compatible subset, for existing tooling;
 //! - [`error`]: one error type and its status codes;
@@ -20,6 +21,8 @@ pub mod metrics;
 pub mod nodes;
 pub mod openapi;
 pub mod pdns;
+pub mod rollout_view;
+pub mod rollouts;
 pub mod tls;
 pub mod tokens;
 pub mod types;
@@ -76,8 +79,9 @@ pub struct AppState {
     pub dns_up: DnsUp,
     /// NOTIFY and transfer health, for the zone JSON.
     pub secondaries: Arc<Secondaries>,
-    /// A writing connection for tokens only; zone data is written by the publisher alone.
-    pub token_store: Arc<Mutex<Store>>,
+    /// A writing connection for control data: tokens, the deny-list and rollout states. Zone
+    /// data is written by the publisher alone.
+    pub control_store: Arc<Mutex<Store>>,
     /// What the zone files and settings say of each zone, for the PowerDNS zone object.
     pub zone_config: Arc<arc_swap::ArcSwap<HashMap<String, ZoneConfig>>>,
     /// `PUT …/zones/{zone}/notify`.
@@ -92,7 +96,12 @@ pub struct AppState {
     pub report_silent_after: u64,
     /// Per zone: its node counts by state, until when they may be reused.
     pub states_cache: StatesCache,
+    /// Asks the rollout driver for a pass now.
+    pub wake_rollouts: WakeRollouts,
 }
+
+/// Asks the rollout driver ([`crate::publish::rollout`]) to look at the rollouts now.
+pub type WakeRollouts = Arc<dyn Fn() + Send + Sync>;
 
 /// Per zone: until when its node counts by state may be reused, and the counts.
 pub type StatesCache = Arc<Mutex<HashMap<String, (std::time::Instant, [u64; 4])>>>;
@@ -139,12 +148,12 @@ impl AppState {
         Ok(counts)
     }
 
-    /// Runs a token write (one transaction) off the async threads.
-    pub async fn write_tokens<T: Send + 'static>(
+    /// Runs a write of control data (one transaction) off the async threads.
+    pub async fn write_control<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut crate::store::Writer<'_>) -> Result<T, crate::store::Error> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.token_store.clone();
+        let store = self.control_store.clone();
         tokio::task::spawn_blocking(move || {
             let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
             store.write(f)
@@ -191,6 +200,33 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/zones/{zone}/nodes/{node}/history", get(nodes::history))
         .route("/v1/zones/{zone}/batch", post(nodes::batch))
+        .route(
+            "/v1/zones/{zone}/rollouts",
+            post(rollouts::create).get(rollouts::list),
+        )
+        .route("/v1/zones/{zone}/rollouts/{id}", get(rollouts::show))
+        .route(
+            "/v1/zones/{zone}/rollouts/{id}/pause",
+            post(rollouts::pause),
+        )
+        .route(
+            "/v1/zones/{zone}/rollouts/{id}/resume",
+            post(rollouts::resume),
+        )
+        .route(
+            "/v1/zones/{zone}/rollouts/{id}/abort",
+            post(rollouts::abort),
+        )
+        .route(
+            "/v1/zones/{zone}/denied-commits",
+            post(rollouts::deny)
+                .layer(DefaultBodyLimit::max(SMALL_BODY))
+                .get(rollouts::denied),
+        )
+        .route(
+            "/v1/zones/{zone}/denied-commits/{commit}",
+            delete(rollouts::allow),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

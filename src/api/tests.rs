@@ -38,7 +38,7 @@ fn harness() -> Harness {
     let db = Store::path_in(dir.path());
     let store = Store::open(&db).unwrap();
     let reader = Store::open_reader(&db).unwrap();
-    let token_store = Store::open(&db).unwrap();
+    let control_store = Store::open(&db).unwrap();
     let files = load_dir(&zones_dir).unwrap();
     let zone_config = files
         .iter()
@@ -70,7 +70,7 @@ fn harness() -> Harness {
         auth: Arc::new(Auth::new(TOKEN)),
         dns_up: Arc::new(move || up.load(Ordering::Relaxed)),
         secondaries: Default::default(),
-        token_store: Arc::new(Mutex::new(token_store)),
+        control_store: Arc::new(Mutex::new(control_store)),
         zone_config: Arc::new(arc_swap::ArcSwap::from_pointee(zone_config)),
         notify_now: Arc::new(|_: &str| {}),
         query_stats: Default::default(),
@@ -78,6 +78,7 @@ fn harness() -> Harness {
         expiry_cache: Default::default(),
         report_silent_after: 3 * 3600,
         states_cache: Default::default(),
+        wake_rollouts: Arc::new(|| {}),
     };
     Harness {
         _dir: dir,

@@ -71,7 +71,7 @@ pub async fn create(
         expires,
     };
     let stored = row.clone();
-    state.write_tokens(move |w| w.add_token(&stored)).await?;
+    state.write_control(move |w| w.add_token(&stored)).await?;
     state.auth.insert(&row).map_err(internal)?;
     tracing::info!(id = %row.id, scope = %scope, "token created");
     Ok((
@@ -128,7 +128,7 @@ pub async fn revoke(
     caller.check_admin()?;
     let Path(id) = id.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let key = id.clone();
-    let removed = state.write_tokens(move |w| w.remove_token(&key)).await?;
+    let removed = state.write_control(move |w| w.remove_token(&key)).await?;
     // Removed from the request path in any case: the store is the source of truth.
     state.auth.remove(&id);
     if !removed {

@@ -8,6 +8,9 @@ use utoipa::ToSchema;
 use crate::dns::secondaries::{NotifyStatus, Secondary, TransferCounts, TransferStatus};
 use crate::store::{HistoryRow, NodeRow, ReportRow, TokenRow};
 
+mod rollouts;
+pub use rollouts::*;
+
 /// A node as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NodeJson {

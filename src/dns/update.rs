@@ -356,6 +356,9 @@ impl Context {
             Ok(_) => (rcode::NOERROR, "applied"),
             Err(PublishError::Refused(Refusal::Unmet { expect, .. })) => unmet(&expect),
             Err(PublishError::Refused(Refusal::SerialMoved { .. })) => RRSET_DIFFERS,
+            Err(PublishError::Refused(Refusal::Denied { .. })) => {
+                (rcode::REFUSED, "the commit is on the deny-list")
+            }
             Err(PublishError::StaticName(_)) => (rcode::REFUSED, "a node name is a zone-file name"),
             Err(PublishError::UnknownZone(_)) => (rcode::NOTZONE, "zone not served"),
             Err(e) => {

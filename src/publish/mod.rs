@@ -1,8 +1,8 @@
 //! The single writer: every change to a zone enters here, and only here are the store and the
 //! signing code joined.
 //!
-//! Changes come from the admin API today (`PUT`, `DELETE`, batch), and will come from RFC 2136
-//! UPDATE, the PowerDNS routes and rollout waves; all of them call [`Publisher::apply`]. One
+//! Changes come from the admin API (`PUT`, `DELETE`, batch), RFC 2136 UPDATE, the PowerDNS
+//! routes and rollout waves ([`rollout`], the driver); all of them call [`Publisher::apply`]. One
 //! thread (`writer.rs`) owns the writing SQLite connection and the signed working copy of every
 //! zone ([`SignedZone`](crate::dnssec::SignedZone)). A publish goes like this:
 //!
@@ -40,6 +40,7 @@
 //! that still fits, and starts the thread.
 
 pub mod reports;
+pub mod rollout;
 mod start;
 mod writer;
 

@@ -190,7 +190,8 @@ impl Worker {
         let clash = |node: &NodeLabel| zone.static_keys().contains(&node_key(node.as_str()));
         let clashing = match &job.change {
             Change::Put { node, .. } => clash(node).then_some(node),
-            Change::Delete { .. } => None,
+            // Rollouts publish nodes that exist, never zone-file names.
+            Change::Delete { .. } | Change::Rollout { .. } => None,
             Change::Batch { set, .. } => set.iter().map(|(n, _)| n).find(|n| clash(n)),
             // An update may not remove a zone-file name either: that is not a node.
             Change::Update { set, delete, .. } => {

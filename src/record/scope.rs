@@ -61,6 +61,18 @@ impl NodePattern {
         }
     }
 
+    /// Whether every node that `other` matches is matched by this pattern too.
+    pub fn covers(&self, other: &NodePattern) -> bool {
+        match (self, other) {
+            (Self::Any, _) => true,
+            (_, Self::Any) => false,
+            (Self::Prefix(mine), Self::Prefix(theirs)) => theirs.starts_with(mine.as_str()),
+            (Self::Prefix(mine), Self::Exact(n)) => n.as_str().starts_with(mine.as_str()),
+            (Self::Exact(mine), Self::Exact(n)) => mine == n,
+            (Self::Exact(_), Self::Prefix(_)) => false,
+        }
+    }
+
     /// Whether `node` (a valid, lowercase label) is covered.
     pub fn matches(&self, node: &str) -> bool {
         match self {
@@ -113,6 +125,22 @@ impl fmt::Display for Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_covers_only_patterns_inside_it() {
+        let p = |t| NodePattern::parse(t).unwrap();
+        assert!(p("*").covers(&p("*")));
+        assert!(p("*").covers(&p("web*")));
+        assert!(p("web*").covers(&p("web-1*")));
+        assert!(p("web*").covers(&p("web*")));
+        assert!(p("web*").covers(&p("web1")));
+        assert!(p("n1").covers(&p("n1")));
+        assert!(!p("web*").covers(&p("*")));
+        assert!(!p("web-*").covers(&p("web*")));
+        assert!(!p("web*").covers(&p("db1")));
+        assert!(!p("n1").covers(&p("n1*")));
+        assert!(!p("n1").covers(&p("n2")));
+    }
 
     #[test]
     fn patterns_match_what_they_say() {

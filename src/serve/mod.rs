@@ -36,6 +36,7 @@ use crate::dns::{self, DnsError, DnsServer};
 use crate::dnssec::policy::ZonePolicy;
 use crate::metrics::QueryStats;
 use crate::publish::reports::ReportSecretError;
+use crate::publish::rollout::RolloutDriver;
 use crate::publish::{self, Setup, StartError};
 use crate::record::SystemClock;
 use crate::store::{self, Store};
@@ -221,8 +222,8 @@ pub async fn run_with_reload(
     let db = Store::path_in(data);
     let store = Store::open(&db)?;
     let reader = Store::open_reader(&db)?;
-    let token_store = Store::open(&db)?;
-    let auth = Auth::with_tokens(&token, &token_store.tokens()?)?;
+    let control_store = Store::open(&db)?;
+    let auth = Auth::with_tokens(&token, &control_store.tokens()?)?;
     drop(token);
     let zone_config = Arc::new(ArcSwap::from_pointee(zone_configs(
         &zones,
@@ -301,6 +302,13 @@ pub async fn run_with_reload(
     // listener as soon as it is polled below.
     systemd::notify("READY=1");
 
+    let control_store = Arc::new(Mutex::new(control_store));
+    let (rollouts, rollout_task) = RolloutDriver::start(
+        publisher.clone(),
+        Store::open_reader(&db)?,
+        control_store.clone(),
+        shutdown.clone(),
+    );
     let health = dns.health();
     let state = AppState {
         publisher: publisher.clone(),
@@ -309,7 +317,8 @@ pub async fn run_with_reload(
         auth: Arc::new(auth),
         dns_up: Arc::new(move || health.is_up()),
         secondaries,
-        token_store: Arc::new(Mutex::new(token_store)),
+        control_store,
+        wake_rollouts: Arc::new(move || rollouts.wake()),
         zone_config: zone_config.clone(),
         query_stats,
         expiry_cache: Default::default(),
@@ -380,6 +389,8 @@ pub async fn run_with_reload(
     for n in notifiers {
         let _ = n.await;
     }
+    // The driver stops at its next await; a wave it sent is finished by the publisher.
+    let _ = rollout_task.await;
     publisher.stop();
     let _ = tokio::task::spawn_blocking(move || {
         let _ = publisher_thread.join();

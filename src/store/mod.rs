@@ -15,6 +15,7 @@ mod journal;
 mod nodes;
 mod reports;
 pub mod restore;
+mod rollouts;
 mod schema;
 mod signatures;
 mod tokens;
@@ -30,6 +31,10 @@ use crate::record::{Commit, NodeLabel, NodeRecord, Payload, RecordError, newest_
 
 pub use journal::JournalRow;
 pub use reports::{NodeState, ReportRow};
+pub use rollouts::{
+    DeniedRow, NewRollout, RolloutAction, RolloutRow, RolloutState, RolloutStep, Selector,
+    WaveCounts, place,
+};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use signatures::{StoredNode, StoredSig};
 pub use tokens::TokenRow;
@@ -106,6 +111,23 @@ pub enum Refusal {
     /// An update expected another SOA serial: the zone changed since its sender looked.
     #[error("prerequisite not met: the zone's serial is {current}, not {want}")]
     SerialMoved { want: u32, current: u32 },
+    /// The commit is on the zone's deny-list.
+    #[error("commit {commit} is on the zone's deny-list")]
+    Denied { commit: String },
+    /// A rollout would take a node that another active rollout holds.
+    #[error("node {node} is already in running rollout {rollout}")]
+    Overlap { node: String, rollout: u64 },
+    #[error("no rollout {0} in this zone")]
+    NoSuchRollout(u64),
+    /// The rollout's state does not allow the action.
+    #[error("rollout {id} is {state}: cannot {action}")]
+    RolloutState {
+        id: u64,
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("the rollout selects no node")]
+    EmptyRollout,
 }
 
 /// What an update expects of a node before it applies (the RFC 2136 §2.4 prerequisites, as
@@ -182,6 +204,9 @@ pub enum Change {
         set: Vec<(NodeLabel, Commit)>,
         delete: Vec<NodeLabel>,
     },
+    /// A step of rollout `id`: publish (part of) a wave, or revert. The rollout's state is
+    /// checked and changed in the same savepoint as the publishes ([`RolloutStep`]).
+    Rollout { id: u64, step: RolloutStep },
 }
 
 /// The current state of a node.

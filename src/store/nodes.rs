@@ -6,6 +6,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::rollouts::{self, RolloutStep};
 use super::{Applied, Change, Condition, Error, Expect, HistoryRow, IfMatch, NodeRow, Refusal};
 use crate::record::{Commit, NodeLabel, render_into};
 
@@ -116,6 +117,17 @@ pub(super) fn apply(
             floor,
         )
     };
+    // A denied commit is refused whatever path it came by.
+    let commits: Vec<&str> = match change {
+        Change::Put { commit, .. } => vec![commit.as_str()],
+        Change::Batch { set, .. } | Change::Update { set, .. } => {
+            set.iter().map(|(_, c)| c.as_str()).collect()
+        }
+        Change::Delete { .. } | Change::Rollout { .. } => Vec::new(),
+    };
+    if let Some(commit) = super::rollouts::denied_among(conn, zone, commits)? {
+        return Ok(Err(Refusal::Denied { commit }));
+    }
     match change {
         Change::Put {
             node,
@@ -187,6 +199,28 @@ pub(super) fn apply(
             }
             if applied.set.is_empty() && applied.deleted.is_empty() {
                 // Nothing changed: the serial stays (RFC 2136 §3.7).
+                applied.serial = serial.wrapping_sub(1);
+                return Ok(Ok(applied));
+            }
+        }
+        Change::Rollout { id, step } => {
+            let plan = match rollouts::plan(conn, zone, *id, *step)? {
+                Ok(plan) => plan,
+                Err(r) => return Ok(Err(r)),
+            };
+            let commits = plan.commit_of.iter().map(|(_, c, _)| c.as_str());
+            if let Some(commit) = rollouts::denied_among(conn, zone, commits)? {
+                return Ok(Err(Refusal::Denied { commit }));
+            }
+            for (node, commit, current) in &plan.commit_of {
+                let (row, created) = publish_node(node, commit, Some(current.seq))?;
+                if let RolloutStep::Wave { wave, .. } = step {
+                    rollouts::mark_published(conn, *id, *wave, node.as_str(), row.seq, current)?;
+                }
+                applied.set.push((row, created));
+            }
+            rollouts::finish(conn, *id, *step, applied.set.len() as u64, now)?;
+            if applied.set.is_empty() {
                 applied.serial = serial.wrapping_sub(1);
                 return Ok(Ok(applied));
             }

@@ -128,6 +128,59 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (zone, name)
     ) WITHOUT ROWID;
     ",
+    // 7: rollouts and the deny-list.
+    "
+    -- One row per rollout (DESIGN.md, \"Rollouts\"): what it publishes to which nodes, its
+    -- waves and gates, and where it stands. `wave` is the current wave's index; `wave_done`
+    -- is when its last node was published (NULL until then). Only the writer thread publishes
+    -- a wave, in the transaction that marks its nodes published, so a restart never repeats
+    -- or skips one.
+    CREATE TABLE rollout (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        zone          TEXT NOT NULL,
+        commit_id     TEXT NOT NULL,
+        selector      TEXT NOT NULL,
+        canary        TEXT NOT NULL,
+        waves         TEXT NOT NULL,
+        interval_s    INTEGER NOT NULL,
+        min_applied   INTEGER NOT NULL,
+        max_failed    INTEGER NOT NULL,
+        max_in_flight INTEGER,
+        state         TEXT NOT NULL,
+        reason        TEXT,
+        wave          INTEGER NOT NULL,
+        wave_done     INTEGER,
+        reverted      INTEGER NOT NULL DEFAULT 0,
+        created       INTEGER NOT NULL,
+        updated       INTEGER NOT NULL,
+        created_by    TEXT NOT NULL
+    );
+    CREATE INDEX rollout_zone ON rollout (zone, id);
+
+    -- The nodes of a rollout, each placed in its wave when the rollout was made. `seq` is the
+    -- seq the rollout published (NULL until then); `prev_commit` and `prev_seq` what the node
+    -- had just before, for a revert.
+    CREATE TABLE rollout_node (
+        rollout     INTEGER NOT NULL,
+        wave        INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        zone        TEXT NOT NULL,
+        seq         INTEGER,
+        prev_commit TEXT,
+        prev_seq    INTEGER,
+        PRIMARY KEY (rollout, wave, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX rollout_node_name ON rollout_node (zone, name);
+
+    -- Commits that no path may publish in a zone.
+    CREATE TABLE denied_commit (
+        zone      TEXT NOT NULL,
+        commit_id TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        created   INTEGER NOT NULL,
+        PRIMARY KEY (zone, commit_id)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.

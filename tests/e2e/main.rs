@@ -27,6 +27,7 @@ mod openapi;
 mod pdns;
 mod reload;
 mod report;
+mod rollout;
 mod secondary;
 mod secrets;
 mod tls;
