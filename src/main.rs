@@ -184,7 +184,7 @@ struct RolloutStartArgs {
         value_delimiter = ',',
         default_value = "100"
     )]
-    waves: Vec<u8>,
+    waves: Vec<u64>,
     /// How long a wave stays published before the next may start.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     interval: Duration,
@@ -862,7 +862,7 @@ fn rollout(api: ApiArgs, command: RolloutCommand) -> anyhow::Result<()> {
                     canary: args.canary,
                     waves: Some(args.waves),
                     interval: Some(args.interval.as_secs()),
-                    min_applied: Some(args.min_applied),
+                    min_applied: Some(args.min_applied.into()),
                     max_failed: Some(args.max_failed),
                     max_in_flight: args.max_in_flight,
                 },

@@ -36,6 +36,9 @@ use crate::store::{Change, NewRollout, RolloutAction, RolloutRow, RolloutStep, S
 const MAX_CANARY: usize = 1000;
 /// The longest gate interval: a year.
 const MAX_INTERVAL: u64 = 366 * 86_400;
+/// The largest count a rollout takes (`max_failed`, `max_in_flight`), and the largest id: a
+/// SQLite integer.
+const MAX_COUNT: u64 = i64::MAX as u64;
 /// The longest deny reason kept.
 const MAX_REASON: usize = 256;
 /// Rollouts per list, by default and at most.
@@ -137,18 +140,15 @@ fn parse_rollout(zone: &str, req: NewRolloutJson, caller: &Caller) -> Result<New
         }
         canary.push(node);
     }
-    let waves = req.waves.unwrap_or_else(|| vec![100]);
-    let rising = waves.windows(2).all(|w| w[0] < w[1]);
-    if waves.is_empty()
-        || waves.len() > 100
-        || !rising
-        || waves[0] == 0
-        || waves.last() != Some(&100)
-    {
+    let asked = req.waves.unwrap_or_else(|| vec![100]);
+    let rising = asked.windows(2).all(|w| w[0] < w[1]);
+    if asked.is_empty() || !rising || asked[0] == 0 || asked.last() != Some(&100) {
         return Err(invalid(format!(
-            "waves must be rising percentages from 1 to 100 that end at 100, got {waves:?}"
+            "waves must be rising percentages from 1 to 100 that end at 100, got {asked:?}"
         )));
     }
+    // Rising and ending at 100: each fits a u8.
+    let waves: Vec<u8> = asked.iter().map(|p| *p as u8).collect();
     let interval = req.interval.unwrap_or(0);
     if interval > MAX_INTERVAL {
         return Err(invalid(format!(
@@ -156,13 +156,21 @@ fn parse_rollout(zone: &str, req: NewRolloutJson, caller: &Caller) -> Result<New
         )));
     }
     let min_applied = req.min_applied.unwrap_or(100);
-    if min_applied > 100 {
+    let Ok(min_applied @ 0..=100) = u8::try_from(min_applied) else {
         return Err(invalid(format!(
             "min_applied is a percentage, 0 to 100, got {min_applied}"
         )));
-    }
+    };
     if req.max_in_flight == Some(0) {
         return Err(invalid("max_in_flight must be at least 1".into()));
+    }
+    for (name, value) in [
+        ("max_failed", req.max_failed),
+        ("max_in_flight", req.max_in_flight),
+    ] {
+        if value.is_some_and(|v| v > MAX_COUNT) {
+            return Err(invalid(format!("{name} must be at most {MAX_COUNT}")));
+        }
     }
     if !may_cover(caller, zone, &selector, &canary) {
         return Err(ApiError::Forbidden(
@@ -222,6 +230,12 @@ fn zone_and_id(
     let Path((zone, id)) = path.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let zone = state.served_zone(&zone)?;
     caller.check_zone(&zone)?;
+    // Ids are SQLite integers: anything larger names no rollout.
+    if id > MAX_COUNT {
+        return Err(ApiError::NotFound(format!(
+            "no rollout {id} in zone {zone}"
+        )));
+    }
     Ok((zone, id))
 }
 
@@ -402,11 +416,13 @@ pub async fn abort(
     if body.len() > super::SMALL_BODY {
         return Err(ApiError::TooLarge("the abort body is too large".into()));
     }
+    // No body, or `null`, is an abort without revert.
     let req: AbortJson = if body.iter().all(u8::is_ascii_whitespace) {
         AbortJson::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<AbortJson>>(&body)
             .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?
+            .unwrap_or_default()
     };
     if !req.revert {
         return drive(state, caller, path, RolloutAction::Abort).await;

@@ -365,16 +365,20 @@ pub struct NewToken {
 /// A count of seconds, written as JSON writes integers: `3600`, and also `3600.0` (a number
 /// with a zero fraction is an integer to JSON Schema, and to JavaScript clients).
 fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(|n| whole(&n))
+        .transpose()
+}
+
+/// A non-negative integer from a JSON number, `3` or `3.0` alike (JSON Schema's integers).
+pub(crate) fn whole<E: serde::de::Error>(n: &serde_json::Number) -> Result<u64, E> {
     if let Some(u) = n.as_u64() {
-        return Ok(Some(u));
+        return Ok(u);
     }
     match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(Some(f as u64)),
-        _ => Err(serde::de::Error::custom(format!(
-            "expires_in must be a whole number of seconds, got {n}"
+        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(f as u64),
+        _ => Err(E::custom(format!(
+            "expected a whole number, not below 0, got {n}"
         ))),
     }
 }

@@ -31,24 +31,57 @@ pub struct NewRolloutJson {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canary: Vec<String>,
     /// Cumulative percentages of the nodes, rising, the last 100 (default `[100]`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_list"
+    )]
     #[schema(example = json!([10, 50, 100]))]
-    pub waves: Option<Vec<u8>>,
+    pub waves: Option<Vec<u64>>,
     /// Seconds a wave stays published before the next may start (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_one"
+    )]
     #[schema(minimum = 0, maximum = 31622400)]
     pub interval: Option<u64>,
     /// Percent of a wave's nodes that must report `applied` before the next wave (default 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_one"
+    )]
     #[schema(minimum = 0, maximum = 100)]
-    pub min_applied: Option<u8>,
+    pub min_applied: Option<u64>,
     /// Halt when more nodes than this report `failed` (default 0: the first failure halts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_one"
+    )]
+    #[schema(minimum = 0, maximum = 9223372036854775807_u64)]
     pub max_failed: Option<u64>,
     /// At most this many nodes published and not yet reported (default: no cap).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_one"
+    )]
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub max_in_flight: Option<u64>,
+}
+
+fn whole_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(|n| super::whole(&n))
+        .transpose()
+}
+
+fn whole_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u64>>, D::Error> {
+    Option::<Vec<serde_json::Number>>::deserialize(d)?
+        .map(|v| v.iter().map(super::whole).collect())
+        .transpose()
 }
 
 /// `POST …/rollouts/{id}/abort`.
