@@ -4,6 +4,7 @@
 //! - [`nodes`]: publish, read, list, delete, history, batch;
 //! - [`tokens`]: making, listing and revoking scoped tokens;
 //! - [`rollouts`]: rollouts in waves, and the deny-list;
+//! - [`ui`]: the status page at `/ui/`, which reads all of the above;
 //! - [`zones`]: zone JSON and `/healthz`;
 //! - [`pdns`]: the PowerDNS-compatible subset, for existing tooling;
 //! - [`error`]: one error type and its status codes;
@@ -26,6 +27,7 @@ pub mod rollouts;
 pub mod tls;
 pub mod tokens;
 pub mod types;
+pub mod ui;
 pub mod zones;
 
 use std::collections::HashMap;
@@ -175,7 +177,8 @@ impl AppState {
     }
 }
 
-/// The router. Everything but `/healthz` needs a token; what a scoped token may do is checked
+/// The router. Everything but `/healthz`, `/metrics` (see [`metrics`]) and the status page's
+/// files needs a token; what a scoped token may do is checked
 /// by each handler.
 pub fn app(state: AppState) -> Router {
     let authed = Router::new()
@@ -234,6 +237,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(zones::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route("/ui", get(ui::bare))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/style.css", get(ui::style))
         .merge(authed)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -213,6 +213,28 @@ pub struct ListParams {
     /// token; follow `next` to the end.
     #[param(nullable = false, pattern = "^(current|behind|failed|silent)$")]
     state: Option<String>,
+    /// Only the nodes whose names start with this (the status page's search).
+    #[param(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9-]{0,61}$")]
+    prefix: Option<String>,
+}
+
+/// The prefix to read: the one asked for, narrowed to a prefix token's own; `Err(())` when
+/// the two have no node in common.
+fn read_prefix(asked: Option<&str>, caller: &Caller) -> Result<Option<String>, ()> {
+    let token = match caller {
+        Caller::Scoped { scope, .. } => match &scope.nodes {
+            NodePattern::Prefix(p) => Some(p.as_str()),
+            NodePattern::Exact(_) | NodePattern::Any => None,
+        },
+        Caller::Admin => None,
+    };
+    match (asked, token) {
+        (None, t) => Ok(t.map(str::to_owned)),
+        (Some(a), None) => Ok(Some(a.to_owned())),
+        (Some(a), Some(t)) if a.starts_with(t) => Ok(Some(a.to_owned())),
+        (Some(a), Some(t)) if t.starts_with(a) => Ok(Some(t.to_owned())),
+        _ => Err(()),
+    }
 }
 
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
@@ -254,6 +276,23 @@ pub async fn list(
         .after
         .map(|a| NodeLabel::parse(&a).map(|l| l.to_string()))
         .transpose()?;
+    let asked = match params.prefix {
+        None => None,
+        Some(p) => match NodePattern::parse(&format!("{p}*")) {
+            Ok(NodePattern::Prefix(p)) => Some(p),
+            _ => {
+                return Err(ApiError::Invalid(format!(
+                    "prefix must be the start of a node name, not {p:?}"
+                )));
+            }
+        },
+    };
+    let Ok(prefix) = read_prefix(asked.as_deref(), &caller) else {
+        return Ok(Json(NodeList {
+            nodes: Vec::new(),
+            next: None,
+        }));
+    };
     let z = zone.clone();
     if let Some(wanted) = params.state {
         let node_state = NodeState::parse(&wanted).ok_or_else(|| {
@@ -265,7 +304,8 @@ pub async fn list(
         let mut rows = state
             .read(move |s| {
                 let after = after.as_deref().unwrap_or("");
-                s.nodes_in_state(&z, node_state, silent_before, after, limit + 1)
+                let prefix = prefix.as_deref();
+                s.nodes_in_state(&z, node_state, silent_before, after, prefix, limit + 1)
             })
             .await?;
         let next = if rows.len() > limit {
@@ -289,6 +329,12 @@ pub async fn list(
         let label = label.to_string();
         let found = match after {
             Some(a) if a >= label => None,
+            _ if prefix
+                .as_ref()
+                .is_some_and(|p| !label.starts_with(p.as_str())) =>
+            {
+                None
+            }
             _ => {
                 state
                     .read(move |s| match s.node(&z, &label)? {
@@ -306,14 +352,8 @@ pub async fn list(
             next: None,
         }));
     }
-    // A prefix token's nodes all start with the prefix; the store reads only those.
-    let prefix = match &caller {
-        Caller::Scoped { scope, .. } => match &scope.nodes {
-            NodePattern::Prefix(p) => Some(p.clone()),
-            NodePattern::Exact(_) | NodePattern::Any => None,
-        },
-        Caller::Admin => None,
-    };
+    // A prefix token's nodes all start with the prefix; the store reads only those
+    // (`read_prefix`).
     // One more than asked tells whether there is a next page.
     let (rows, reports) = state
         .read(move |s| {

@@ -163,6 +163,9 @@ impl Modify for Security {
     paths(
         super::zones::healthz,
         super::metrics::metrics,
+        super::ui::index,
+        super::ui::script,
+        super::ui::style,
         document,
         super::zones::list,
         super::zones::show,
@@ -257,6 +260,9 @@ mod tests {
         let mut routed = vec![
             "GET /healthz",
             "GET /metrics",
+            "GET /ui/",
+            "GET /ui/app.js",
+            "GET /ui/style.css",
             "GET /v1/openapi.json",
             "GET /v1/zones",
             "GET /v1/zones/{zone}",

@@ -157,24 +157,40 @@ impl Store {
         Ok(counts)
     }
 
-    /// Up to `limit` nodes of `zone` named after `after`, in `state`, in name order, each with
-    /// its latest report.
+    /// Up to `limit` nodes of `zone` named after `after` (and starting with `prefix`), in
+    /// `state`, in name order, each with its latest report.
+    #[allow(clippy::too_many_arguments)]
     pub fn nodes_in_state(
         &self,
         zone: &str,
         state: NodeState,
         silent_before: u64,
         after: &str,
+        prefix: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(super::NodeRow, Option<ReportRow>)>, Error> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT n.name, n.commit_id, n.seq, n.ts, n.serial, \
              r.seq, r.commit_id, r.status, r.code, r.at, r.signed, r.received \
              FROM node n LEFT JOIN report r ON r.zone = n.zone AND r.name = n.name \
-             WHERE n.zone = ?1 AND n.name > ?3 AND {STATE} = ?4 ORDER BY n.name LIMIT ?5"
+             WHERE n.zone = ?1 AND n.name > ?3 AND n.name >= ?6 AND n.name < ?7 \
+             AND {STATE} = ?4 ORDER BY n.name LIMIT ?5"
         ))?;
+        // Labels sort below '~': [prefix, prefix~) is every name that starts with it.
+        let (low, high) = match prefix {
+            Some(p) => (p.to_owned(), format!("{p}~")),
+            None => (String::new(), "~".to_owned()),
+        };
         let rows = stmt.query_map(
-            params![zone, silent_before, after, state.as_str(), limit as i64],
+            params![
+                zone,
+                silent_before,
+                after,
+                state.as_str(),
+                limit as i64,
+                low,
+                high
+            ],
             |r| {
                 let node = super::nodes::node_row(r)?;
                 let report = match r.get::<_, Option<u64>>(5)? {

@@ -445,6 +445,53 @@ pub fn write_anchor(data: &Path, to: &Path) {
     std::fs::write(to, out.stdout).unwrap();
 }
 
+/// Writes node `node`'s report key (`herald key report` against data directory `data`) to
+/// `<dir>/<node>.report-key` and returns the path.
+pub fn report_key_file(data: &Path, dir: &Path, node: &str) -> PathBuf {
+    let out = herald(&[
+        "key",
+        "report",
+        "--data",
+        data.to_str().unwrap(),
+        "--zone",
+        "example.test",
+        "--node",
+        node,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join(format!("{node}.report-key"));
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+/// One `herald watch --once` for `node` of example.test against `dns`, with the trust anchor
+/// `anchor`, the state file `<dir>/<node>.state`, the report key `key` and the hook `exec`.
+pub fn watch_once(
+    dir: &Path,
+    dns: SocketAddr,
+    anchor: &Path,
+    node: &str,
+    key: &Path,
+    exec: &str,
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["watch", "--once", "--server", &dns.to_string()])
+        .args(["--zone", "example.test", "--node", node, "--timeout", "2s"])
+        .arg("--trust-anchor")
+        .arg(anchor)
+        .arg("--state")
+        .arg(dir.join(format!("{node}.state")))
+        .arg("--report-key")
+        .arg(key)
+        .args(["--exec", exec])
+        .output()
+        .unwrap()
+}
+
 /// The Unix time in seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now()

@@ -31,4 +31,5 @@ mod rollout;
 mod secondary;
 mod secrets;
 mod tls;
+mod ui;
 mod update;

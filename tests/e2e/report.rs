@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -13,7 +13,7 @@ use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::harness::{self, *};
 
 /// `herald key report` for `node`: the whole line, and its secret.
 fn report_key(data: &Path, node: &str) -> (String, Vec<u8>) {
@@ -95,23 +95,11 @@ fn applied(server: &Server, node: &str) -> Value {
 }
 
 fn watch_once(dir: &Path, server: &Server, key: &Path, exec: &str) -> Output {
-    let data = dir.join("data");
     let anchor = dir.join("anchor.key");
     if !anchor.exists() {
-        write_anchor(&data, &anchor);
+        write_anchor(&dir.join("data"), &anchor);
     }
-    Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["watch", "--once", "--server", &server.dns.to_string()])
-        .args(["--zone", "example.test", "--node", "n1", "--timeout", "2s"])
-        .arg("--trust-anchor")
-        .arg(&anchor)
-        .arg("--state")
-        .arg(dir.join("state.json"))
-        .arg("--report-key")
-        .arg(key)
-        .args(["--exec", exec])
-        .output()
-        .unwrap()
+    harness::watch_once(dir, server.dns, &anchor, "n1", key, exec)
 }
 
 /// A server started with `extra`, nodes n1 and n2 published: its directory, data directory

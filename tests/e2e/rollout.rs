@@ -319,19 +319,7 @@ impl Fleet {
         );
         let mut watchers = Vec::new();
         for n in nodes {
-            let out = herald(&[
-                "key",
-                "report",
-                "--data",
-                &data.display().to_string(),
-                "--zone",
-                "example.test",
-                "--node",
-                n,
-            ]);
-            assert!(out.status.success());
-            let key = dir.join(format!("{n}.report-key"));
-            std::fs::write(&key, &out.stdout).unwrap();
+            let key = report_key_file(data, dir, n);
             let child = Command::new(env!("CARGO_BIN_EXE_herald"))
                 .args(["watch", "--interval", "1s", "--hook-timeout", "2s"])
                 .args(["--server", dns, "--timeout", "1s"])
