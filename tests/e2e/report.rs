@@ -396,3 +396,119 @@ fn the_fleet_view_counts_and_filters_nodes_by_state() {
         states(&server)["silent"] == 4
     });
 }
+
+/// A flood of reports from one address, 10,000 a second for three seconds: half forged
+/// (another node's key), half valid for one node far beyond its budget. Every forgery is
+/// refused and counted as forged, the excess as limited, the node's budget alone is stored,
+/// and valid queries from another address go on without a loss meanwhile. The QPS of that
+/// query loop, idle and during the flood, is printed (`deploy/bench/report-load` measures it
+/// against dnsperf).
+#[test]
+fn a_report_flood_is_dropped_and_counted_while_queries_go_on() {
+    use std::net::UdpSocket;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let (_dir, data, server) = start(&[]);
+    let (_, n2) = report_key(&data, "n2");
+    let t = now();
+    let forged = report_message("n1", &n2, "n1", &text(1, SHA1, "applied", t), t);
+    let excess = report_message("n2", &n2, "n2", &text(1, SHA1, "applied", t), t);
+
+    // Valid queries, one at a time from 127.0.0.1, for `secs`: (answered, lost).
+    let dns = server.dns;
+    let query_loop = move |secs: u64| -> (u64, u64) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_ascii("n1.example.test.").unwrap(),
+            RecordType::TXT,
+        ));
+        let (mut answered, mut lost) = (0, 0);
+        let mut buf = [0u8; 4096];
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut id = 0u16;
+        while Instant::now() < until {
+            id = id.wrapping_add(1);
+            q.metadata.id = id;
+            socket.send_to(&q.to_vec().unwrap(), dns).unwrap();
+            loop {
+                match socket.recv(&mut buf) {
+                    Ok(n) => {
+                        let m = Message::from_vec(&buf[..n]).unwrap();
+                        if m.metadata.id != id {
+                            continue;
+                        }
+                        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+                        assert_eq!(m.answers.len(), 1, "the TXT");
+                        answered += 1;
+                    }
+                    Err(_) => lost += 1,
+                }
+                break;
+            }
+        }
+        (answered, lost)
+    };
+    let (idle, idle_lost) = query_loop(2);
+    assert_eq!(idle_lost, 0);
+
+    let before = [reports(&server, "forged"), reports(&server, "limited")];
+    // 127.0.0.2: another address than the queries'.
+    let flood = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // 10,000 a second, in bursts of 100 every 10 ms.
+                let due = started.elapsed().as_millis() as u64 * 10;
+                while sent < due {
+                    let msg = if sent % 2 == 0 { &forged } else { &excess };
+                    let _ = flood.send_to(msg, dns);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sent
+        })
+    };
+    let (during, lost) = query_loop(3);
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    assert!(sent >= 29_000, "{sent} sent");
+    assert_eq!(lost, 0, "valid queries lost during the flood");
+    eprintln!(
+        "report flood: {sent} reports in 3 s; a one-at-a-time query loop answered {:.0} QPS \
+         idle and {:.0} during the flood ({:.2}x)",
+        idle as f64 / 2.0,
+        during as f64 / 3.0,
+        (during as f64 / 3.0) / (idle as f64 / 2.0)
+    );
+    // Each half counted, all but what the kernel may have dropped on the way in.
+    let half = sent / 2;
+    let counted = |i: usize, result: &str| reports(&server, result) - before[i];
+    wait_for(Duration::from_secs(5), "the flood counted", || {
+        counted(0, "forged") + counted(1, "limited") >= sent * 95 / 100
+    });
+    let (forged_n, limited_n) = (counted(0, "forged"), counted(1, "limited"));
+    assert!(
+        forged_n <= half + 1 && forged_n >= half * 95 / 100,
+        "{forged_n} of {half}"
+    );
+    assert!(
+        limited_n <= half && limited_n >= half * 95 / 100 - 20,
+        "{limited_n} of {half}"
+    );
+    // The node's budget went through (two windows at most), and nothing else.
+    wait_for(Duration::from_secs(5), "the budget stored", || {
+        applied(&server, "n2")["status"] == "applied"
+    });
+    assert!(applied(&server, "n1").is_null(), "no forgery stored");
+}
