@@ -1,7 +1,7 @@
 //! The report load generator (`deploy/bench/report-load`): sends node reports, as `herald
 //! watch --report-key` does, for many nodes at a fixed rate, and counts the answers by rcode.
 //!
-//! Each report is for node `n<i>` of the zone, seq 1, signed with that node's key, derived
+//! Each report is for node `n<i>` of the zone, seq 1 (or `--seq S`), signed with that node's key, derived
 //! from the zone's report secret in the server's data directory (what `herald key report`
 //! prints). One UDP socket sends them all; a second thread reads the answers.
 
@@ -19,13 +19,14 @@ use herald::record::{Commit, NodeLabel};
 use hickory_proto::op::Message;
 
 const USAGE: &str = "report-load --server ADDR --data DIR --zone ZONE --nodes N \
-                     [--first K] [--rate PER_SECOND] [--forge yes]";
+                     [--first K] [--rate PER_SECOND] [--seq S] [--forge yes]";
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut server, mut data, mut zone) = (None, None, None);
     let (mut nodes, mut first, mut rate) = (0u64, 1u64, 20_000u64);
     let mut forge = false;
+    let mut seq = 1u64;
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| panic!("{USAGE}"));
         match flag.as_str() {
@@ -36,6 +37,7 @@ fn main() {
             "--first" => first = value.parse().expect("K"),
             "--rate" => rate = value.parse().expect("PER_SECOND"),
             "--forge" => forge = value == "yes",
+            "--seq" => seq = value.parse().expect("S"),
             _ => panic!("{USAGE}"),
         }
     }
@@ -105,7 +107,7 @@ fn main() {
             timeout: Duration::from_secs(1),
         };
         let report = Report {
-            seq: 1,
+            seq,
             commit: commit.clone(),
             status: Status::Applied,
             code: 0,
