@@ -8,18 +8,22 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: API or UPDATE → publish → store (durable) + dnssec (signed) → zone snapshot
+//! Data flows one way: API, UPDATE or rollout → publish → store (durable) + dnssec (signed) → zone snapshot
 //! (prepared answers) → DNS answers. A write goes down the first list, a query reads only the
 //! last part of it.
 //!
 //! - [`api`]: the axum admin API, its auth and scopes, errors, JSON types, the PowerDNS
-//!   subset, its OpenAPI document, and the admin client; its writes go to [`publish`] (tokens, which are not zone
-//!   data, to a connection of their own), its reads to a read-only [`store`] connection;
+//!   subset, rollouts and the deny-list, the status page, its OpenAPI document, and the admin
+//!   client; its writes go to [`publish`] (tokens, the deny-list and rollout states, which are
+//!   not zone data, to a connection of their own), its reads to a read-only [`store`]
+//!   connection;
 //! - [`publish`]: the single writer. Every change enters here; its group commit runs store
 //!   transaction → sign → persist signatures and journal → commit → swap → answer. The only
-//!   part that joins [`store`] and [`dnssec`];
+//!   part that joins [`store`] and [`dnssec`]. Its rollout driver publishes rollout waves
+//!   through the same writer;
 //! - [`store`]: SQLite: schema and migrations, nodes, history, stored signatures, the IXFR
-//!   journal; every write one fsynced transaction;
+//!   journal, tokens, node reports, rollouts and the deny-list; every write one fsynced
+//!   transaction;
 //! - [`dnssec`]: keys, signing policy, the signer, NSEC/NSEC3 records, and the signed working
 //!   zone with its refresh; plain values in, plain values out, no SQLite;
 //! - [`zone`]: zone files, the immutable snapshot the DNS path reads (prepared wire-format

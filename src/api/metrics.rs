@@ -30,7 +30,7 @@ use crate::metrics::{
     Outcome, PUBLISH_BUCKETS, QuerySnapshot, ReportOutcome, SIZE_BUCKETS, Source, TRANSPORTS,
 };
 use crate::record::unix_now;
-use crate::store::NodeState;
+use crate::store::{NodeState, RolloutState};
 
 /// One zone at scrape time.
 #[derive(Debug)]
@@ -49,6 +49,8 @@ struct ZoneFacts {
     behind: Vec<(String, u32)>,
     /// Nodes by state, in the order of `NodeState::ALL`.
     states: [u64; 4],
+    /// Rollouts by state, in the order of `RolloutState::ALL`.
+    rollouts: [u64; 5],
 }
 
 /// Everything a scrape shows, gathered first, then encoded.
@@ -128,6 +130,8 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
             })
             .collect();
         let states = state.node_states(&z.name).await?;
+        let name = z.name.to_string();
+        let rollouts = state.read(move |s| s.rollout_states(&name)).await?;
         zones.push(ZoneFacts {
             name: z.name.to_string(),
             serial: z.serial,
@@ -138,6 +142,7 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
             expiry,
             at_risk: stats.is_at_risk(z.name.as_ref()),
             behind,
+            rollouts,
             states,
         });
     }
@@ -428,6 +433,20 @@ impl Collector for Scrape {
             for z in &self.zones {
                 for (node_state, n) in NodeState::ALL.iter().zip(z.states) {
                     let labels = [("zone", z.name.as_str()), ("state", node_state.as_str())];
+                    ConstGauge::new(n as i64).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_rollouts",
+                "Rollouts by state: running, paused, halted, completed, aborted",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in &self.zones {
+                for (rollout_state, n) in RolloutState::ALL.iter().zip(z.rollouts) {
+                    let labels = [("zone", z.name.as_str()), ("state", rollout_state.as_str())];
                     ConstGauge::new(n as i64).encode(m.encode_family(&labels)?)?;
                 }
             }

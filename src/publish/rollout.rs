@@ -175,7 +175,8 @@ impl Driver {
         let failed: u64 = counts.iter().map(|c| c.failed).sum();
         if failed > r.max_failed {
             let why = format!(
-                "{failed} nodes reported failed, more than max_failed = {}",
+                "{failed} {} reported failed, more than max_failed = {}",
+                if failed == 1 { "node" } else { "nodes" },
                 r.max_failed
             );
             return self.act(&r, RolloutAction::Halt(why)).await;

@@ -23,6 +23,9 @@ use crate::zone::snapshot::{ZoneSnapshot, node_key};
 
 /// At most this many changes share one transaction.
 const MAX_GROUP: usize = 512;
+/// A group that changed at least this many nodes hands the memory it freed back to the
+/// kernel ([`release_memory`]).
+const TRIM_AFTER: usize = 20_000;
 /// How often the refresh step runs.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
@@ -163,8 +166,16 @@ impl Worker {
                 let touched: Vec<String> = staged.keys().cloned().collect();
                 self.zones.extend(staged);
                 self.swap(&touched);
+                let changed: usize = results
+                    .iter()
+                    .flatten()
+                    .map(|a| a.set.len() + a.deleted.len())
+                    .sum();
                 for (job, result) in accepted.into_iter().zip(results) {
                     let _ = job.reply.send(result.map_err(PublishError::from));
+                }
+                if changed >= TRIM_AFTER {
+                    release_memory();
                 }
             }
             Err(e) => {
@@ -380,4 +391,23 @@ fn record(
         w.journal_trim(&staged.name, first)?;
     }
     Ok(())
+}
+
+/// Returns the memory a large group freed to the kernel. glibc keeps freed memory in its
+/// arenas for reuse, and a group of hundreds of thousands of nodes (a rollout wave) frees
+/// more than later groups reuse: four rollouts of a million nodes in waves of up to 500,000
+/// took the server from 385 MB PSS to 1.9 GB, and `malloc_trim` brought 1.6 GB back to 0.6
+/// (`deploy/bench/rollout-scale`). It walks the heap, so it runs only after such groups, once
+/// their callers have their answers.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let started = Instant::now();
+        // SAFETY: malloc_trim takes no pointers; it only returns free pages to the kernel.
+        unsafe { libc::malloc_trim(0) };
+        tracing::debug!(
+            took_us = started.elapsed().as_micros() as u64,
+            "freed memory returned"
+        );
+    }
 }

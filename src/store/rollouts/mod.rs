@@ -479,6 +479,24 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many rollouts of `zone` are in each state, in the order of [`RolloutState::ALL`].
+    pub fn rollout_states(&self, zone: &str) -> Result<[u64; 5], Error> {
+        let mut counts = [0; 5];
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM rollout WHERE zone = ?1 GROUP BY state")?;
+        let rows = stmt.query_map([zone], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+        })?;
+        for row in rows {
+            let (state, n) = row?;
+            if let Some(i) = RolloutState::ALL.iter().position(|s| s.as_str() == state) {
+                counts[i] = n;
+            }
+        }
+        Ok(counts)
+    }
+
     /// The zone's deny-list, oldest first.
     pub fn denied_commits(&self, zone: &str) -> Result<Vec<DeniedRow>, Error> {
         let mut stmt = self.conn.prepare_cached(
