@@ -470,7 +470,11 @@ fn a_report_flood_is_dropped_and_counted_while_queries_go_on() {
                 // 10,000 a second, in bursts of 100 every 10 ms.
                 let due = started.elapsed().as_millis() as u64 * 10;
                 while sent < due {
-                    let msg = if sent.is_multiple_of(2) { &forged } else { &excess };
+                    let msg = if sent.is_multiple_of(2) {
+                        &forged
+                    } else {
+                        &excess
+                    };
                     let _ = flood.send_to(msg, dns);
                     sent += 1;
                 }
