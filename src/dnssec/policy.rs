@@ -9,8 +9,14 @@
 //! | `denial` | `nsec`, `nsec3` (RFC 9276: SHA-1, 0 extra iterations, no salt, no opt-out) | `nsec` |
 //! | `validity` | signature lifetime, e.g. `14d` | 14 days |
 //! | `inception-offset` | how far inception is back-dated, for clock skew | 1 hour |
-//! | `refresh` | re-sign when less than this is left | half the validity |
+//! | `refresh` | re-sign when less than this is left, and the signature is at least this old | half the validity |
 //! | `node-ttl` | TTL of node TXT records | 60 s |
+//!
+//! A policy that would re-sign fresh signatures is refused ([`largest_refresh`]): expirations
+//! are jittered over the last quarter of the validity, so a signature can expire three
+//! quarters of the validity after it was made, and the refresh window must close before that,
+//! with a margin of an eighth of the validity. Validity may be as short as 10 s, for tests
+//! that run a rollover in minutes; below an hour it is only for tests.
 
 use hickory_proto::dnssec::Algorithm;
 use thiserror::Error;
@@ -82,10 +88,19 @@ pub enum PolicyProblem {
     Denial(String),
     #[error(transparent)]
     Value(#[from] ValueError),
-    #[error("validity must be at least 1h")]
+    #[error("validity must be at least 10s")]
     ShortValidity,
     #[error("refresh must be above 0 and below the validity")]
     Refresh,
+    /// The refresh window reaches into the expirations of fresh signatures: they would be
+    /// re-signed over and over, each time with a new serial.
+    #[error(
+        "refresh {} with validity {}: a fresh signature can expire {} after it is made (the \
+         last quarter of the validity is jitter), so it would be re-signed at once, again and \
+         again; the largest refresh that works with this validity is {}",
+        human(*refresh), human(*validity), human(validity - validity / 4), human(largest_refresh(*validity))
+    )]
+    Churn { refresh: u32, validity: u32 },
 }
 
 impl PolicyError {
@@ -140,13 +155,38 @@ fn parse(value: &str) -> Result<(String, ZonePolicy), PolicyProblem> {
     if !refresh_set {
         policy.refresh = policy.validity / 2;
     }
-    if policy.validity < 3600 {
+    if policy.validity < 10 {
         return Err(PolicyProblem::ShortValidity);
     }
     if policy.refresh == 0 || policy.refresh >= policy.validity {
         return Err(PolicyProblem::Refresh);
     }
+    if policy.refresh > largest_refresh(policy.validity) {
+        return Err(PolicyProblem::Churn {
+            refresh: policy.refresh,
+            validity: policy.validity,
+        });
+    }
     Ok((zone, policy))
+}
+
+/// The largest refresh that never touches a fresh signature: the earliest expiration of one,
+/// three quarters of the validity after signing (`sign.rs` jitters over the last quarter), less
+/// a margin of an eighth of the validity for the sweep to get round to it.
+pub fn largest_refresh(validity: u32) -> u32 {
+    validity - validity / 4 - validity / 8
+}
+
+/// Seconds as a setting takes them: in the largest unit that divides them (`45m`, `210h`,
+/// `2250s`), so a value from a message can be pasted back.
+fn human(secs: u32) -> String {
+    [("w", 7 * DAY), ("d", DAY), ("h", 3600), ("m", 60)]
+        .into_iter()
+        .find(|(_, size)| secs >= *size && secs % size == 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, size)| format!("{}{unit}", secs / size),
+        )
 }
 
 #[cfg(test)]
@@ -175,13 +215,37 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_refresh_is_accepted_and_one_more_second_is_not() {
+        for validity in ["10s", "1h", "1d", "14d"] {
+            let v = crate::config::value::duration(validity).unwrap();
+            let largest = human(largest_refresh(v));
+            let flag = format!("example.test:validity={validity},refresh={largest}");
+            assert_eq!(
+                parse_flag(&flag).unwrap().1.refresh,
+                largest_refresh(v),
+                "{flag}"
+            );
+            let over = largest_refresh(v) + 1;
+            let flag = format!("example.test:validity={validity},refresh={over}s");
+            assert!(parse_flag(&flag).is_err(), "{flag}");
+        }
+        assert_eq!(human(largest_refresh(14 * DAY)), "210h");
+    }
+
+    #[test]
     fn bad_values_say_what_is_wrong() {
         for (flag, needle) in [
             ("example.test", "ZONE:key=value"),
             ("example.test:algorithm=8", "use 13"),
             ("example.test:denial=nsec5", "nsec or nsec3"),
             ("example.test:validity=10x", "not a duration"),
-            ("example.test:validity=30m", "at least 1h"),
+            ("example.test:validity=9s", "at least 10s"),
+            (
+                "example.test:validity=1h,refresh=55m",
+                "refresh 55m with validity 1h: a fresh signature can expire 45m after it is made \
+                 (the last quarter of the validity is jitter), so it would be re-signed at once, \
+                 again and again; the largest refresh that works with this validity is 2250s",
+            ),
             ("example.test:refresh=20d", "below the validity"),
             ("example.test:colour=blue", "unknown key"),
             ("example.test:denial", "not key=value"),

@@ -161,12 +161,19 @@ impl Signer {
         Ok(Signature { rdata, digest })
     }
 
-    /// Whether a signature expiring at `expiration` must be re-signed at `now`: less than the
-    /// policy's refresh time left, or already expired (RFC 1982 arithmetic, as RFC 4034 §3.1.5
-    /// asks).
-    pub fn due(&self, expiration: u32, now: u32) -> bool {
+    /// Whether a signature with `inception` and `expiration` must be re-signed at `now`:
+    /// already expired, or less than the policy's refresh time left and made at least that
+    /// long ago, so a signature is never made again within one refresh period whatever its
+    /// jitter (RFC 1982 arithmetic throughout, as RFC 4034 §3.1.5 asks). It was made
+    /// `inception_offset` after its inception.
+    pub fn due(&self, inception: u32, expiration: u32, now: u32) -> bool {
         let left = expiration.wrapping_sub(now) as i32;
-        left < self.policy.refresh as i32
+        if left <= 0 {
+            return true;
+        }
+        let made = inception.wrapping_add(self.policy.inception_offset);
+        let age = now.wrapping_sub(made) as i32;
+        left < self.policy.refresh as i32 && age >= self.policy.refresh as i32
     }
 
     /// Up to a quarter of the validity, uniformly.
@@ -304,10 +311,33 @@ mod tests {
     fn due_uses_serial_arithmetic() {
         let (_dir, s) = signer(ZonePolicy::default());
         let now = 1_800_000_000u32;
-        assert!(!s.due(now + 8 * 86_400, now));
-        assert!(s.due(now + 6 * 86_400, now));
-        assert!(s.due(now - 10, now), "expired");
+        // Made eight days ago (inception back-dated an hour before that).
+        let old = now - 8 * 86_400 - 3600;
+        assert!(!s.due(old, now + 8 * 86_400, now));
+        assert!(s.due(old, now + 6 * 86_400, now));
+        assert!(s.due(old, now - 10, now), "expired");
         // Across the 2^32 wrap.
-        assert!(!s.due(5 + 8 * 86_400, u32::MAX - 5));
+        assert!(!s.due(old, 5 + 8 * 86_400, u32::MAX - 5));
+        assert!(s.due(u32::MAX - 9 * 86_400, 5 + 6 * 86_400, u32::MAX - 5));
+    }
+
+    #[test]
+    fn a_signature_younger_than_the_refresh_is_never_due_before_it_expires() {
+        let (_dir, s) = signer(ZonePolicy::default());
+        let now = 1_800_000_000u32;
+        // Six days left, inside the refresh window of seven, but made only a day ago (as a
+        // policy that once had a shorter validity would leave it): not yet.
+        let young = now - 86_400 - 3600;
+        assert!(!s.due(young, now + 6 * 86_400, now));
+        // Seven days after it was made, it is.
+        assert!(s.due(young, now + 6 * 86_400, now + 6 * 86_400));
+        // Expired is due whatever its age.
+        assert!(s.due(young, now - 1, now));
+        // The policy check keeps fresh signatures out of the window: the shortest
+        // expiration (three quarters of the validity) is above the largest refresh.
+        for validity in [10, 3600, 14 * 86_400] {
+            let largest = crate::dnssec::policy::largest_refresh(validity);
+            assert!(validity - validity / 4 > largest, "{validity}");
+        }
     }
 }

@@ -27,7 +27,7 @@ use super::nsec::{
     nsec_next, nsec_prev, nsec_rdata, nsec3_label, nsec3_next, nsec3_prev, nsec3_rdata,
 };
 use super::policy::Denial;
-use super::sign::{Digest, Signature, Signer, rrsig_expiration};
+use super::sign::{Digest, Signature, Signer, rrsig_expiration, rrsig_inception};
 use crate::record::{NodeLabel, NodeRecord, Payload, render_into};
 use crate::zone::canon::CanonKey;
 use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};

@@ -103,12 +103,13 @@ fn a_full_then_read_only_disk_refuses_publishes_and_dns_keeps_answering() {
     let dir = tempfile::tempdir().unwrap();
     let disk = SmallDisk::new(dir.path(), 24);
     let data = disk.mount.join("data");
-    // Signatures refreshed every second, so that the store is written all the time.
+    // Signatures that live ten seconds, each re-signed six seconds after it was made (the
+    // largest refresh a 10 s validity allows): the store is written every few seconds.
     let server = Server::start_with(
         &data,
         &repo_zones(),
         Some(TOKEN),
-        &["--dnssec", "example.test:validity=1h,refresh=3599s"],
+        &["--dnssec", "example.test:validity=10s,refresh=6s"],
     );
     assert_eq!(server.put("example.test", "n1", SHA1).status, 201);
     assert_eq!(at_risk(&server), Some(0.0));

@@ -51,9 +51,12 @@ impl SignedZone {
     }
 
     fn due(&self, sigs: &[u8], now: u32) -> bool {
-        first_rdata(sigs)
-            .and_then(rrsig_expiration)
-            .is_some_and(|exp| self.signer.due(exp, now))
+        first_rdata(sigs).is_some_and(|rdata| {
+            match (rrsig_inception(rdata), rrsig_expiration(rdata)) {
+                (Some(inception), Some(expiration)) => self.signer.due(inception, expiration, now),
+                _ => false,
+            }
+        })
     }
 
     /// Re-signs a zone-file (or Herald-made apex) RRset from its source data.

@@ -564,3 +564,51 @@ fn refresh_spreads_resigning_and_keeps_the_zone_valid() {
         let _ = rrsig_inception;
     }
 }
+
+/// The churn of issue 16: `validity=1h,refresh=55m` re-signed a signature every second, each
+/// with a new serial. Such a policy is now refused (`policy::largest_refresh`); the largest
+/// one allowed, and a signature made again by a publish, are left alone until they are a
+/// refresh period old.
+#[test]
+fn a_short_validity_never_re_signs_fresh_signatures() {
+    use crate::dnssec::policy::parse_flag;
+    assert!(parse_flag("example.test:validity=1h,refresh=55m").is_err());
+    let (_, policy) = parse_flag("example.test:validity=1h,refresh=2250s").unwrap();
+    let mut f = Fixture::new(policy);
+    let (mut z, _) = f.build(1, T0);
+    let rows: Vec<NodeRecord> = (0..50)
+        .map(|i| node(&format!("n{i}"), &commit(i), 1))
+        .collect();
+    f.publish(&mut z, &rows, &[], 2, T0);
+    // Every second for the first 37 minutes and a half: nothing is due.
+    for now in (T0 + 1..T0 + 2250).step_by(1) {
+        assert!(
+            z.refresh(now).unwrap().is_none(),
+            "re-signed at T0 + {}",
+            now - T0
+        );
+    }
+    // From then on, what is due is re-signed once, and then left alone again.
+    let now = T0 + 2250;
+    let mut serial = 2;
+    let mut made = 0;
+    while let Some(writes) = z.refresh(now).unwrap() {
+        serial += 1;
+        made += writes.len();
+        let mut all = writes;
+        all.extend(z.finish(serial, now).unwrap());
+        f.store.apply(&all);
+        assert!(serial < 10, "refresh does not converge");
+    }
+    assert!(
+        made > 0,
+        "signatures that old and that close to expiry are re-signed"
+    );
+    for later in now + 1..now + 600 {
+        assert!(
+            z.refresh(later).unwrap().is_none(),
+            "again at T0 + {}",
+            later - T0
+        );
+    }
+}
