@@ -182,7 +182,7 @@ pub fn largest_refresh(validity: u32) -> u32 {
 fn human(secs: u32) -> String {
     [("w", 7 * DAY), ("d", DAY), ("h", 3600), ("m", 60)]
         .into_iter()
-        .find(|(_, size)| secs >= *size && secs % size == 0)
+        .find(|(_, size)| secs >= *size && secs.is_multiple_of(*size))
         .map_or_else(
             || format!("{secs}s"),
             |(unit, size)| format!("{}{unit}", secs / size),
