@@ -15,7 +15,7 @@ use herald::api::auth::ADMIN_TOKEN_ENV;
 use herald::config::value::{self, ValueError};
 use herald::dnssec::ZoneKey;
 use herald::dnssec::policy::{PolicyError, parse_flag};
-use herald::record::{NodeLabel, normalize_zone};
+use herald::record::{NodeLabel, normalize_zone, unix_now};
 use herald::serve::reload::Reloader;
 use herald::serve::run_with_reload;
 use herald::serve::settings::{self, Flags};
@@ -132,6 +132,28 @@ enum KeyCommand {
     /// Print a node's report key (`NAME:hmac-sha256:BASE64`), for `herald watch --report-key`:
     /// hand it to the node with the trust anchor, as a secret.
     Report(KeyReportArgs),
+    /// Start a rollover of the zone's signing key through the admin API (or, with
+    /// --revoke-old, hurry the running one to revoking the old key); prints the keys and the
+    /// rollover's step. Without a change it shows them: `herald key roll --zone Z --status`.
+    Roll(KeyRollArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeyRollArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The zone, such as example.test.
+    #[arg(long, value_name = "ZONE")]
+    zone: String,
+    /// The new key's algorithm: 13 or 15 (the current key's by default).
+    #[arg(long, value_name = "ALG")]
+    algorithm: Option<u8>,
+    /// End with the old key published revoked (RFC 5011), so that nodes drop it at once.
+    #[arg(long)]
+    revoke_old: bool,
+    /// Only show the keys and the rollover.
+    #[arg(long, conflicts_with_all = ["algorithm", "revoke_old"])]
+    status: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -342,6 +364,9 @@ fn main() -> ExitCode {
         Command::Key {
             command: KeyCommand::Report(args),
         } => key_report(args).map(|()| 0),
+        Command::Key {
+            command: KeyCommand::Roll(args),
+        } => key_roll(args).map(|()| 0),
         Command::Check(args) => check(args),
         Command::Token { api, command } => token(api, command).map(|()| 0),
         Command::Nodes(args) => nodes(args).map(|()| 0),
@@ -465,15 +490,77 @@ fn print_out(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Prints the DNSKEY and DS lines of every key a node may pin: the zone's first key, or
+/// during and after a rollover the keys the store names (a revoked one left out).
 fn key_show(args: KeyShowArgs) -> anyhow::Result<()> {
     let zone = normalize_zone(&args.zone)?;
     let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}."))?;
-    let key = ZoneKey::load(&args.data, &zone, &apex)?;
-    print_out(&format!(
-        "{}\n{}",
-        key.dnskey_line(args.ttl),
-        key.ds_line(args.ttl)
-    ))
+    let store_path = herald::store::Store::path_in(&args.data);
+    let roll = if store_path.exists() {
+        herald::store::Store::open_reader(&store_path)?.key_roll(&zone)?
+    } else {
+        None
+    };
+    let keys = match roll {
+        None => vec![ZoneKey::load(&args.data, &zone, &apex)?],
+        Some(row) => {
+            let mut files = vec![row.active];
+            if row.step != "revoke" {
+                files.extend(row.other);
+            }
+            files
+                .iter()
+                .map(|f| ZoneKey::load_named(&args.data, f, &apex))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let lines: Vec<String> = keys
+        .iter()
+        .flat_map(|k| [k.dnskey_line(args.ttl), k.ds_line(args.ttl)])
+        .collect();
+    print_out(&lines.join("\n"))
+}
+
+fn key_roll(args: KeyRollArgs) -> anyhow::Result<()> {
+    let zone = normalize_zone(&args.zone).map_err(usage)?;
+    let client = args.api.client()?;
+    let keys = if args.status {
+        let z = client.zone(&zone)?;
+        herald::api::types::KeysJson {
+            keys: z.keys,
+            rollover: z.rollover,
+        }
+    } else {
+        let req = herald::api::types::RollKeyJson {
+            algorithm: args.algorithm,
+            revoke_old: args.revoke_old,
+        };
+        client.roll_key(&zone, &req)?
+    };
+    if args.api.json() {
+        return print_out(&serde_json::to_string_pretty(&keys)?);
+    }
+    let mut out: Vec<String> = keys
+        .keys
+        .iter()
+        .map(|k| {
+            format!(
+                "key {} algorithm {} {} ({})",
+                k.tag, k.algorithm, k.state, k.file
+            )
+        })
+        .collect();
+    if let Some(r) = &keys.rollover {
+        let next = r
+            .next_step_at
+            .map(|t| format!(", next step in {} s", t.saturating_sub(unix_now())))
+            .unwrap_or_default();
+        out.push(format!(
+            "rollover step {}{next}: waiting for {}",
+            r.step, r.waiting_for
+        ));
+    }
+    print_out(&out.join("\n"))
 }
 
 fn key_report(args: KeyReportArgs) -> anyhow::Result<()> {

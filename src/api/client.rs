@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 use super::types::{
     AbortJson, BatchRequest, BatchResponse, CreatedToken, DeniedJson, DenyJson, ErrorBody,
-    NewRolloutJson, NewToken, NodeJson, NodeList, PutNode, RolloutJson, RolloutList, TokenList,
+    KeysJson, NewRolloutJson, NewToken, NodeJson, NodeList, PutNode, RollKeyJson, RolloutJson,
+    RolloutList, TokenList, ZoneJson,
 };
 
 /// Errors of the admin client.
@@ -212,6 +213,18 @@ impl AdminClient {
             &format!("/v1/zones/{zone}/denied-commits"),
         )?
         .read_json()
+    }
+
+    /// Starts a key rollover of `zone`, or hurries the running one (`revoke_old`).
+    pub fn roll_key(&self, zone: &str, req: &RollKeyJson) -> Result<KeysJson, ClientError> {
+        self.call(Method::Post(req), &format!("/v1/zones/{zone}/keys/roll"))?
+            .read_json()
+    }
+
+    /// One zone: serial, nodes, keys, rollover, secondaries.
+    pub fn zone(&self, zone: &str) -> Result<ZoneJson, ClientError> {
+        self.call::<()>(Method::Get, &format!("/v1/zones/{zone}"))?
+            .read_json()
     }
 
     /// Sends one request; an error status becomes [`ClientError::Api`] with the API's message.

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use super::types::ErrorBody;
 use crate::publish::PublishError;
+use crate::publish::RollRefusal;
 use crate::record::RecordError;
 use crate::store::{self, Refusal, StorageFault};
 
@@ -163,6 +164,8 @@ impl From<PublishError> for ApiError {
             PublishError::StaticName(_) => Self::Conflict(e.to_string()),
             PublishError::Refused(r) => r.into(),
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
+            PublishError::Roll(r @ RollRefusal::Running { .. }) => Self::Conflict(r.to_string()),
+            PublishError::Roll(r) => Self::Invalid(r.to_string()),
             PublishError::Failed(w) => match w.fault() {
                 Some(fault) => Self::storage(fault),
                 None => Self::Internal(PublishError::Failed(w).into()),

@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use crate::dns::secondaries::{NotifyStatus, Secondary, TransferCounts, TransferStatus};
 use crate::store::{HistoryRow, NodeRow, ReportRow, TokenRow};
 
+mod keys;
 mod rollouts;
+pub use keys::*;
 pub use rollouts::*;
 
 /// A node as the API shows it.
@@ -188,6 +190,12 @@ pub struct ZoneJson {
     /// The nodes by state, from their reports (`GET …/nodes?state=`).
     #[serde(default)]
     pub node_states: NodeStatesJson,
+    /// The published keys and their states.
+    #[serde(default)]
+    pub keys: Vec<KeyJson>,
+    /// The key rollover running, or the last one done; absent if the zone never rolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollover: Option<RolloverJson>,
 }
 
 /// How many nodes are in each state.

@@ -6,10 +6,13 @@ use axum::extract::{Extension, Path, State};
 use serde_json::json;
 
 use super::AppState;
+use super::JsonBody;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::openapi::{ReadErrors, ZonePath};
-use super::types::{ErrorBody, JournalJson, ZoneJson, ZoneList};
+use super::openapi::{ReadErrors, WriteErrors, ZonePath};
+use super::types::{ErrorBody, JournalJson, KeysJson, RollKeyJson, ZoneJson, ZoneList};
+use crate::publish::RollRequest;
+use hickory_proto::dnssec::Algorithm;
 
 async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError> {
     let Some(snapshot) = state.zones.load().get(&zone).cloned() else {
@@ -27,6 +30,7 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
         oldest_serial: snapshot.journal.first().map(|(_, e)| e.serial_from),
     };
     let node_states = state.node_states(&zone).await?.into();
+    let keys = KeysJson::from(snapshot.keys.as_ref());
     Ok(ZoneJson {
         zone,
         serial: row.serial,
@@ -37,7 +41,53 @@ async fn zone_json(state: &AppState, zone: String) -> Result<ZoneJson, ApiError>
         transfers: transfers.into(),
         journal,
         node_states,
+        keys: keys.keys,
+        rollover: keys.rollover,
     })
+}
+
+/// `POST /v1/zones/{zone}/keys/roll` (admin only): starts a rollover of the zone's signing
+/// key (RFC 7583 §3.4, see `crate::dnssec::roll`), or with `revoke_old` hurries the running
+/// one to the revocation of its old key. Answers once the first step is durable and served.
+#[utoipa::path(
+    post,
+    path = "/v1/zones/{zone}/keys/roll",
+    tag = "zones",
+    params(ZonePath),
+    request_body = RollKeyJson,
+    responses(
+        (status = 200, description = "The rollover's first step is served; the zone's keys", body = KeysJson),
+        (status = 409, description = "A rollover is running and `revoke_old` was not given", body = ErrorBody),
+        (status = 422, description = "An algorithm Herald cannot roll to", body = ErrorBody),
+        WriteErrors,
+    )
+)]
+pub async fn roll_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    zone: Result<Path<String>, PathRejection>,
+    body: Result<JsonBody<RollKeyJson>, ApiError>,
+) -> Result<Json<KeysJson>, ApiError> {
+    caller.check_admin()?;
+    let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let zone = state.served_zone(&zone)?;
+    let JsonBody(req) = body?;
+    let algorithm = match req.algorithm {
+        None => None,
+        Some(13) => Some(Algorithm::ECDSAP256SHA256),
+        Some(15) => Some(Algorithm::ED25519),
+        Some(other) => {
+            return Err(ApiError::Invalid(format!(
+                "algorithm {other}: use 13 (ECDSAP256SHA256) or 15 (ED25519)"
+            )));
+        }
+    };
+    let request = RollRequest {
+        algorithm,
+        revoke_old: req.revoke_old,
+    };
+    let keys = state.publisher.roll_key(&zone, request).await?;
+    Ok(Json(KeysJson::from(&keys)))
 }
 
 /// `GET /v1/zones`: every served zone the caller may see, by name.

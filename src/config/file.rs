@@ -136,6 +136,12 @@ pub struct ZoneEntry {
     pub inception_offset: Option<String>,
     #[serde(default, deserialize_with = "duration_text")]
     pub node_ttl: Option<String>,
+    /// The nodes' RFC 5011 hold-down, which a key rollover waits for.
+    #[serde(default, deserialize_with = "duration_text")]
+    pub holddown: Option<String>,
+    /// How long a change takes to reach every secondary.
+    #[serde(default, deserialize_with = "duration_text")]
+    pub propagation: Option<String>,
     /// NOTIFY targets of this zone only.
     #[serde(default)]
     pub notify: Vec<NotifyEntry>,
@@ -154,6 +160,8 @@ impl ZoneEntry {
             ("refresh", &self.refresh),
             ("inception-offset", &self.inception_offset),
             ("node-ttl", &self.node_ttl),
+            ("holddown", &self.holddown),
+            ("propagation", &self.propagation),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))

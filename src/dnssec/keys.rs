@@ -1,7 +1,8 @@
-//! Zone signing keys: one combined signing key (CSK) per zone, in `<data>/keys/<zone>.key`.
+//! Zone signing keys: combined signing keys (CSK), one file each in `<data>/keys/`.
 //!
-//! The key is created on first start with mode 0600 (its directory 0700) and loaded from there
-//! afterwards. A key file that others can read, or that cannot be parsed, stops the start with
+//! A zone's first key, `<zone>.key`, is created on its first start with mode 0600 (its
+//! directory 0700) and loaded from there afterwards. A rollover (`crate::dnssec::roll`) adds
+//! `<zone>.<tag>.key`; which file signs is then the store's to say. A key file that others can read, or that cannot be parsed, stops the start with
 //! an error that names the file: Herald never signs with a key it cannot trust to be private,
 //! and never replaces a key silently (that would break every trust anchor).
 //!
@@ -32,6 +33,8 @@ use crate::record::unix_now;
 
 /// DNSKEY flags of a combined signing key: Zone Key and Secure Entry Point (RFC 4034 §2.1.1).
 const CSK_FLAGS: u16 = 257;
+/// The REVOKE flag (RFC 5011 §3, bit 8).
+const REVOKE: u16 = 0x0080;
 
 /// Problems with a key file.
 #[derive(Debug, Error)]
@@ -50,7 +53,8 @@ pub enum KeyError {
     },
     #[error(
         "{path} holds an algorithm {found} key but the zone is set to algorithm {wanted}; \
-         changing the algorithm needs a key rollover, which Herald does not do yet"
+         the algorithm of a zone that has a key changes only by a key rollover, which does \
+         not change algorithms yet: set the algorithm back to {found}"
     )]
     Algorithm {
         path: PathBuf,
@@ -73,6 +77,10 @@ pub struct ZoneKey {
     pub algorithm: Algorithm,
     pub dnskey: DNSKEY,
     pub key_tag: u16,
+    /// The key published with the REVOKE bit (RFC 5011 §2.1), and its tag (the flags are part
+    /// of the tag, RFC 4034 Appendix B).
+    pub revoked: DNSKEY,
+    pub revoked_tag: u16,
     /// The DS for the parent zone, SHA-256 (digest type 2).
     pub ds: DS,
     pub apex: Name,
@@ -90,9 +98,14 @@ impl std::fmt::Debug for ZoneKey {
     }
 }
 
-/// Where the key of `zone` (API form) lives.
+/// Where the first key of `zone` (API form) lives.
 pub fn key_path(data_dir: &Path, zone: &str) -> PathBuf {
-    data_dir.join("keys").join(format!("{zone}.key"))
+    data_dir.join("keys").join(first_key_file(zone))
+}
+
+/// The file name of a zone's first key.
+pub fn first_key_file(zone: &str) -> String {
+    format!("{zone}.key")
 }
 
 impl ZoneKey {
@@ -130,6 +143,54 @@ impl ZoneKey {
             }),
             other => other,
         }
+    }
+
+    /// Loads the key file `file` (a name inside `<data>/keys/`, as the store records it).
+    pub fn load_named(data_dir: &Path, file: &str, apex: &Name) -> Result<Self, KeyError> {
+        if file.contains('/') || file.starts_with('.') {
+            return Err(KeyError::Format {
+                path: PathBuf::from(file),
+                reason: "not a key file name".into(),
+                cause: None,
+            });
+        }
+        Self::load_file(&data_dir.join("keys").join(file), apex)
+    }
+
+    /// Creates a new key for a rollover, `<zone>.<tag>.key`, and loads it. Its tag differs
+    /// from every tag in `taken` (the zone's other keys, revoked forms included), so that a
+    /// validator never has to try two keys for one RRSIG.
+    pub fn generate(
+        data_dir: &Path,
+        zone: &str,
+        apex: &Name,
+        algorithm: Algorithm,
+        taken: &[u16],
+    ) -> Result<Self, KeyError> {
+        for _ in 0..16 {
+            let pkcs8 = new_pkcs8(algorithm)?;
+            let key = Self::from_pkcs8(&pkcs8, algorithm, apex, Path::new(""))?;
+            if [key.key_tag, key.revoked_tag]
+                .iter()
+                .any(|t| taken.contains(t))
+            {
+                continue;
+            }
+            let path = data_dir
+                .join("keys")
+                .join(format!("{zone}.{}.key", key.key_tag));
+            write_file(&path, apex, algorithm, &pkcs8)?;
+            return Self::load_file(&path, apex);
+        }
+        Err(KeyError::Generate)
+    }
+
+    /// The key's file name inside `<data>/keys/`.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     fn load_file(path: &Path, apex: &Name) -> Result<Self, KeyError> {
@@ -175,22 +236,39 @@ impl ZoneKey {
         let pkcs8 = STANDARD
             .decode(secret.ok_or_else(|| format("no private-key: line".into()))?)
             .map_err(|e| decoding("private-key is not base64", e.into()))?;
+        Self::from_pkcs8(&pkcs8, algorithm, apex, path)
+    }
+
+    fn from_pkcs8(
+        pkcs8: &[u8],
+        algorithm: Algorithm,
+        apex: &Name,
+        path: &Path,
+    ) -> Result<Self, KeyError> {
+        let decoding =
+            |reason: &str, cause: Box<dyn std::error::Error + Send + Sync>| KeyError::Format {
+                path: path.to_owned(),
+                reason: reason.to_owned(),
+                cause: Some(cause),
+            };
         let signer: Box<dyn SigningKey> = if algorithm == Algorithm::ED25519 {
-            let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
                 .map_err(|e| decoding("private-key is not an Ed25519 PKCS#8 key", e.into()))?;
             Box::new(Ed25519SigningKey::from_ed25519(pair))
         } else {
             let pair = EcdsaKeyPair::from_pkcs8(
                 &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &pkcs8,
+                pkcs8,
                 &SystemRandom::new(),
             )
             .map_err(|e| decoding("private-key is not a P-256 PKCS#8 key", e.into()))?;
             Box::new(EcdsaSigningKey::from_ecdsa(pair, algorithm))
         };
         let public = signer.to_public_key()?;
-        let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
+        let dnskey = DNSKEY::with_flags(CSK_FLAGS, public.clone());
         let key_tag = dnskey.calculate_key_tag()?;
+        let revoked = DNSKEY::with_flags(CSK_FLAGS | REVOKE, public);
+        let revoked_tag = revoked.calculate_key_tag()?;
         let digest = dnskey.to_digest(apex, DigestType::SHA256)?;
         let ds = DS::new(
             key_tag,
@@ -203,6 +281,8 @@ impl ZoneKey {
             algorithm,
             dnskey,
             key_tag,
+            revoked,
+            revoked_tag,
             ds,
             apex: apex.clone(),
             path: path.to_owned(),
@@ -228,14 +308,27 @@ impl ZoneKey {
 /// Writes a new key file (see [`secret::create`]: mode 0600 in a 0700 directory, whole or not
 /// at all, never over an existing key).
 fn create(path: &Path, apex: &Name, algorithm: Algorithm) -> Result<(), KeyError> {
+    write_file(path, apex, algorithm, &new_pkcs8(algorithm)?)
+}
+
+/// A new private key, as a PKCS#8 document.
+fn new_pkcs8(algorithm: Algorithm) -> Result<Vec<u8>, KeyError> {
     let rng = SystemRandom::new();
-    let pkcs8 = if algorithm == Algorithm::ED25519 {
+    if algorithm == Algorithm::ED25519 {
         Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec())
     } else {
         EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map(|d| d.as_ref().to_vec())
     }
-    .map_err(|_| KeyError::Generate)?;
+    .map_err(|_| KeyError::Generate)
+}
+
+fn write_file(
+    path: &Path,
+    apex: &Name,
+    algorithm: Algorithm,
+    pkcs8: &[u8],
+) -> Result<(), KeyError> {
     let text = format!(
         "; Herald zone signing key (CSK) of {apex} Secret: keep mode 0600.\n\
          zone: {apex}\nalgorithm: {}\ncreated: {}\nprivate-key: {}\n",

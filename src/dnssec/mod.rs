@@ -1,7 +1,8 @@
 //! DNSSEC for Herald's zones (RFC 4033–4035): keys, the signing policy, the signer, the
 //! denial chain's records, and the signed working zone with its refresh.
 //!
-//! - [`keys`]: one combined signing key per zone, in a mode-0600 file of the data directory;
+//! - [`keys`]: combined signing keys, each in a mode-0600 file of the data directory;
+//! - [`roll`]: the steps of a key rollover and the [`KeySet`](roll::KeySet) each step signs with;
 //! - [`policy`]: per-zone settings (algorithm, NSEC or NSEC3, lifetimes, node TTL);
 //! - [`sign`]: RRSIGs with back-dated inception, jittered expiration and a content digest;
 //! - [`nsec`]: NSEC and NSEC3 RDATA, neighbours in the chain, hashed owner labels;
@@ -17,6 +18,7 @@
 pub mod keys;
 pub mod nsec;
 pub mod policy;
+pub mod roll;
 pub mod sign;
 pub mod signed;
 #[cfg(test)]

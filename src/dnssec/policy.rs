@@ -11,6 +11,8 @@
 //! | `inception-offset` | how far inception is back-dated, for clock skew | 1 hour |
 //! | `refresh` | re-sign when less than this is left, and the signature is at least this old | half the validity |
 //! | `node-ttl` | TTL of node TXT records | 60 s |
+//! | `holddown` | the nodes' RFC 5011 add hold-down, which a key rollover waits for | 30 days |
+//! | `propagation` | how long a change takes to reach every secondary, for rollover waits | 1 hour |
 //!
 //! A policy that would re-sign fresh signatures is refused ([`largest_refresh`]): expirations
 //! are jittered over the last quarter of the validity, so a signature can expire three
@@ -45,6 +47,11 @@ pub struct ZonePolicy {
     /// A signature with less than this many seconds left is re-signed.
     pub refresh: u32,
     pub node_ttl: u32,
+    /// Seconds a new key is published before it signs, beyond the DNSKEY TTL and the
+    /// propagation delay: at least the nodes' RFC 5011 add hold-down.
+    pub holddown: u32,
+    /// Seconds a change takes to reach every secondary (RFC 7583's Dprp).
+    pub propagation: u32,
 }
 
 const DAY: u32 = 86_400;
@@ -58,6 +65,8 @@ impl Default for ZonePolicy {
             inception_offset: 3600,
             refresh: 7 * DAY,
             node_ttl: DEFAULT_NODE_TTL,
+            holddown: 30 * DAY,
+            propagation: 3600,
         }
     }
 }
@@ -149,6 +158,8 @@ fn parse(value: &str) -> Result<(String, ZonePolicy), PolicyProblem> {
                 refresh_set = true;
             }
             "node-ttl" => policy.node_ttl = duration(v)?,
+            "holddown" => policy.holddown = duration(v)?,
+            "propagation" => policy.propagation = duration(v)?,
             _ => return Err(PolicyProblem::UnknownKey(key.to_owned())),
         }
     }

@@ -20,6 +20,7 @@ use ring::digest;
 
 use super::keys::{KeyError, ZoneKey};
 use super::policy::ZonePolicy;
+use super::roll::KeySet;
 
 /// What identifies a signature's content: see the module documentation.
 pub type Digest = [u8; 16];
@@ -53,9 +54,18 @@ fn digest_of(tbs: &[u8]) -> Digest {
     out
 }
 
-/// Signs RRsets of one zone with its key and policy.
+/// The algorithm and key tag an RRSIG RDATA names (RFC 4034 §3.1).
+pub fn rrsig_key(rdata: &[u8]) -> Option<(u8, u16)> {
+    Some((
+        *rdata.get(2)?,
+        u16::from_be_bytes([*rdata.get(16)?, *rdata.get(17)?]),
+    ))
+}
+
+/// Signs RRsets of one zone with its keys and policy: the data with the signing key, the
+/// DNSKEY RRset (and CDS, CDNSKEY) with every published key ([`KeySet`]).
 pub struct Signer {
-    key: Arc<ZoneKey>,
+    keys: KeySet,
     policy: ZonePolicy,
     /// xorshift state for the expiration jitter; not security relevant.
     jitter: AtomicU64,
@@ -64,25 +74,35 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("key", &self.key)
+            .field("key", self.keys.signing())
             .field("policy", &self.policy)
             .finish()
     }
 }
 
 impl Signer {
+    /// A signer with one key and no rollover.
     pub fn new(key: Arc<ZoneKey>, policy: ZonePolicy) -> Self {
+        Self::with_keys(KeySet::single(key), policy)
+    }
+
+    pub fn with_keys(keys: KeySet, policy: ZonePolicy) -> Self {
         let mut seed = [0u8; 8];
         let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed);
         Self {
-            key,
+            keys,
             policy,
             jitter: AtomicU64::new(u64::from_le_bytes(seed) | 1),
         }
     }
 
+    /// The key that signs the zone data.
     pub fn key(&self) -> &ZoneKey {
-        &self.key
+        self.keys.signing()
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
     }
 
     pub fn policy(&self) -> &ZonePolicy {
@@ -91,6 +111,7 @@ impl Signer {
 
     fn input(
         &self,
+        (key, tag): (&ZoneKey, u16),
         owner: &Name,
         rtype: RecordType,
         ttl: u32,
@@ -99,13 +120,13 @@ impl Signer {
     ) -> SigInput {
         SigInput {
             type_covered: rtype,
-            algorithm: self.key.algorithm,
+            algorithm: key.algorithm,
             num_labels: owner.num_labels(),
             original_ttl: ttl,
             sig_expiration: SerialNumber::new(expiration),
             sig_inception: SerialNumber::new(inception),
-            key_tag: self.key.key_tag,
-            signer_name: self.key.apex.clone(),
+            key_tag: tag,
+            signer_name: key.apex.clone(),
         }
     }
 
@@ -132,11 +153,55 @@ impl Signer {
         ttl: u32,
         rdatas: &[RData],
     ) -> Result<Digest, KeyError> {
-        let tbs = self.tbs(&self.input(owner, rtype, ttl, 0, 0), owner, ttl, rdatas)?;
+        let signer = (self.key(), self.key().key_tag);
+        let tbs = self.tbs(
+            &self.input(signer, owner, rtype, ttl, 0, 0),
+            owner,
+            ttl,
+            rdatas,
+        )?;
         Ok(digest_of(tbs.as_ref()))
     }
 
-    /// Signs the RRset `owner`/`rtype` at `now`.
+    /// The digest of the signatures over an apex key RRset (DNSKEY, CDS, CDNSKEY) by every
+    /// key that signs it: a stored set of them fits only this data with these keys.
+    pub fn apex_digest(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+    ) -> Result<Digest, KeyError> {
+        let mut all = Vec::new();
+        for signer in self.keys.apex_signers() {
+            let tbs = self.tbs(
+                &self.input(signer, owner, rtype, ttl, 0, 0),
+                owner,
+                ttl,
+                rdatas,
+            )?;
+            all.extend_from_slice(&digest_of(tbs.as_ref()));
+        }
+        Ok(digest_of(&all))
+    }
+
+    /// Signs an apex key RRset with every key that signs it (see [`KeySet::apex_signers`]).
+    pub fn sign_apex(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+        now: u32,
+    ) -> Result<Vec<Signature>, KeyError> {
+        self.keys
+            .apex_signers()
+            .into_iter()
+            .map(|signer| self.sign_with(signer, owner, rtype, ttl, rdatas, now))
+            .collect()
+    }
+
+    /// Signs the RRset `owner`/`rtype` at `now` with the signing key.
     pub fn sign(
         &self,
         owner: &Name,
@@ -145,11 +210,25 @@ impl Signer {
         rdatas: &[RData],
         now: u32,
     ) -> Result<Signature, KeyError> {
+        let signer = (self.key(), self.key().key_tag);
+        self.sign_with(signer, owner, rtype, ttl, rdatas, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_with(
+        &self,
+        (key, tag): (&ZoneKey, u16),
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+        now: u32,
+    ) -> Result<Signature, KeyError> {
         let inception = now.wrapping_sub(self.policy.inception_offset);
         let expiration = now.wrapping_add(self.policy.validity - self.next_jitter());
-        let input = self.input(owner, rtype, ttl, inception, expiration);
+        let input = self.input((key, tag), owner, rtype, ttl, inception, expiration);
         let tbs = self.tbs(&input, owner, ttl, rdatas)?;
-        let sig = self.key.sign(&tbs)?;
+        let sig = key.sign(&tbs)?;
         // The digest is over the same data with the two times zeroed (RRSIG RDATA offsets 8 to
         // 16, RFC 4034 §3.1), which is what `digest` computes, without building it again.
         let mut timeless = tbs.as_ref().to_vec();

@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
-use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC3PARAM};
+use hickory_proto::dnssec::PublicKey;
+use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSSECRData, NSEC3PARAM};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -27,7 +28,8 @@ use super::nsec::{
     nsec_next, nsec_prev, nsec_rdata, nsec3_label, nsec3_next, nsec3_prev, nsec3_rdata,
 };
 use super::policy::Denial;
-use super::sign::{Digest, Signature, Signer, rrsig_expiration, rrsig_inception};
+use super::roll::Timings;
+use super::sign::{Digest, Signature, Signer, rrsig_expiration, rrsig_inception, rrsig_key};
 use crate::record::{NodeLabel, NodeRecord, Payload, render_into};
 use crate::zone::canon::CanonKey;
 use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};
@@ -35,7 +37,7 @@ use crate::zone::entry::{NameEntry, RrsetEntry};
 use crate::zone::file::StaticZone;
 use crate::zone::names::NameMap;
 use crate::zone::snapshot::{KeySet, NameKey, ZoneSnapshot, node_key, static_keys};
-use crate::zone::wire::{WireRrset, first_rdata, name_wire, relative_key};
+use crate::zone::wire::{WireRrset, all_rdata, first_rdata, name_wire, relative_key};
 
 /// A stored signature with less than this left at start is made again before serving.
 const START_MARGIN: u32 = 86_400;
@@ -126,6 +128,8 @@ pub struct SignedZone {
     /// Names whose NSEC/NSEC3 must be signed again before the next snapshot goes out.
     dirty: HashSet<NameKey>,
     cursor: Cursor,
+    /// Refresh sweeps completed over the whole chain; see [`SignedZone::sweeps`].
+    sweeps: u64,
 }
 
 impl SignedZone {
@@ -187,6 +191,9 @@ impl SignedZone {
         writes: &mut Vec<NewSignature>,
     ) -> Result<(WireRrset, WireRrset), DnssecError> {
         let owner = self.name_of(key)?;
+        if apex_key_type(rtype) {
+            return self.sign_or_reuse_apex(key, &owner, (rtype, ttl, rdatas), stored, now, writes);
+        }
         if let Some(s) = stored {
             let digest = self.signer.digest(&owner, rtype, ttl, rdatas)?;
             if s.digest == digest && fresh(&s.rrsig, now) {
@@ -203,6 +210,44 @@ impl SignedZone {
             rtype: rtype.into(),
             digest: sig.digest,
             rrsig: sig.rdata,
+        });
+        Ok((rrset, sigs))
+    }
+
+    /// [`SignedZone::sign_or_reuse`] for an apex key RRset, signed by every published key:
+    /// its RRSIGs are stored together, each preceded by its length.
+    fn sign_or_reuse_apex(
+        &self,
+        key: &[u8],
+        owner: &Name,
+        (rtype, ttl, rdatas): (RecordType, u32, &[RData]),
+        stored: Option<&PriorSignature>,
+        now: u32,
+        writes: &mut Vec<NewSignature>,
+    ) -> Result<(WireRrset, WireRrset), DnssecError> {
+        let apex = &self.snapshot.apex_wire;
+        let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
+        let digest = self.signer.apex_digest(owner, rtype, ttl, rdatas)?;
+        if let Some(s) = stored
+            && s.digest == digest
+            && let Some(sigs) = unpack(&s.rrsig)
+            && sigs.iter().all(|sig| fresh(sig, now))
+        {
+            let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sigs, apex)?;
+            return Ok((rrset, sigs));
+        }
+        let made = self.signer.sign_apex(owner, rtype, ttl, rdatas, now)?;
+        let sigs = WireRrset::from_rdata_in(
+            RecordType::RRSIG,
+            ttl,
+            made.iter().map(|s| &s.rdata[..]),
+            apex,
+        )?;
+        writes.push(NewSignature::Rrset {
+            owner: key.to_vec(),
+            rtype: rtype.into(),
+            digest,
+            rrsig: pack(&made),
         });
         Ok((rrset, sigs))
     }
@@ -506,16 +551,44 @@ impl SignedZone {
         Ok(())
     }
 
-    /// The apex RRsets Herald makes itself: DNSKEY, and with NSEC3 the NSEC3PARAM (RFC 5155 §4,
-    /// RFC 9276: no salt, no extra iterations; TTL 0 as BIND and Knot use).
+    /// The apex RRsets Herald makes itself: DNSKEY; during a rollover CDS and CDNSKEY for the
+    /// new key (RFC 7344 §4, SHA-256 only, the DS that `herald key show` prints); and with
+    /// NSEC3 the NSEC3PARAM (RFC 5155 §4, RFC 9276: no salt, no extra iterations; TTL 0 as
+    /// BIND and Knot use).
     fn generated_apex_rrsets(&self) -> Vec<(RecordType, u32, Vec<RData>)> {
+        let keys = self.signer.keys();
         let mut sets = vec![(
             RecordType::DNSKEY,
             self.soa_ttl,
-            vec![RData::DNSSEC(DNSSECRData::DNSKEY(
-                self.signer.key().dnskey.clone(),
-            ))],
+            keys.dnskeys()
+                .into_iter()
+                .map(|k| RData::DNSSEC(DNSSECRData::DNSKEY(k)))
+                .collect(),
         )];
+        if let Some(k) = keys.cds_key() {
+            let ds = &k.ds;
+            let cds = CDS::new(
+                ds.key_tag(),
+                Some(ds.algorithm()),
+                ds.digest_type(),
+                ds.digest().to_vec(),
+            );
+            let cdnskey = CDNSKEY::with_flags(
+                k.dnskey.flags(),
+                Some(k.algorithm),
+                k.dnskey.public_key().public_bytes().to_vec(),
+            );
+            sets.push((
+                RecordType::CDS,
+                self.soa_ttl,
+                vec![RData::DNSSEC(DNSSECRData::CDS(cds))],
+            ));
+            sets.push((
+                RecordType::CDNSKEY,
+                self.soa_ttl,
+                vec![RData::DNSSEC(DNSSECRData::CDNSKEY(cdnskey))],
+            ));
+        }
         if self.signer.policy().denial == Denial::Nsec3 {
             let param = NSEC3PARAM::new(Nsec3HashAlgorithm::SHA1, false, 0, Vec::new());
             sets.push((
@@ -527,14 +600,92 @@ impl SignedZone {
         sets
     }
 
-    /// Whether a stored RRSIG was made over `rtype` with this zone's key and `ttl`.
+    /// Whether a stored RRSIG was made over `rtype` with `ttl` by a key the zone still
+    /// publishes unrevoked (during a rollover, the old key's signatures are served until the
+    /// refresh sweep has replaced them).
     fn matches_key(&self, rrsig: &[u8], rtype: RecordType, ttl: u32) -> bool {
-        let key = self.signer.key();
         rrsig.len() > 18
             && u16::from_be_bytes([rrsig[0], rrsig[1]]) == u16::from(rtype)
-            && rrsig[2] == u8::from(key.algorithm)
             && u32::from_be_bytes([rrsig[4], rrsig[5], rrsig[6], rrsig[7]]) == ttl
-            && u16::from_be_bytes([rrsig[16], rrsig[17]]) == key.key_tag
+            && rrsig_key(rrsig).is_some_and(|(alg, tag)| self.signer.keys().accepts(alg, tag))
+    }
+
+    /// The waits of a key rollover of this zone: its DNSKEY TTL (the SOA's), its largest TTL,
+    /// and the policy's propagation delay and hold-down.
+    pub fn roll_timings(&self) -> Timings {
+        let policy = self.signer.policy();
+        let statics = self.zone.rrsets.values().flatten().map(|s| s.ttl).max();
+        Timings {
+            dnskey_ttl: self.soa_ttl,
+            max_ttl: statics.unwrap_or(0).max(self.soa_ttl).max(policy.node_ttl),
+            propagation: policy.propagation,
+            holddown: policy.holddown,
+        }
+    }
+
+    /// Refresh sweeps that have gone over every name of the chain since this zone was built.
+    /// A sweep re-signs what the signing key did not sign, so once the count has risen past
+    /// its value at a key change, every signature is the new key's.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps
+    }
+
+    /// Changes the zone's keys (a rollover step): the apex key RRsets are made and signed again
+    /// at once, with the apex's chain link; every other signature that the new signing key
+    /// did not make is re-signed by the refresh sweep, starting over from the first name.
+    /// Returns the signatures made; call [`SignedZone::finish`] with a new serial next.
+    pub fn set_signer(
+        &mut self,
+        signer: Arc<Signer>,
+        now: u32,
+    ) -> Result<Vec<NewSignature>, DnssecError> {
+        self.signer = signer;
+        self.snapshot.dnskey = self.dnskey_lines().into();
+        self.snapshot.ds = self.ds_lines().into();
+        let mut writes = Vec::new();
+        let generated = self.generated_apex_rrsets();
+        let mut apex = self
+            .snapshot
+            .names
+            .get(&[])
+            .ok_or_else(|| DnssecError::Inconsistent("no apex entry".into()))?
+            .clone();
+        for rtype in [RecordType::CDS, RecordType::CDNSKEY] {
+            if apex.rrset(rtype).is_some() && !generated.iter().any(|(t, _, _)| *t == rtype) {
+                apex = apex.without(rtype)?;
+            }
+        }
+        for (rtype, ttl, rdatas) in generated.iter().filter(|(t, _, _)| apex_key_type(*t)) {
+            let (rrset, sigs) =
+                self.sign_or_reuse(&[], (*rtype, *ttl, rdatas), None, now, &mut writes)?;
+            apex = apex.with_rrset(&rrset, Some(&sigs))?;
+        }
+        self.snapshot.names.insert(apex);
+        // The apex's types changed (CDS, CDNSKEY): its NSEC or NSEC3 bitmap with them.
+        self.dirty.insert(NameKey::from(&[][..]));
+        self.cursor = Cursor::Start;
+        Ok(writes)
+    }
+
+    /// The DNSKEY lines the API shows, one per published key.
+    fn dnskey_lines(&self) -> Vec<String> {
+        self.signer
+            .keys()
+            .dnskeys()
+            .iter()
+            .map(|k| format!("{} {} IN DNSKEY {k}", self.snapshot.apex, self.soa_ttl))
+            .collect()
+    }
+
+    /// The DS lines of the keys a parent may point at: the signing key, and the other
+    /// published key unless it is revoked.
+    fn ds_lines(&self) -> Vec<String> {
+        let keys = self.signer.keys();
+        keys.apex_signers()
+            .into_iter()
+            .filter(|(k, tag)| *tag == k.key_tag)
+            .map(|(k, _)| k.ds_line(self.soa_ttl))
+            .collect()
     }
 
     fn denial_type(&self) -> RecordType {
@@ -552,6 +703,39 @@ enum Reuse<'a> {
     Next(&'a [u8], &'a [u8]),
     /// A zone-file name's: reused when the digest matches.
     Digest(&'a PriorSignature),
+}
+
+/// The apex RRsets signed by every published key rather than the signing key alone: the
+/// DNSKEY RRset (RFC 5011 §2.1 and RFC 7583 §3.4 want the old and the new key on it) and the
+/// CDS and CDNSKEY RRsets (RFC 7344 §4.1: by a key the parent's DS names, which is the old one
+/// until the parent has moved).
+fn apex_key_type(rtype: RecordType) -> bool {
+    matches!(
+        rtype,
+        RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+    )
+}
+
+/// Several RRSIG RDATAs stored as one value: each preceded by its length (two octets).
+fn pack(sigs: &[Signature]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in sigs {
+        out.extend_from_slice(&(s.rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(&s.rdata);
+    }
+    out
+}
+
+/// The RDATAs of a [`pack`]ed value; `None` if it is not one (a value stored by a Herald that
+/// signed with one key: it is then made again).
+fn unpack(mut blob: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !blob.is_empty() {
+        let len = usize::from(u16::from_be_bytes([*blob.first()?, *blob.get(1)?]));
+        out.push(blob.get(2..2 + len)?);
+        blob = &blob[2 + len..];
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Whether a stored RRSIG still has more than [`START_MARGIN`] left at `now`.

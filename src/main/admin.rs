@@ -243,7 +243,12 @@ pub(super) fn nodes(args: NodesArgs) -> anyhow::Result<()> {
 }
 
 impl ApiArgs {
-    fn client(&self) -> Result<AdminClient, Usage> {
+    /// Whether to print the answer as JSON.
+    pub(super) fn json(&self) -> bool {
+        self.json
+    }
+
+    pub(super) fn client(&self) -> Result<AdminClient, Usage> {
         let token = self
             .token
             .as_ref()

@@ -39,6 +39,7 @@
 //! [`start`] builds the working zones from the store at start, reusing every stored signature
 //! that still fits, and starts the thread.
 
+mod keyroll;
 pub mod reports;
 pub mod rollout;
 mod start;
@@ -60,6 +61,7 @@ use crate::dnssec::policy::ZonePolicy;
 use crate::zone::file::StaticZone;
 
 pub use crate::store::{Change, Condition, Expect, IfMatch, Refusal, StorageFault};
+pub use keyroll::{RollRefusal, RollRequest};
 pub use start::{Setup, start};
 pub use writer::REFRESH_EVERY;
 
@@ -82,6 +84,8 @@ pub enum PublishError {
     /// A reload could not open a zone; what was served stays.
     #[error("cannot reload the zones")]
     Reload(#[source] Arc<StartError>),
+    #[error(transparent)]
+    Roll(#[from] RollRefusal),
 }
 
 /// What a reload changed, by zone name.
@@ -154,6 +158,12 @@ enum Msg {
         Vec<StaticZone>,
         HashMap<String, ZonePolicy>,
         oneshot::Sender<Result<Reloaded, PublishError>>,
+    ),
+    /// Start a key rollover, or hurry one (see `keyroll.rs`); the answer is the zone's keys.
+    KeyRoll(
+        String,
+        RollRequest,
+        oneshot::Sender<Result<crate::zone::snapshot::KeysView, PublishError>>,
     ),
     /// Finish what came before, then stop; later changes get [`PublishError::Stopped`].
     Stop,
@@ -229,6 +239,20 @@ impl Publisher {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Msg::Reload(zones, policies, reply))
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.map_err(|_| PublishError::Stopped)?
+    }
+
+    /// Starts a key rollover of `zone` (or hurries the running one to revoke its old key) and
+    /// returns the zone's keys once the first step is durable and served.
+    pub async fn roll_key(
+        &self,
+        zone: &str,
+        request: RollRequest,
+    ) -> Result<crate::zone::snapshot::KeysView, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::KeyRoll(zone.to_owned(), request, reply))
             .map_err(|_| PublishError::Stopped)?;
         answer.await.map_err(|_| PublishError::Stopped)?
     }

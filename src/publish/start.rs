@@ -11,8 +11,10 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use super::keyroll::{ZoneRoll, roll_from_row, view};
 use super::writer::Worker;
 use super::{Publisher, StartError, WriteError, keep};
+use crate::dnssec::roll::KeySet;
 use crate::dnssec::{
     PriorNode, PriorSignature, PriorSignatures, SignedZone, ZoneKey, ZonePolicy, sign::Signer,
 };
@@ -57,8 +59,11 @@ pub fn start(
     };
     let mut working = HashMap::new();
     let mut digests = HashMap::new();
+    let mut rolls = HashMap::new();
     for zone in setup.zones {
-        working.insert(zone.name.clone(), opener.open(&mut store, zone)?);
+        let (signed, roll) = opener.open(&mut store, zone)?;
+        working.insert(zone.name.clone(), signed);
+        rolls.extend(roll.map(|r| (zone.name.clone(), r)));
         digests.insert(zone.name.clone(), zone.digest);
     }
     let set = ZoneSet::new(
@@ -81,6 +86,7 @@ pub fn start(
         opener,
         digests,
         pending_reload: None,
+        rolls,
     };
     let thread = std::thread::Builder::new()
         .name("herald-publish".into())
@@ -107,28 +113,64 @@ pub(super) struct Opener {
 }
 
 impl Opener {
-    /// The zone's signing key (created on its first start) and its working copy, built from
-    /// the file and what the store holds, reusing every stored signature that still fits.
-    pub fn open(&self, store: &mut Store, zone: &StaticZone) -> Result<SignedZone, StartError> {
+    /// The zone's signing keys (its first key created on its first start; the ones of its
+    /// rollover as the store names them) and its working copy, built from the file and what
+    /// the store holds, reusing every stored signature that still fits.
+    pub fn open(
+        &self,
+        store: &mut Store,
+        zone: &StaticZone,
+    ) -> Result<(SignedZone, Option<ZoneRoll>), StartError> {
         let started = Instant::now();
         let policy = self.policies.get(&zone.name).cloned().unwrap_or_default();
-        let (key, created) =
-            ZoneKey::load_or_create(&self.data_dir, &zone.name, &zone.apex, policy.algorithm)
-                .map_err(|source| StartError::Key {
-                    zone: zone.name.clone(),
-                    source,
-                })?;
-        if created {
-            tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
-        }
-        let signer = Arc::new(Signer::new(Arc::new(key), policy));
+        let key_error = |source| StartError::Key {
+            zone: zone.name.clone(),
+            source,
+        };
+        let zone_error = |source: WriteError| StartError::Zone {
+            zone: zone.name.clone(),
+            source,
+        };
+        let roll = match store.key_roll(&zone.name) {
+            Ok(row) => row
+                .map(roll_from_row)
+                .transpose()
+                .map_err(|e| zone_error(e.into()))?,
+            Err(e) => return Err(zone_error(e.into())),
+        };
+        let keys = match &roll {
+            Some(roll) => {
+                let load = |file: &str| ZoneKey::load_named(&self.data_dir, file, &zone.apex);
+                let active = Arc::new(load(&roll.active).map_err(key_error)?);
+                let other = match &roll.other {
+                    Some(f) => Some(Arc::new(load(f).map_err(key_error)?)),
+                    None => None,
+                };
+                KeySet::at(roll.step, active, other)
+            }
+            None => {
+                let (key, created) = ZoneKey::load_or_create(
+                    &self.data_dir,
+                    &zone.name,
+                    &zone.apex,
+                    policy.algorithm,
+                )
+                .map_err(key_error)?;
+                if created {
+                    tracing::info!(zone = %zone.name, key_tag = key.key_tag, "new signing key; publish its DS: herald key show");
+                }
+                KeySet::single(Arc::new(key))
+            }
+        };
+        let signer = Arc::new(Signer::with_keys(keys, policy));
         let loaded = load(store, zone, signer, &*self.clock, self.limits, &self.stats).map_err(
             |source| StartError::Zone {
                 zone: zone.name.clone(),
                 source,
             },
         )?;
-        let signed = loaded.zone;
+        let mut signed = loaded.zone;
+        signed.snapshot.keys = Arc::new(view(&signed, roll.as_ref()));
         tracing::info!(
             zone = %zone.name,
             serial = signed.snapshot.serial,
@@ -138,7 +180,7 @@ impl Opener {
             ms = started.elapsed().as_millis() as u64,
             "zone loaded"
         );
-        Ok(signed)
+        Ok((signed, roll.map(|roll| ZoneRoll { roll, mark: 0 })))
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::keyroll::ZoneRoll;
 use super::start::Opener;
 use super::{Job, Msg, PublishError, Reloaded, WriteError, keep};
 use crate::dnssec::SignedZone;
@@ -46,6 +47,8 @@ pub(super) struct Worker {
     pub digests: HashMap<String, [u8; 32]>,
     /// A reload that came in while a group was being collected.
     pub pending_reload: Option<(Vec<StaticZone>, HashMap<String, ZonePolicy>, ReloadReply)>,
+    /// Each zone's key rollover, for zones that ever rolled a key.
+    pub rolls: HashMap<String, ZoneRoll>,
 }
 
 /// Where a reload's answer goes.
@@ -68,11 +71,15 @@ impl Worker {
                 Ok(Msg::Reload(zones, policies, reply)) => {
                     let _ = reply.send(self.reload(zones, policies));
                 }
+                Ok(Msg::KeyRoll(zone, request, reply)) => {
+                    let _ = reply.send(self.start_roll(&zone, request));
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if last_refresh.elapsed() >= REFRESH_EVERY {
                 self.refresh();
+                self.roll_tick();
                 last_refresh = Instant::now();
             }
         }
@@ -91,6 +98,10 @@ impl Worker {
                     // Not part of the group: right after it.
                     self.pending_reload = Some((zones, policies, reply));
                     break;
+                }
+                Ok(Msg::KeyRoll(zone, request, reply)) => {
+                    // Rare; answered at once, between changes of the group.
+                    let _ = reply.send(self.start_roll(&zone, request));
                 }
                 Ok(Msg::Stop) => {
                     stopping = true;
@@ -303,7 +314,11 @@ impl Worker {
                 self.opener.policies.insert(file.name.clone(), p.clone());
             }
             match self.opener.open(&mut self.store, file) {
-                Ok(zone) => {
+                Ok((zone, roll)) => {
+                    match roll {
+                        Some(roll) => self.rolls.insert(file.name.clone(), roll),
+                        None => self.rolls.remove(&file.name),
+                    };
                     if new {
                         done.added.push(file.name.clone());
                     } else {
@@ -330,6 +345,7 @@ impl Worker {
         }
         for name in &done.removed {
             self.zones.remove(name);
+            self.rolls.remove(name);
             self.digests.remove(name);
         }
         for (name, digest, zone) in opened {
@@ -349,7 +365,7 @@ impl Worker {
     }
 
     /// Swaps in a zone set with the `touched` zones' new snapshots (step 6).
-    fn swap(&self, touched: &[String]) {
+    pub(super) fn swap(&self, touched: &[String]) {
         if touched.is_empty() {
             return;
         }
@@ -365,7 +381,7 @@ impl Worker {
 
 /// Journals the step from `served` to `staged` (RFC 1995): in the store, inside the
 /// transaction of the change, and in the staged snapshot, both trimmed to `limits`.
-fn record(
+pub(super) fn record(
     w: &mut Writer<'_>,
     served: &ZoneSnapshot,
     staged: &mut ZoneSnapshot,

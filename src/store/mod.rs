@@ -12,6 +12,7 @@
 //! store knows nothing of signing: it keeps what `crate::publish` hands it.
 
 mod journal;
+mod keys;
 mod nodes;
 mod reports;
 pub mod restore;
@@ -30,6 +31,7 @@ use thiserror::Error;
 use crate::record::{Commit, NodeLabel, NodeRecord, Payload, RecordError, newest_serial};
 
 pub use journal::JournalRow;
+pub use keys::KeyRollRow;
 pub use reports::{NodeState, ReportRow};
 pub use rollouts::{
     DeniedRow, NewRollout, RolloutAction, RolloutRow, RolloutState, RolloutStep, Selector,
@@ -450,6 +452,11 @@ impl Store {
         signatures::for_each_node(&self.conn, zone, f)
     }
 
+    /// The zone's key rollover state; `None` when it never rolled a key.
+    pub fn key_roll(&self, zone: &str) -> Result<Option<KeyRollRow>, Error> {
+        keys::get(&self.conn, zone)
+    }
+
     /// The IXFR journal of `zone`, oldest first.
     pub fn journal(&self, zone: &str) -> Result<Vec<JournalRow>, Error> {
         journal::load(&self.conn, zone)
@@ -522,6 +529,11 @@ impl Writer<'_> {
             .prepare_cached("UPDATE zone SET serial = ?2 WHERE name = ?1")?
             .execute(rusqlite::params![zone, serial])?;
         Ok(serial)
+    }
+
+    /// Records the zone's key rollover state.
+    pub fn set_key_roll(&mut self, zone: &str, row: &KeyRollRow) -> Result<(), Error> {
+        keys::put(&self.tx, zone, row)
     }
 
     /// Stores the RRSIG over node `node`'s TXT RRset at `seq`.

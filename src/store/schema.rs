@@ -181,6 +181,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (zone, commit_id)
     ) WITHOUT ROWID;
     ",
+    // 8: key rollovers.
+    "
+    -- A zone's signing keys, once it has rolled one (before that, the zone's only key is
+    -- keys/<zone>.key). `active` signs the zone; `other` is the second key published while a
+    -- rollover runs (the incoming one in 'publish', the outgoing one after). Key files are
+    -- named, not stored: the private keys stay in the 0600 files of keys/.
+    CREATE TABLE key_roll (
+        zone        TEXT PRIMARY KEY,
+        active      TEXT NOT NULL,
+        other       TEXT,
+        step        TEXT NOT NULL CHECK (step IN ('publish', 'switch', 'revoke', 'done')),
+        revoke_old  INTEGER NOT NULL DEFAULT 0,
+        started_at  INTEGER NOT NULL,
+        step_at     INTEGER NOT NULL,
+        resigned_at INTEGER
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.

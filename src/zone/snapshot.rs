@@ -50,8 +50,44 @@ pub struct ZoneSnapshot {
     /// The zone's DNSKEY and DS records in presentation format, for the API.
     pub dnskey: Arc<[String]>,
     pub ds: Arc<[String]>,
+    /// The zone's keys and its key rollover, for the API.
+    pub keys: Arc<KeysView>,
     /// The recent serial changes, for IXFR.
     pub journal: Journal,
+}
+
+/// A zone's signing keys and its key rollover as the API shows them (`GET /v1/zones/{zone}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeysView {
+    pub keys: Vec<KeyView>,
+    pub rollover: Option<RollView>,
+}
+
+/// One published key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    /// The tag it signs under (its revoked tag once revoked).
+    pub tag: u16,
+    pub algorithm: u8,
+    /// `signing` (signs the zone), `incoming` (published ahead of signing), `retiring`
+    /// (signed before, published until its signatures are gone from caches), `revoked`.
+    pub state: &'static str,
+    /// Its key file inside `keys/`.
+    pub file: String,
+}
+
+/// A key rollover, running or the last one done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollView {
+    /// `publish`, `switch`, `revoke` or `done`.
+    pub step: &'static str,
+    pub started_at: u64,
+    pub step_at: u64,
+    /// When the next step is due; `None` when done or waiting for the re-signing.
+    pub next_step_at: Option<u64>,
+    /// What the next step waits for, in words.
+    pub waiting_for: String,
+    pub revoke_old: bool,
 }
 
 impl ZoneSnapshot {

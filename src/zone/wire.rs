@@ -249,6 +249,11 @@ pub fn first_rdata(bytes: &[u8]) -> Option<&[u8]> {
     records(bytes).next().map(|(_, rdata)| rdata)
 }
 
+/// The RDATA of every record of `bytes`, as [`first_rdata`] gives the first.
+pub fn all_rdata(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    records(bytes).map(|(_, rdata)| rdata)
+}
+
 /// The zone apex as the writers need it: `ptr`, the compression pointer (`0xC000 | offset`) to
 /// the apex inside the message being written, and `wire`, the apex in lowercase wire format,
 /// for the names that must be written whole.

@@ -90,8 +90,9 @@ impl SignedZone {
             names: NameMap::new(),
             chain,
             wildcard_apex_hash,
-            dnskey: vec![signer.key().dnskey_line(soa_ttl)].into(),
-            ds: vec![signer.key().ds_line(soa_ttl)].into(),
+            dnskey: Vec::new().into(),
+            ds: Vec::new().into(),
+            keys: Default::default(),
             journal: SortedMap::new(),
         };
         let mut builder = Builder {
@@ -104,6 +105,7 @@ impl SignedZone {
                 negative_ttl,
                 dirty: HashSet::new(),
                 cursor: Cursor::Start,
+                sweeps: 0,
             },
             stored,
             denial: HashMap::new(),
@@ -120,6 +122,8 @@ impl SignedZone {
             unlinked: HashSet::new(),
             placed: Vec::new(),
         };
+        builder.zone.snapshot.dnskey = builder.zone.dnskey_lines().into();
+        builder.zone.snapshot.ds = builder.zone.ds_lines().into();
         builder.add_static()?;
         let z = &builder.zone;
         let mut chain: Vec<NameKey> = z

@@ -19,7 +19,12 @@ impl SignedZone {
                 continue;
             };
             for set in entry.rrsets() {
-                if !self.due(set.sigs().bytes, now) {
+                let due = if apex_key_type(set.rtype()) {
+                    self.expiring(set.sigs().bytes, now)
+                } else {
+                    self.due(set.sigs().bytes, now)
+                };
+                if !due {
                     continue;
                 }
                 match set.rtype() {
@@ -50,13 +55,22 @@ impl SignedZone {
         Ok(Some(writes))
     }
 
+    /// Whether an RRset's signature must be made again: it is due by the policy, or the
+    /// signing key did not make it (a rollover has switched keys).
     fn due(&self, sigs: &[u8], now: u32) -> bool {
         first_rdata(sigs).is_some_and(|rdata| {
-            match (rrsig_inception(rdata), rrsig_expiration(rdata)) {
+            rrsig_key(rdata).is_some_and(|(alg, tag)| !self.signer.keys().is_signing(alg, tag))
+        }) || self.expiring(sigs, now)
+    }
+
+    /// Whether any of an RRset's signatures is due by the policy.
+    fn expiring(&self, sigs: &[u8], now: u32) -> bool {
+        all_rdata(sigs).any(
+            |rdata| match (rrsig_inception(rdata), rrsig_expiration(rdata)) {
                 (Some(inception), Some(expiration)) => self.signer.due(inception, expiration, now),
                 _ => false,
-            }
-        })
+            },
+        )
     }
 
     /// Re-signs a zone-file (or Herald-made apex) RRset from its source data.
@@ -172,6 +186,7 @@ impl SignedZone {
         self.cursor = if full(seen, &todo_txt, &todo_denial) {
             last
         } else {
+            self.sweeps += 1;
             Cursor::Start
         };
         for key in todo_txt {
