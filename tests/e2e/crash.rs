@@ -290,7 +290,7 @@ fn api_nodes(server: &Server) -> HashMap<String, (String, u64)> {
 }
 
 /// An AXFR as zone-file text (closing SOA dropped), and ldns-verify-zone's verdict on it.
-fn verified_axfr(server: SocketAddr, file: &Path) -> String {
+pub fn verified_axfr(server: SocketAddr, file: &Path) -> String {
     let out = dig(server, &["AXFR", ZONE, "+nocmd", "+nostats", "+nocomments"]);
     let mut lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     let last = lines.pop().unwrap_or_default();

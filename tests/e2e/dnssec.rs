@@ -158,7 +158,13 @@ pub fn delv(server: SocketAddr, anchor: &Path, name: &str, rtype: &str) -> Strin
 }
 
 /// unbound-host's verdict, with a stub zone pointing at Herald and the anchor file.
-fn unbound_host(dir: &Path, server: SocketAddr, anchor: &Path, name: &str, rtype: &str) -> String {
+pub fn unbound_host(
+    dir: &Path,
+    server: SocketAddr,
+    anchor: &Path,
+    name: &str,
+    rtype: &str,
+) -> String {
     let conf = dir.join("unbound.conf");
     std::fs::write(
         &conf,

@@ -21,6 +21,7 @@ mod guide;
 mod harness;
 mod hook;
 mod import;
+mod keyroll;
 mod lifecycle;
 mod metrics;
 mod openapi;
