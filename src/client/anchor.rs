@@ -103,23 +103,12 @@ impl TrustAnchors {
                 s.and_then(|v| v.parse().ok())
             }
             if fields[at].eq_ignore_ascii_case("DNSKEY") {
-                let flags: u16 = number(rest.first()).ok_or_else(|| bad("bad DNSKEY flags"))?;
-                let protocol: u8 = number(rest.get(1)).ok_or_else(|| bad("bad DNSKEY protocol"))?;
-                if protocol != 3 {
-                    return Err(bad("DNSKEY protocol must be 3"));
-                }
-                let alg = Algorithm::from_u8(
-                    number(rest.get(2)).ok_or_else(|| bad("bad DNSKEY algorithm"))?,
-                );
-                let key = STANDARD
-                    .decode(rest.get(3..).unwrap_or_default().concat())
-                    .map_err(|e| decoding("the DNSKEY public key is not base64", e.into()))?;
-                if key.is_empty() {
-                    return Err(bad("the DNSKEY has no public key"));
-                }
-                anchors
-                    .dnskeys
-                    .push(DNSKEY::with_flags(flags, PublicKeyBuf::new(key, alg)));
+                let key = dnskey_rdata(rest).map_err(|e| AnchorError::Line {
+                    line: i + 1,
+                    reason: e.reason.to_owned(),
+                    cause: e.cause,
+                })?;
+                anchors.dnskeys.push(key);
             } else {
                 let tag: u16 = number(rest.first()).ok_or_else(|| bad("bad DS key tag"))?;
                 let alg =
@@ -137,6 +126,46 @@ impl TrustAnchors {
         }
         Ok(anchors)
     }
+}
+
+/// Why the RDATA fields of a DNSKEY (`257 3 13 <base64>`) cannot be read.
+#[derive(Debug, Error)]
+#[error("{reason}")]
+pub struct RdataError {
+    pub reason: &'static str,
+    /// What the decoder said, where one was involved.
+    #[source]
+    pub cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Reads the RDATA fields of a DNSKEY in presentation format (RFC 4034 §2.2): flags, protocol,
+/// algorithm and the base64 key, which may be split over several fields. Shared by the trust
+/// anchor file and the state file, which keeps the keys it tracks in this form.
+pub fn dnskey_rdata(fields: &[&str]) -> Result<DNSKEY, RdataError> {
+    let bad = |reason| RdataError {
+        reason,
+        cause: None,
+    };
+    // Each field parsed as its own width: 65536 is not a flags value of 0.
+    fn number<T: std::str::FromStr>(s: Option<&&str>) -> Option<T> {
+        s.and_then(|v| v.parse().ok())
+    }
+    let flags: u16 = number(fields.first()).ok_or_else(|| bad("bad DNSKEY flags"))?;
+    let protocol: u8 = number(fields.get(1)).ok_or_else(|| bad("bad DNSKEY protocol"))?;
+    if protocol != 3 {
+        return Err(bad("DNSKEY protocol must be 3"));
+    }
+    let alg = Algorithm::from_u8(number(fields.get(2)).ok_or_else(|| bad("bad DNSKEY algorithm"))?);
+    let key = STANDARD
+        .decode(fields.get(3..).unwrap_or_default().concat())
+        .map_err(|e| RdataError {
+            reason: "the DNSKEY public key is not base64",
+            cause: Some(e.into()),
+        })?;
+    if key.is_empty() {
+        return Err(bad("the DNSKEY has no public key"));
+    }
+    Ok(DNSKEY::with_flags(flags, PublicKeyBuf::new(key, alg)))
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {

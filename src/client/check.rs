@@ -1,17 +1,24 @@
 //! One check: ask each server in turn until one gives a trustworthy answer.
+//!
+//! Answers are checked with the zone keys of a DNSKEY RRset that a trusted key validated
+//! ([`super::trust`]), never with the trust anchors directly: during a key rollover the zone
+//! signs with a key that is published and validated but not yet a trust anchor. That key set
+//! is kept in the trust state until the next RFC 5011 probe, so the DNSKEY RRset is fetched (one
+//! more query, to the same server) only when no validated set is kept, when the probe is due,
+//! or, at most once per check, when an answer is signed by a key the set does not hold.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData};
+use hickory_proto::dnssec::rdata::DNSKEY;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
 use super::anchor::TrustAnchors;
 use super::transport::{CookieJar, TransportError, exchange_with};
-use super::validate::{Context, Verdict, verify_answer, verify_rrset};
+use super::trust::{Change, Probe, TrustState};
+use super::validate::{Context, Verdict, unknown_signers, verify_answer};
 use crate::record::NodeLabel;
 
 /// Where to ask.
@@ -38,6 +45,10 @@ pub struct CheckConfig {
     pub max_age: Duration,
     /// Clock difference tolerated against signature times.
     pub skew: Duration,
+    /// RFC 5011's add hold-down: how long a new key must be seen, in DNSKEY RRsets validated
+    /// by a trusted key, before it is trusted; also the remove hold-down of revoked keys, and
+    /// a tenth of it (up to an hour) is the shortest time between probes. At least a second.
+    pub holddown: Duration,
 }
 
 /// How a check ended.
@@ -125,6 +136,13 @@ pub struct Report {
     pub server: Option<SocketAddr>,
     /// Every server asked, in order.
     pub attempts: Vec<Attempt>,
+    /// The trust-anchor transitions this check made (RFC 5011), in order; the caller logs them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust_changes: Vec<Change>,
+    /// Whether the trust state changed (a transition, or a new validated key set and probe
+    /// time): the caller saves it.
+    #[serde(skip)]
+    pub trust_changed: bool,
 }
 
 impl Report {
@@ -140,15 +158,21 @@ impl Report {
     }
 }
 
-/// Checks one node's record. Cheap to keep and reuse: with DS anchors it remembers the zone's
-/// validated DNSKEY RRset until its signature expires.
+/// Checks one node's record. Cheap to keep and reuse (it keeps the servers' DNS cookies); the
+/// validated key set lives in the [`TrustState`] handed to each check.
 pub struct Checker {
     config: CheckConfig,
     qname: Name,
-    /// DNSKEYs validated against a DS anchor, and when that validation expires.
-    keys: Mutex<Option<(Vec<DNSKEY>, u32)>>,
     /// The DNS cookies of the servers asked, for as long as the checker lives.
     cookies: CookieJar,
+}
+
+/// What one check carries from server to server.
+struct Round<'a> {
+    trust: &'a mut TrustState,
+    changes: Vec<Change>,
+    /// Whether this check already fetched the DNSKEY RRset again for an unknown signer.
+    refreshed: bool,
 }
 
 impl Checker {
@@ -160,7 +184,6 @@ impl Checker {
         Self {
             config,
             qname,
-            keys: Mutex::new(None),
             cookies: CookieJar::default(),
         }
     }
@@ -171,39 +194,53 @@ impl Checker {
     }
 
     /// Asks the targets in order. `applied` is the seq already applied, for replay detection;
-    /// `now` is the local clock in unix seconds.
-    pub fn check(&self, applied: Option<u64>, now: u32) -> Report {
+    /// `trust` is the zone's trust state, which the check updates (keep it between checks,
+    /// and save it when the report says it changed); `now` is the local clock in unix seconds.
+    pub fn check(&self, applied: Option<u64>, trust: &mut TrustState, now: u32) -> Report {
+        let before = trust.clone();
+        let mut round = Round {
+            trust,
+            changes: Vec::new(),
+            refreshed: false,
+        };
         let mut attempts = Vec::new();
+        let mut server = None;
         for target in &self.config.targets {
-            let attempt = self.ask(*target, applied, now);
+            let attempt = self.ask(*target, applied, now, &mut round);
             let settles = attempt.outcome.settles();
             attempts.push(attempt);
             if settles {
-                let last = attempts.last().expect("just pushed");
-                return Report {
-                    name: self.qname.to_ascii(),
-                    outcome: last.outcome.clone(),
-                    server: Some(last.server),
-                    attempts,
-                };
+                server = attempts.last().map(|a| a.server);
+                break;
             }
         }
-        let outcome = attempts
-            .iter()
-            .max_by_key(|a| a.outcome.rank())
-            .map(|a| a.outcome.clone())
-            .unwrap_or(Outcome::Unreachable {
-                reason: "no servers given".into(),
-            });
+        let outcome = match server {
+            Some(_) => attempts.last().map(|a| a.outcome.clone()),
+            None => attempts
+                .iter()
+                .max_by_key(|a| a.outcome.rank())
+                .map(|a| a.outcome.clone()),
+        }
+        .unwrap_or(Outcome::Unreachable {
+            reason: "no servers given".into(),
+        });
         Report {
             name: self.qname.to_ascii(),
             outcome,
-            server: None,
+            server,
             attempts,
+            trust_changed: *round.trust != before,
+            trust_changes: round.changes,
         }
     }
 
-    fn ask(&self, target: Target, applied: Option<u64>, now: u32) -> Attempt {
+    fn ask(
+        &self,
+        target: Target,
+        applied: Option<u64>,
+        now: u32,
+        round: &mut Round<'_>,
+    ) -> Attempt {
         let mut attempt = Attempt {
             server: target.addr,
             outcome: Outcome::Timeout,
@@ -211,12 +248,15 @@ impl Checker {
             bytes_received: 0,
             tcp: false,
         };
-        let keys = match self.trusted_keys(target, now, &mut attempt) {
-            Ok(keys) => keys,
-            Err(outcome) => {
-                attempt.outcome = outcome;
-                return attempt;
-            }
+        let (mut keys, mut probed) = match round.trust.fresh_keys(now) {
+            Some(keys) => (keys, false),
+            None => match self.probe(target, now, round, &mut attempt) {
+                Ok(keys) => (keys, true),
+                Err(outcome) => {
+                    attempt.outcome = outcome;
+                    return attempt;
+                }
+            },
         };
         let response = match self.query(target, &self.qname, RecordType::TXT, &mut attempt) {
             Ok(m) => m,
@@ -225,14 +265,40 @@ impl Checker {
                 return attempt;
             }
         };
-        let cx = Context {
-            qname: &self.qname,
-            zone: &self.config.zone,
-            keys: &keys,
-            now,
-            skew: self.config.skew.as_secs() as u32,
+        let skew = self.config.skew.as_secs() as u32;
+        let verify = |keys: &[DNSKEY]| {
+            verify_answer(
+                &response,
+                &Context {
+                    qname: &self.qname,
+                    zone: &self.config.zone,
+                    keys,
+                    now,
+                    skew,
+                },
+            )
         };
-        attempt.outcome = match verify_answer(&response, &cx) {
+        let mut verdict = verify(&keys);
+        // Signed by a key the kept set does not hold: the zone may have rolled its key since
+        // the last probe. Look once, then judge the same answer again.
+        if matches!(verdict, Verdict::Bogus(_))
+            && !probed
+            && !round.refreshed
+            && !unknown_signers(&response, &self.config.zone, &keys).is_empty()
+        {
+            round.refreshed = true;
+            keys = match self.probe(target, now, round, &mut attempt) {
+                Ok(keys) => keys,
+                Err(outcome) => {
+                    attempt.outcome = outcome;
+                    return attempt;
+                }
+            };
+            probed = true;
+            verdict = verify(&keys);
+        }
+        tracing::debug!(server = %target.addr, probed, "checked");
+        attempt.outcome = match verdict {
             Verdict::Found { payload, inception } => {
                 let age = u64::from(now.wrapping_sub(inception));
                 if applied.is_some_and(|a| payload.seq < a) {
@@ -297,25 +363,15 @@ impl Checker {
         }
     }
 
-    /// The keys answers must be signed with: the DNSKEY anchors as they are, or, when the
-    /// anchors are DS records only, the zone's DNSKEY RRset fetched and checked against them
-    /// (one more query, remembered for an hour).
-    fn trusted_keys(
+    /// Fetches the zone's DNSKEY RRset from `target` and hands it to the trust state (RFC 5011
+    /// §2.3's probe); the zone keys that a trusted key validated.
+    fn probe(
         &self,
         target: Target,
         now: u32,
+        round: &mut Round<'_>,
         attempt: &mut Attempt,
     ) -> Result<Vec<DNSKEY>, Outcome> {
-        let anchors = &self.config.anchors;
-        // Pinned DNSKEYs verify answers directly: one query per check.
-        if !anchors.dnskeys.is_empty() {
-            return Ok(anchors.dnskeys.clone());
-        }
-        if let Some((keys, until)) = &*self.keys.lock().unwrap_or_else(|p| p.into_inner())
-            && (until.wrapping_sub(now) as i32) > 0
-        {
-            return Ok(keys.clone());
-        }
         let zone = &self.config.zone;
         let m = self.query(target, zone, RecordType::DNSKEY, attempt)?;
         if m.metadata.response_code != ResponseCode::NoError {
@@ -323,50 +379,20 @@ impl Checker {
                 rcode: m.metadata.response_code.to_string(),
             });
         }
-        let rrset: Vec<&Record> = m
-            .answers
-            .iter()
-            .filter(|r| r.record_type() == RecordType::DNSKEY && r.name.eq_ignore_root(zone))
-            .collect();
-        let keys: Vec<DNSKEY> = rrset
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
-                _ => None,
-            })
-            .collect();
-        // The keys the DS anchors vouch for; they must sign the DNSKEY RRset.
-        let entry: Vec<DNSKEY> = keys
-            .iter()
-            .filter(|k| {
-                anchors
-                    .ds
-                    .iter()
-                    .any(|ds| ds.covers(zone, k).unwrap_or(false))
-            })
-            .cloned()
-            .chain(anchors.dnskeys.iter().cloned())
-            .collect();
-        if entry.is_empty() {
-            return Err(Outcome::Bogus {
-                reason: "no DNSKEY of the zone matches the DS trust anchor".into(),
-            });
-        }
-        let cx = Context {
-            qname: zone,
+        let observed = round.trust.observe(&Probe {
             zone,
-            keys: &entry,
+            answers: &m.answers,
+            anchors: &self.config.anchors,
+            holddown: u32::try_from(self.config.holddown.as_secs())
+                .unwrap_or(u32::MAX)
+                .max(1),
             now,
             skew: self.config.skew.as_secs() as u32,
-        };
-        verify_rrset(zone, RecordType::DNSKEY, &rrset, &m.answers, &cx).map_err(|e| {
-            Outcome::Bogus {
-                reason: format!("DNSKEY: {}", chain(&e)),
-            }
-        })?;
-        let until = now.wrapping_add(3600);
-        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((keys.clone(), until));
-        Ok(keys)
+        });
+        round.changes.extend(observed.changes);
+        observed
+            .result
+            .map_err(|e| Outcome::Bogus { reason: chain(&e) })
     }
 }
 
@@ -376,4 +402,226 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::testing::{FakeServer, Key, apex, dnskey_answer, txt_answer};
+    use crate::client::trust::KeyState;
+
+    const T0: u32 = 1_800_000_000;
+
+    fn checker(targets: &[&FakeServer], anchors: &[DNSKEY], holddown: u64) -> Checker {
+        Checker::new(CheckConfig {
+            targets: targets
+                .iter()
+                .map(|s| Target {
+                    addr: s.addr,
+                    recursive: false,
+                })
+                .collect(),
+            zone: apex(),
+            node: NodeLabel::parse("n1").unwrap(),
+            anchors: TrustAnchors {
+                dnskeys: anchors.to_vec(),
+                ds: Vec::new(),
+            },
+            timeout: Duration::from_secs(1),
+            max_age: Duration::from_secs(8 * 86_400),
+            skew: Duration::from_secs(300),
+            holddown: Duration::from_secs(holddown),
+        })
+    }
+
+    fn seq(r: &Report) -> u64 {
+        match &r.outcome {
+            Outcome::Found { seq, .. } => *seq,
+            other => panic!("expected a record, got {other:?}"),
+        }
+    }
+
+    fn key_state(trust: &TrustState, key: &Key) -> Option<KeyState> {
+        trust
+            .keys
+            .iter()
+            .find(|t| t.dnskey.0.public_key() == key.dnskey().public_key())
+            .map(|t| t.state)
+    }
+
+    use RecordType::{DNSKEY as K, TXT as T};
+
+    #[test]
+    fn the_dnskey_rrset_is_fetched_once_per_probe() {
+        let old = Key::new();
+        let server = FakeServer::new();
+        let rrset = [old.dnskey()];
+        server.serve(K, dnskey_answer(&rrset, &[(&old, &rrset[0])], T0));
+        server.serve(T, txt_answer(1, &old, T0));
+        let c = checker(&[&server], &[old.dnskey()], 30 * 86_400);
+        let mut trust = TrustState::default();
+
+        let r = c.check(None, &mut trust, T0);
+        assert_eq!((seq(&r), server.asked()), (1, vec![K, T]));
+        assert!(r.trust_changed);
+        assert_eq!(r.trust_changes.len(), 1, "the anchor is recorded");
+        // Within the probe interval (an hour): the TXT query alone, and nothing to save.
+        let r = c.check(None, &mut trust, T0 + 600);
+        assert_eq!((seq(&r), server.asked()), (1, vec![T]));
+        assert!(!r.trust_changed && r.trust_changes.is_empty());
+        // The probe is due.
+        let r = c.check(None, &mut trust, T0 + 3600);
+        assert_eq!((seq(&r), server.asked()), (1, vec![K, T]));
+        assert!(r.trust_changed, "a new probe time");
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("trust_changes").is_none() && json.get("trust_changed").is_none());
+    }
+
+    /// The server's rollover (DESIGN.md "Key rollover"), step by step, with a hold-down of
+    /// ten seconds: no check fails, the node trusts the new key after the hold-down, and the
+    /// stale anchor file (the old key only) does not matter.
+    #[test]
+    fn a_rollover_is_followed_without_a_failed_check() {
+        let old = Key::new();
+        let new = Key::new();
+        let server = FakeServer::new();
+        let only_old = [old.dnskey()];
+        server.serve(K, dnskey_answer(&only_old, &[(&old, &only_old[0])], T0));
+        server.serve(T, txt_answer(1, &old, T0));
+        let c = checker(&[&server], &[old.dnskey()], 10);
+        let mut trust = TrustState::default();
+        assert_eq!(seq(&c.check(None, &mut trust, T0)), 1);
+
+        // 1. Publish: both keys, both signing the DNSKEY RRset; data still by the old key.
+        let both = [old.dnskey(), new.dnskey()];
+        server.serve(
+            K,
+            dnskey_answer(&both, &[(&old, &both[0]), (&new, &both[1])], T0),
+        );
+        let r = c.check(None, &mut trust, T0 + 1);
+        assert_eq!(seq(&r), 1);
+        assert!(
+            r.trust_changes[0]
+                .reason
+                .contains("seen for the first time")
+        );
+        assert_eq!(key_state(&trust, &new), Some(KeyState::AddPend));
+        // 2. Switch: data re-signed by the new key, not yet trusted but validated.
+        server.serve(T, txt_answer(2, &new, T0));
+        server.asked();
+        assert_eq!(seq(&c.check(None, &mut trust, T0 + 1)), 2);
+        assert_eq!(
+            server.asked(),
+            [T],
+            "the kept key set already holds the new key"
+        );
+        let r = c.check(None, &mut trust, T0 + 12);
+        assert_eq!(seq(&r), 2);
+        assert!(r.trust_changes[0].reason.contains("trusted: seen for 11s"));
+        assert_eq!(key_state(&trust, &new), Some(KeyState::Valid));
+        // 3. Revoke the old key.
+        let revoking = [old.revoked(), new.dnskey()];
+        server.serve(
+            K,
+            dnskey_answer(&revoking, &[(&new, &revoking[1]), (&old, &revoking[0])], T0),
+        );
+        let r = c.check(None, &mut trust, T0 + 14);
+        assert_eq!(seq(&r), 2);
+        assert!(
+            r.trust_changes[0]
+                .reason
+                .contains("revoked by its own signature")
+        );
+        // 4. Done: the new key alone.
+        let only_new = [new.dnskey()];
+        server.serve(K, dnskey_answer(&only_new, &[(&new, &only_new[0])], T0));
+        let r = c.check(None, &mut trust, T0 + 16);
+        assert_eq!(seq(&r), 2);
+        assert_eq!(key_state(&trust, &old), Some(KeyState::Revoked));
+        // The old key, should it sign again, is not believed.
+        server.serve(T, txt_answer(3, &old, T0));
+        let r = c.check(None, &mut trust, T0 + 18);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("unknown key")),
+            "{:?}",
+            r.outcome
+        );
+    }
+
+    #[test]
+    fn an_answer_by_an_unknown_key_fetches_the_dnskey_rrset_once_per_check() {
+        let old = Key::new();
+        let new = Key::new();
+        let stranger = Key::new();
+        let server = FakeServer::new();
+        let only_old = [old.dnskey()];
+        server.serve(K, dnskey_answer(&only_old, &[(&old, &only_old[0])], T0));
+        server.serve(T, txt_answer(1, &old, T0));
+        let c = checker(&[&server, &server], &[old.dnskey()], 30 * 86_400);
+        let mut trust = TrustState::default();
+        assert_eq!(seq(&c.check(None, &mut trust, T0)), 1);
+        server.asked();
+
+        // The zone published a new key and signs with it, within the probe interval.
+        let both = [old.dnskey(), new.dnskey()];
+        server.serve(K, dnskey_answer(&both, &[(&old, &both[0])], T0));
+        server.serve(T, txt_answer(2, &new, T0));
+        let r = c.check(None, &mut trust, T0 + 60);
+        assert_eq!(seq(&r), 2);
+        assert_eq!(server.asked(), [T, K]);
+        assert_eq!(key_state(&trust, &new), Some(KeyState::AddPend));
+
+        // Signed by a key the zone does not publish: one more look, not one per server.
+        server.serve(T, txt_answer(3, &stranger, T0));
+        let r = c.check(None, &mut trust, T0 + 120);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("unknown key")),
+            "{:?}",
+            r.outcome
+        );
+        assert_eq!(server.asked(), [T, K, T]);
+        assert_eq!(r.exit_code(), 4);
+    }
+
+    #[test]
+    fn a_node_that_missed_the_rollover_is_bogus_and_told_why() {
+        let old = Key::new();
+        let new = Key::new();
+        let server = FakeServer::new();
+        let only_new = [new.dnskey()];
+        server.serve(K, dnskey_answer(&only_new, &[(&new, &only_new[0])], T0));
+        server.serve(T, txt_answer(1, &new, T0));
+        let c = checker(&[&server], &[old.dnskey()], 30 * 86_400);
+        let mut trust = TrustState::default();
+        let r = c.check(None, &mut trust, T0);
+        let Outcome::Bogus { reason } = &r.outcome else {
+            panic!("{:?}", r.outcome);
+        };
+        assert_eq!(
+            reason,
+            &format!(
+                "no trusted key signs the DNSKEY RRset of example.test. (trusted: {}; the zone's \
+                 keys: {}): the key was rolled while this node was away, or the trust anchor is \
+                 not this zone's; give it a fresh trust anchor (herald key show)",
+                old.tag(),
+                new.tag()
+            )
+        );
+        assert_eq!(r.exit_code(), 4);
+        assert_eq!(
+            server.asked(),
+            [K],
+            "no TXT query without a validated key set"
+        );
+        assert!(!r.trust_changed && trust.is_empty());
+
+        // A DNSKEY answer without DNSKEY records, or a failing server, is no key set either.
+        server.serve(K, Vec::new());
+        let r = c.check(None, &mut trust, T0);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("holds no DNSKEY")),
+            "{:?}",
+            r.outcome
+        );
+    }
 }

@@ -3,10 +3,13 @@
 //! A check is one UDP query (`<node>.<zone> TXT` with the DO bit) and one answer, over TCP only
 //! when the answer is truncated. It goes to a list of targets in order: authoritative servers
 //! (primaries, secondaries, anycast addresses) or recursive resolvers. Whoever answers, the
-//! answer is validated here, against a pinned trust anchor, never taken on a resolver's word:
+//! answer is validated here, from a trust anchor, never taken on a resolver's word:
 //!
-//! - the RRSIG over the TXT RRset, with the anchor's DNSKEY (with DS anchors, the zone's DNSKEY
-//!   RRset is fetched once and checked against the DS);
+//! - the zone's DNSKEY RRset, validated by a trusted key, fetched again only when the RFC 5011
+//!   probe is due (an hour or more apart) or when an answer is signed by a key not seen yet;
+//!   the trusted keys follow the zone's key rollovers by RFC 5011 ([`trust`]), so the anchor
+//!   file is only the bootstrap;
+//! - the RRSIG over the TXT RRset, with that RRset's zone keys;
 //! - inception and expiration against the local clock, with a skew allowance;
 //! - NSEC or NSEC3 proof for "no such record";
 //! - the seq against the one already applied (a lower one is a replay);
@@ -15,8 +18,9 @@
 //! Any failure moves on to the next target, and a failure is never taken for "no update".
 //!
 //! - [`anchor`] reads trust anchors; [`transport`] does one exchange; [`validate`] and
-//!   [`denial`] check an answer; [`check`] tries the targets; [`state`] keeps the applied seq;
-//!   [`watch`] is the loop behind `herald watch`.
+//!   [`denial`] check an answer; [`trust`] tracks the zone's keys (RFC 5011); [`check`] tries
+//!   the targets; [`state`] keeps the applied seq and the trust state; [`watch`] is the loop
+//!   behind `herald watch`.
 //!
 //! # Example
 //!
@@ -24,7 +28,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors};
+//! use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, TrustState};
 //! use herald::record::{Clock, NodeLabel, SystemClock};
 //! use hickory_proto::rr::Name;
 //!
@@ -37,9 +41,17 @@
 //!     timeout: Duration::from_secs(2),
 //!     max_age: Duration::from_secs(8 * 86_400),
 //!     skew: Duration::from_secs(300),
+//!     holddown: Duration::from_secs(30 * 86_400),
 //! };
 //! let checker = Checker::new(config);
-//! match checker.check(None, SystemClock.now()).outcome {
+//! // Keep the trust state between checks (and across restarts: `state::save`), or every
+//! // check fetches the DNSKEY RRset and no new key ever outlasts the hold-down.
+//! let mut trust = TrustState::default();
+//! let report = checker.check(None, &mut trust, SystemClock.now());
+//! for change in &report.trust_changes {
+//!     println!("{change}");
+//! }
+//! match report.outcome {
 //!     Outcome::Found { commit, seq, .. } => println!("run {commit} (seq {seq})"),
 //!     Outcome::NoRecord => println!("nothing published for this node"),
 //!     other => eprintln!("no trustworthy answer: {other:?}"),
@@ -52,9 +64,13 @@ pub mod check;
 pub mod denial;
 pub mod report;
 pub mod state;
+#[cfg(test)]
+pub mod testing;
 pub mod transport;
+pub mod trust;
 pub mod validate;
 pub mod watch;
 
 pub use anchor::TrustAnchors;
 pub use check::{Attempt, CheckConfig, Checker, Outcome, Report, Target};
+pub use trust::TrustState;

@@ -1,4 +1,27 @@
-//! The watcher's state file: the seq and commit last applied, i.e. whose hook exited 0.
+//! The node's state file: the seq and commit last applied (whose hook exited 0), and the
+//! zone's trust anchors as RFC 5011 tracking left them ([`super::trust`]).
+//!
+//! ```json
+//! {
+//!   "zone": "example.test",
+//!   "node": "n1",
+//!   "seq": 3,
+//!   "commit": "3f2a…",
+//!   "applied_at": 1764086400,
+//!   "trust": {
+//!     "keys": [
+//!       { "dnskey": "257 3 13 m8k7…", "tag": 46711, "state": "valid",
+//!         "first_seen": 1764086400, "last_change": 1764086400, "seen": 1 }
+//!     ],
+//!     "validated": { "dnskeys": ["257 3 13 m8k7…"], "at": 1764086400,
+//!                    "next_probe": 1764090000, "expires": 1765296000 }
+//!   }
+//! }
+//! ```
+//!
+//! A node that has applied nothing yet, but already tracks keys, has `seq` 0 and an empty
+//! `commit` (seqs start at 1). Files written before trust tracking (no `trust`) still load, and
+//! a file without trust state is written without it.
 //!
 //! Written atomically (temporary file, fsync, rename, fsync of the directory), so a crash
 //! leaves the old state or the new one, never half of either. A state file that cannot be read
@@ -13,15 +36,49 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// What was applied last.
+use super::trust::TrustState;
+
+/// What was applied last, and the trust anchors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub zone: String,
     pub node: String,
+    /// The seq applied last; 0 when nothing has been applied yet (seqs start at 1). Always
+    /// written, so that a file without it is refused rather than read as "nothing applied".
     pub seq: u64,
+    /// Its commit; empty when nothing has been applied.
     pub commit: String,
-    /// Unix seconds when the hook succeeded.
+    /// Unix seconds when the hook succeeded; 0 when nothing has been applied.
     pub applied_at: u64,
+    /// The zone's keys as RFC 5011 tracking left them.
+    #[serde(default, skip_serializing_if = "TrustState::is_empty")]
+    pub trust: TrustState,
+}
+
+impl State {
+    /// The state of a node that has applied nothing and trusts only its anchor file.
+    pub fn new(zone: &str, node: &str) -> Self {
+        Self {
+            zone: zone.to_owned(),
+            node: node.to_owned(),
+            seq: 0,
+            commit: String::new(),
+            applied_at: 0,
+            trust: TrustState::default(),
+        }
+    }
+
+    /// The seq applied, if any: what a lower seq is a replay of.
+    pub fn applied(&self) -> Option<u64> {
+        (self.seq > 0).then_some(self.seq)
+    }
+
+    /// Records that the hook for `seq`/`commit` succeeded at `at`.
+    pub fn apply(&mut self, seq: u64, commit: &str, at: u64) {
+        self.seq = seq;
+        self.commit = commit.to_owned();
+        self.applied_at = at;
+    }
 }
 
 #[derive(Debug, Error)]
@@ -39,6 +96,11 @@ pub enum StateError {
         #[source]
         cause: serde_json::Error,
     },
+    #[error(
+        "state file {path} has a seq without a commit or a commit without a seq; move it away \
+         to start over"
+    )]
+    Inconsistent { path: PathBuf },
     #[error("state file {path} is for {found}, not {wanted}")]
     Mismatch {
         path: PathBuf,
@@ -63,6 +125,11 @@ pub fn load(path: &Path, zone: &str, node: &str) -> Result<Option<State>, StateE
         path: path.to_owned(),
         cause,
     })?;
+    if (state.seq == 0) != state.commit.is_empty() {
+        return Err(StateError::Inconsistent {
+            path: path.to_owned(),
+        });
+    }
     if state.zone != zone || state.node != node {
         return Err(StateError::Mismatch {
             path: path.to_owned(),
@@ -104,13 +171,9 @@ mod tests {
     use super::*;
 
     fn state(seq: u64) -> State {
-        State {
-            zone: "example.test".into(),
-            node: "n1".into(),
-            seq,
-            commit: "a".repeat(40),
-            applied_at: 1,
-        }
+        let mut s = State::new("example.test", "n1");
+        s.apply(seq, &"a".repeat(40), 1);
+        s
     }
 
     #[test]
@@ -125,6 +188,64 @@ mod tests {
     }
 
     #[test]
+    fn files_from_before_trust_tracking_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let old = format!(
+            "{{\n  \"zone\": \"example.test\",\n  \"node\": \"n1\",\n  \"seq\": 7,\n  \
+             \"commit\": \"{}\",\n  \"applied_at\": 1764086400\n}}\n",
+            "a".repeat(40)
+        );
+        std::fs::write(&path, &old).unwrap();
+        let state = load(&path, "example.test", "n1").unwrap().unwrap();
+        assert_eq!(state.applied(), Some(7));
+        assert!(state.trust.is_empty());
+        // Saved again without trust state, it is the same file.
+        save(&path, &state).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
+    }
+
+    #[test]
+    fn trust_is_kept_with_or_without_anything_applied() {
+        use crate::client::trust::{Dnskey, KeyState, TrackedKey, ValidatedKeys};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let key = "257 3 13 m8k7mD6ENGcv3xWq8LXHpo1doIUMhwFgjNCjNlhjzijHPWJ5ZGY9ZTXh\
+                   1Vi8AZExVANsrfdmq+faQgIZt5S7+A==";
+        let dnskey = Dnskey::try_from(key.to_owned()).unwrap();
+        let mut fresh = State::new("example.test", "n1");
+        fresh.trust.keys.push(TrackedKey {
+            dnskey: dnskey.clone(),
+            tag: 46711,
+            state: KeyState::AddPend,
+            first_seen: 10,
+            last_change: 10,
+            seen: 1,
+        });
+        fresh.trust.validated = Some(ValidatedKeys {
+            dnskeys: vec![dnskey],
+            at: 10,
+            next_probe: 3610,
+            expires: 99,
+        });
+        save(&path, &fresh).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"seq\": 0") && text.contains("\"add_pend\""),
+            "{text}"
+        );
+        let back = load(&path, "example.test", "n1").unwrap().unwrap();
+        assert_eq!(back, fresh);
+        assert_eq!(back.applied(), None, "nothing applied: no replay check");
+
+        let mut applied = back;
+        applied.apply(1, &"b".repeat(40), 20);
+        save(&path, &applied).unwrap();
+        let back = load(&path, "example.test", "n1").unwrap().unwrap();
+        assert_eq!((back.applied(), &back.trust), (Some(1), &fresh.trust));
+    }
+
+    #[test]
     fn refuses_broken_or_foreign_state() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
@@ -133,6 +254,25 @@ mod tests {
             load(&path, "example.test", "n1"),
             Err(StateError::Corrupt { .. })
         ));
+        // A half-applied state, or one without a seq, is not read as "nothing applied".
+        for broken in [
+            r#"{"zone":"example.test","node":"n1","seq":0,"commit":"ab","applied_at":0}"#,
+            r#"{"zone":"example.test","node":"n1","seq":3,"commit":"","applied_at":0}"#,
+            r#"{"zone":"example.test","node":"n1","commit":"","applied_at":0}"#,
+            r#"{"zone":"example.test","node":"n1","seq":0,"commit":"","applied_at":0,
+                "trust":{"keys":[{"dnskey":"257 3 13 !!","tag":1,"state":"valid",
+                "first_seen":1,"last_change":1,"seen":1}]}}"#,
+        ] {
+            std::fs::write(&path, broken).unwrap();
+            let err = load(&path, "example.test", "n1").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StateError::Corrupt { .. } | StateError::Inconsistent { .. }
+                ),
+                "{broken}: {err}"
+            );
+        }
         save(&path, &state(1)).unwrap();
         let err = load(&path, "example.test", "n2").unwrap_err();
         assert!(

@@ -4,6 +4,10 @@
 //! The cryptography is hickory-proto's (`DNSKEY::verify_rrsig`, backed by ring) and its NSEC3
 //! hash; what is written here is the bookkeeping around it: which RRSIG covers which RRset,
 //! which key it names, whether its times hold, and which records prove a denial.
+//!
+//! Only zone keys verify signatures (RFC 4035 §5.3.1: the Zone Key bit set), and never a key
+//! published with the REVOKE bit (RFC 5011 §2.1), except for the one signature a revoked key
+//! makes over the DNSKEY RRset to announce its revocation ([`verify_revocation`]).
 
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
 use hickory_proto::dnssec::{PublicKey, Verifier};
@@ -60,6 +64,8 @@ pub enum Bogus {
     BadSignature,
     #[error("unknown key (tag {tag}, algorithm {algorithm})")]
     UnknownKey { tag: u16, algorithm: u8 },
+    #[error("the key is not a zone key published with the REVOKE bit")]
+    NotRevoked,
     #[error("signature expired at {0}")]
     Expired(u32),
     #[error("signature not valid before {0}")]
@@ -74,6 +80,19 @@ pub enum Bogus {
     Iterations(u16),
     #[error("cannot compute an NSEC3 hash")]
     Hash(#[source] hickory_proto::ProtoError),
+}
+
+/// What the signature that verified an RRset says, for the caller's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// Unix seconds (RFC 4034 §3.1.5).
+    pub inception: u32,
+    pub expiration: u32,
+    /// The RRset's TTL as signed (RFC 4034 §3.1.4).
+    pub original_ttl: u32,
+    /// The key that made it.
+    pub key_tag: u16,
+    pub algorithm: u8,
 }
 
 /// What a check needs to know.
@@ -106,7 +125,7 @@ pub fn verify_answer(m: &Message, cx: &Context<'_>) -> Verdict {
     }
     if rcode == ResponseCode::NoError && !txt.is_empty() {
         let inception = match verify_rrset(cx.qname, RecordType::TXT, &txt, &m.answers, cx) {
-            Ok(inception) => inception,
+            Ok(v) => v.inception,
             Err(e) => {
                 return Verdict::Bogus(Bogus::Rrset {
                     rtype: RecordType::TXT,
@@ -138,15 +157,76 @@ pub fn verify_answer(m: &Message, cx: &Context<'_>) -> Verdict {
     }
 }
 
-/// Verifies the RRSIGs over `records` (the RRset `name`/`rtype`) found in `section`. Returns
-/// the inception of the signature that verified.
+/// Verifies the RRSIGs over `records` (the RRset `name`/`rtype`) found in `section` with the
+/// keys of `cx` that may sign: zone keys without the REVOKE bit (RFC 4035 §5.3.1, RFC 5011
+/// §2.1). Returns what the first signature that holds says.
 pub fn verify_rrset(
     name: &Name,
     rtype: RecordType,
     records: &[&Record],
     section: &[Record],
     cx: &Context<'_>,
-) -> Result<u32, Bogus> {
+) -> Result<Verified, Bogus> {
+    let usable: Vec<&DNSKEY> = cx
+        .keys
+        .iter()
+        .filter(|k| k.zone_key() && !k.revoke())
+        .collect();
+    verify_with(name, rtype, records, section, cx, &usable)
+}
+
+/// Whether `revoked`, a zone key published with the REVOKE bit in the DNSKEY RRset `rrset` of
+/// `cx.zone`, signed that RRset itself (RFC 5011 §2.1: "the newly revoked key MUST sign the
+/// DNSKEY RRset"). The RRSIG names the key by the tag of its revoked form, which differs from
+/// the unrevoked one because the flags are part of the tag (RFC 4034 Appendix B).
+pub fn verify_revocation(
+    rrset: &[&Record],
+    section: &[Record],
+    revoked: &DNSKEY,
+    cx: &Context<'_>,
+) -> Result<Verified, Bogus> {
+    if !(revoked.revoke() && revoked.zone_key()) {
+        return Err(Bogus::NotRevoked);
+    }
+    verify_with(cx.zone, RecordType::DNSKEY, rrset, section, cx, &[revoked])
+}
+
+/// The key tags of the zone's signatures in `m` (any section) that none of `keys` has: the
+/// answer was signed by a key the caller has not seen yet.
+pub fn unknown_signers(m: &Message, zone: &Name, keys: &[DNSKEY]) -> Vec<u16> {
+    let known: Vec<(u16, u8)> = keys
+        .iter()
+        .filter_map(|k| {
+            let tag = k.calculate_key_tag().ok()?;
+            Some((tag, u8::from(k.public_key().algorithm())))
+        })
+        .collect();
+    let mut tags: Vec<u16> = [&m.answers, &m.authorities]
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().signer_name.eq_ignore_root(zone) => {
+                let input = s.input();
+                let id = (input.key_tag, u8::from(input.algorithm));
+                (!known.contains(&id)).then_some(input.key_tag)
+            }
+            _ => None,
+        })
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}
+
+/// [`verify_rrset`] with exactly these keys.
+fn verify_with(
+    name: &Name,
+    rtype: RecordType,
+    records: &[&Record],
+    section: &[Record],
+    cx: &Context<'_>,
+    keys: &[&DNSKEY],
+) -> Result<Verified, Bogus> {
     let sigs: Vec<&RRSIG> = section
         .iter()
         .filter(|r| r.name.eq_ignore_root(name))
@@ -172,7 +252,7 @@ pub fn verify_rrset(
         }
         let inception = input.sig_inception.get();
         let expiration = input.sig_expiration.get();
-        for key in cx.keys.iter().filter(|k| {
+        for key in keys.iter().filter(|k| {
             k.public_key().algorithm() == input.algorithm
                 && k.calculate_key_tag().ok() == Some(input.key_tag)
         }) {
@@ -183,14 +263,23 @@ pub fn verify_rrset(
                 problem = Some(Bogus::BadSignature);
                 continue;
             }
-            // RFC 4034 §3.1.5: serial number arithmetic on the times.
+            // RFC 4034 §3.1.5: serial number arithmetic on the times. Another signature (a
+            // double-signed RRset during a key rollover) may still hold.
             if (cx.now.wrapping_sub(expiration) as i32) > cx.skew as i32 {
-                return Err(Bogus::Expired(expiration));
+                problem = Some(Bogus::Expired(expiration));
+                continue;
             }
             if (inception.wrapping_sub(cx.now) as i32) > cx.skew as i32 {
-                return Err(Bogus::NotYetValid(inception));
+                problem = Some(Bogus::NotYetValid(inception));
+                continue;
             }
-            return Ok(inception);
+            return Ok(Verified {
+                inception,
+                expiration,
+                original_ttl: input.original_ttl,
+                key_tag: input.key_tag,
+                algorithm: u8::from(input.algorithm),
+            });
         }
         problem.get_or_insert(Bogus::UnknownKey {
             tag: input.key_tag,
@@ -403,6 +492,66 @@ mod tests {
                 "{denial:?}"
             );
         }
+    }
+
+    /// A signature verifies only with a zone key without the REVOKE bit (RFC 4035 §5.3.1, RFC
+    /// 5011 §2.1), even when it names the key's tag in another form; a revoked key's own
+    /// signature over the DNSKEY RRset is checked by `verify_revocation` alone.
+    #[test]
+    fn only_unrevoked_zone_keys_verify() {
+        use crate::client::testing::{Key, apex, dnskey_answer, tag, txt_answer};
+        let key = Key::new();
+        let not_zone = DNSKEY::with_flags(1, key.dnskey().public_key().clone());
+        let revoked = key.revoked();
+        let qname = Name::from_ascii("n1.example.test.").unwrap();
+        let zone = apex();
+        let cx = |keys| Context {
+            qname: &qname,
+            zone: &zone,
+            keys,
+            now: T0,
+            skew: 300,
+        };
+        for form in [&not_zone, &revoked] {
+            // The same private key, signing under the other form's tag.
+            let mut answer = txt_answer(1, &key, T0);
+            answer.pop();
+            let sig = crate::client::testing::rrsig(&key, tag(form), &answer, T0);
+            answer.push(sig);
+            let txt: Vec<&Record> = answer.iter().take(1).collect();
+            let err = verify_rrset(
+                &qname,
+                RecordType::TXT,
+                &txt,
+                &answer,
+                &cx(std::slice::from_ref(form)),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, Bogus::UnknownKey { .. }),
+                "{:?}: {err}",
+                form.flags()
+            );
+        }
+        let answer = txt_answer(1, &key, T0);
+        let txt: Vec<&Record> = answer.iter().take(1).collect();
+        let keys = [key.dnskey()];
+        let v = verify_rrset(&qname, RecordType::TXT, &txt, &answer, &cx(&keys)).unwrap();
+        assert_eq!(
+            (v.key_tag, v.original_ttl, v.inception),
+            (key.tag(), 60, T0 - 3600)
+        );
+
+        let published = [revoked.clone()];
+        let signed = dnskey_answer(&published, &[(&key, &revoked)], T0);
+        let rrset: Vec<&Record> = signed.iter().take(1).collect();
+        assert!(verify_revocation(&rrset, &signed, &revoked, &cx(&[])).is_ok());
+        assert!(matches!(
+            verify_revocation(&rrset, &signed, &key.dnskey(), &cx(&[])),
+            Err(Bogus::NotRevoked)
+        ));
+        // Nor does the revoked key validate the RRset it revokes itself in.
+        assert!(verify_rrset(&zone, RecordType::DNSKEY, &rrset, &signed, &cx(&published)).is_err());
     }
 
     #[test]

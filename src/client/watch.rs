@@ -11,6 +11,9 @@
 //! - With a report key, each hook run's outcome is reported to the servers
 //!   ([`super::report`]), applied or failed, before the state file is written; and while the
 //!   node is up to date, its applied state again every `report_every` (not with `once`).
+//! - The state file also keeps the zone's trust anchors (RFC 5011, [`super::trust`]): it is
+//!   saved whenever a check changed them, before any hook runs, and every trust change is
+//!   logged. A node that has applied nothing yet still gets a state file, with seq 0.
 //! - A hook runs in a process group of its own. One that runs longer than the hook timeout
 //!   has the whole group sent SIGTERM, then SIGKILL after [`HOOK_GRACE`] (or the timeout, if
 //!   shorter), and counts as failed. A rebuild that hangs on a bad commit thus cannot keep the
@@ -88,31 +91,37 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
     let mut failures: u32 = 0;
     let mut last_report: Option<std::time::Instant> = None;
     loop {
-        let applied = state::load(&config.state, &config.zone, &config.node)?;
+        let mut state = state::load(&config.state, &config.zone, &config.node)?
+            .unwrap_or_else(|| State::new(&config.zone, &config.node));
         let checker = config.checker.clone();
-        let applied_seq = applied.as_ref().map(|s| s.seq);
-        let report =
-            tokio::task::spawn_blocking(move || checker.check(applied_seq, SystemClock.now()))
-                .await
-                .expect("the check does not panic");
+        let applied_seq = state.applied();
+        let mut trust = std::mem::take(&mut state.trust);
+        let (report, trust) = tokio::task::spawn_blocking(move || {
+            let report = checker.check(applied_seq, &mut trust, SystemClock.now());
+            (report, trust)
+        })
+        .await
+        .expect("the check does not panic");
+        state.trust = trust;
+        for change in &report.trust_changes {
+            change.log(&config.zone);
+        }
+        if report.trust_changed {
+            state::save(&config.state, &state)?;
+        }
         let (sent, received) = report.bytes();
         let mut code = report.exit_code();
         let mut failed = false;
         match &report.outcome {
-            Outcome::Found { commit, seq, .. } if applied_seq.is_none_or(|a| *seq > a) => {
+            // Seqs start at 1: nothing applied reads as 0.
+            Outcome::Found { commit, seq, .. } if *seq > applied_seq.unwrap_or(0) => {
                 tracing::info!(name = %report.name, seq, commit, server = ?report.server, "new commit; running the hook");
                 let ran = run_hook(&config, commit, *seq).await;
                 send_report(&config, commit, *seq, &ran, unix_now()).await;
                 last_report = Some(std::time::Instant::now());
                 match ran {
                     Ok(()) => {
-                        let state = State {
-                            zone: config.zone.clone(),
-                            node: config.node.clone(),
-                            seq: *seq,
-                            commit: commit.clone(),
-                            applied_at: unix_now(),
-                        };
+                        state.apply(*seq, commit, unix_now());
                         state::save(&config.state, &state)?;
                         tracing::info!(seq, commit, "hook succeeded; applied");
                     }
@@ -131,7 +140,8 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
             Outcome::Found { seq, .. } => {
                 tracing::info!(name = %report.name, seq, server = ?report.server, sent, received, "up to date");
                 let due = last_report.is_none_or(|t| t.elapsed() >= config.report_every);
-                if let Some(state) = applied.as_ref().filter(|_| due && !config.once) {
+                // Only what was applied is reported (not a state that holds trust alone).
+                if due && !config.once && state.applied().is_some() {
                     send_report(&config, &state.commit, state.seq, &Ok(()), state.applied_at).await;
                     last_report = Some(std::time::Instant::now());
                 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use herald::client::report::{ReportKey, Reporter};
+use herald::client::state::{self, State};
 use herald::client::watch::{WatchConfig, watch as run_watch};
-use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, state};
+use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors};
 use herald::record::{Clock, NodeLabel, SystemClock, normalize_zone};
 
 use super::{Usage, parse_duration, print_out, stop_on_signal, usage};
@@ -42,6 +43,10 @@ pub(super) struct CheckArgs {
     /// How long to wait for each server.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     timeout: Duration,
+    /// RFC 5011 hold-down: a new zone key, seen in DNSKEY RRsets that a trusted key signs, is
+    /// trusted after this long (and a revoked one forgotten this long after). At least 1s.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+    holddown: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,6 +117,9 @@ pub(super) fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, Stri
     if targets.is_empty() {
         return Err(usage("give at least one --server or --resolver").into());
     }
+    if args.holddown < Duration::from_secs(1) {
+        return Err(usage("--holddown must be at least 1s").into());
+    }
     let anchors = TrustAnchors::load(&args.trust_anchor, &apex).map_err(usage)?;
     let config = CheckConfig {
         targets,
@@ -121,17 +129,33 @@ pub(super) fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, Stri
         timeout: args.timeout,
         max_age: args.max_age,
         skew: Duration::from_secs(300),
+        holddown: args.holddown,
     };
     Ok((Checker::new(config), zone, node.to_string()))
 }
 
 pub(super) fn check(args: CheckCmd) -> anyhow::Result<u8> {
     let (checker, zone, node) = checker(&args.check)?;
-    let applied = match &args.check.state {
+    let state = match &args.check.state {
         Some(path) => state::load(path, &zone, &node).map_err(usage)?,
         None => None,
     };
-    let report = checker.check(applied.map(|s| s.seq), SystemClock.now());
+    let applied = state.as_ref().and_then(State::applied);
+    let mut trust = state.map(|s| s.trust).unwrap_or_default();
+    let report = checker.check(applied, &mut trust, SystemClock.now());
+    for change in &report.trust_changes {
+        change.log(&zone);
+    }
+    if let Some(path) = &args.check.state
+        && report.trust_changed
+    {
+        // Read again just before writing: only the trust state is this check's to change, and
+        // a watcher may have applied a seq meanwhile.
+        let mut current =
+            state::load(path, &zone, &node)?.unwrap_or_else(|| State::new(&zone, &node));
+        current.trust = trust;
+        state::save(path, &current)?;
+    }
     if args.json {
         print_out(&serde_json::to_string_pretty(&report)?)?;
     } else {

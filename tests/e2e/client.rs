@@ -13,7 +13,8 @@ use crate::harness::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Pass,
-    /// Changes one character of the commit in the TXT record.
+    /// Changes one character of the commit in the TXT record (other answers, such as the
+    /// DNSKEY RRset, pass untouched).
     Flip,
     /// Passes answers and keeps a copy of the last one.
     Record,
@@ -89,12 +90,10 @@ impl Proxy {
                 let Some(mut answer) = answer else { continue };
                 match mode {
                     Mode::Flip => {
-                        let at = answer
-                            .windows(7)
-                            .position(|w| w == b"commit=")
-                            .expect("a TXT answer")
-                            + 7;
-                        answer[at] = if answer[at] == b'0' { b'1' } else { b'0' };
+                        if let Some(at) = answer.windows(7).position(|w| w == b"commit=") {
+                            let at = at + 7;
+                            answer[at] = if answer[at] == b'0' { b'1' } else { b'0' };
+                        }
                     }
                     Mode::Record => recorded = Some(answer.clone()),
                     Mode::Pass | Mode::Replay | Mode::ReplayBlind => {}
@@ -180,16 +179,26 @@ fn check_reports_the_commit_and_the_denial() {
         format!("n1.example.test. commit={SHA1} seq=1")
     );
 
-    let out = check(&[s.server.dns], &s.anchor, &["--json"]);
+    // The first check with a state file also fetches the DNSKEY RRset (RFC 5011 probe) and
+    // keeps it there; the next one, within the probe interval, is one query and one answer.
+    let state = s.dir.path().join("state.json").display().to_string();
+    let first = check(&[s.server.dns], &s.anchor, &["--json", "--state", &state]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let out = check(&[s.server.dns], &s.anchor, &["--json", "--state", &state]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (json["outcome"].as_str(), json["seq"].as_u64()),
         (Some("found"), Some(1))
     );
     assert_eq!(json["attempts"][0]["tcp"], false);
-    // One query and one answer.
-    assert!(json["attempts"][0]["bytes_sent"].as_u64().unwrap() < 100);
+    let sent = json["attempts"][0]["bytes_sent"].as_u64().unwrap();
+    assert!(sent < 100, "{json}");
     assert!(json["attempts"][0]["bytes_received"].as_u64().unwrap() < 512);
+    let json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(
+        json["attempts"][0]["bytes_sent"].as_u64().unwrap() > sent,
+        "two queries: {json}"
+    );
 
     assert_eq!(
         s.server
@@ -240,7 +249,11 @@ fn a_wrong_trust_anchor_exits_4() {
     write_anchor(other.path(), &wrong);
     let out = check(&[s.server.dns], &wrong, &[]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unknown key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no trusted key signs the DNSKEY RRset of example.test."),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -408,7 +421,14 @@ fn a_failing_hook_is_not_recorded() {
     s.server.put("example.test", "n1", SHA1);
     let out = watch_once(&s, s.server.dns, "exit 3");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(!s.dir.path().join("state.json").exists());
+    // The state file keeps the trust anchors, and no applied seq.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (state["seq"].as_u64(), state["commit"].as_str()),
+        (Some(0), Some(""))
+    );
     // The next pass runs the (now working) hook for the same seq.
     assert_eq!(watch_once(&s, s.server.dns, &exec).status.code(), Some(0));
     assert_eq!(lines(&log), [format!("example.test n1 1 {SHA1}")]);
@@ -653,6 +673,19 @@ fn usage_errors_exit_2() {
             "0s",
         ],
         vec!["check", "--server", "127.0.0.1"],
+        vec![
+            "check",
+            "--server",
+            "127.0.0.1",
+            "--zone",
+            "example.test",
+            "--node",
+            "n1",
+            "--trust-anchor",
+            &anchor,
+            "--holddown",
+            "0s",
+        ],
     ] {
         let out = herald(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -674,4 +707,88 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a Herald state file"));
+}
+
+/// `herald check --state` on a node that has applied nothing keeps the trust anchors (RFC
+/// 5011) in a new state file, logs what it learnt, and the file then stands in for the anchor
+/// file: a stale or wrong anchor file next to it does not break the node.
+#[test]
+fn check_keeps_the_trust_state() {
+    let s = setup(&[]);
+    s.server.put("example.test", "n1", SHA1);
+    let state = s.dir.path().join("fresh").join("state.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let path = state.display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["check", "--server", &s.server.dns.to_string()])
+        .args(["--zone", "example.test", "--node", "n1", "--trust-anchor"])
+        .arg(&s.anchor)
+        .args(["--state", &path, "--holddown", "10s"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("trust anchor: key ")
+            && stderr(&out).contains("it is a trust anchor"),
+        "{}",
+        stderr(&out)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        (json["seq"].as_u64(), json["commit"].as_str()),
+        (Some(0), Some(""))
+    );
+    let key = &json["trust"]["keys"][0];
+    assert_eq!(key["state"], "valid", "{json}");
+    let anchor_text = std::fs::read_to_string(&s.anchor).unwrap();
+    let rdata = key["dnskey"].as_str().unwrap();
+    assert!(
+        rdata.starts_with("257 3 13 ") && anchor_text.contains(rdata),
+        "{json}"
+    );
+    assert!(
+        json["trust"]["validated"]["next_probe"].as_u64().is_some(),
+        "{json}"
+    );
+
+    // Another zone's anchor file, with this state: the state's keys are trusted.
+    let other = tempfile::tempdir().unwrap();
+    drop(Server::start(other.path(), &repo_zones()));
+    let wrong = other.path().join("anchor.key");
+    write_anchor(other.path(), &wrong);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = check(
+        &[s.server.dns],
+        &wrong,
+        &["--state", &path, "--holddown", "10s"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // `herald watch` keeps the same trust state, and applies.
+    let (log, exec) = hook_log(&s);
+    let out = herald(&[
+        "watch",
+        "--once",
+        "--server",
+        &s.server.dns.to_string(),
+        "--zone",
+        "example.test",
+        "--node",
+        "n1",
+        "--trust-anchor",
+        &wrong.display().to_string(),
+        "--state",
+        &path,
+        "--holddown",
+        "10s",
+        "--exec",
+        &exec,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(lines(&log), [format!("example.test n1 1 {SHA1}")]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(json["seq"], 1);
+    assert_eq!(json["trust"]["keys"][0]["state"], "valid");
 }
