@@ -121,7 +121,12 @@ fn checks_with_cookies_pass_the_rate_limiter() {
         valid + seconds >= 10,
         "{valid} retried with a valid cookie in {seconds} s"
     );
-    assert!(slipped >= valid, "{slipped} slipped, {valid} retried");
+    // Each check asks twice (the DNSKEY RRset for its RFC 5011 trust state, then the TXT
+    // record); the second query carries the server's cookie without having been slipped.
+    assert!(
+        slipped + 10 >= valid,
+        "{slipped} slipped, {valid} with a valid cookie"
+    );
 }
 
 /// `herald watch` remembers the server's cookie from one poll to the next: one new cookie,
