@@ -522,3 +522,207 @@ fn watchers_follow_a_rollover_by_rfc_5011() {
         "{text}"
     );
 }
+
+/// A full unbound resolver (`unbound -d`) for example.test, pointed at `upstream`, that keeps
+/// its trust anchor by RFC 5011 in `<dir>/unbound/example.test.anchor`, started from
+/// `dnskey_line`; hold-downs of 10 s. Killed on drop.
+struct Resolver {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    anchor: PathBuf,
+    log: PathBuf,
+}
+
+impl Resolver {
+    fn start(dir: &Path, upstream: std::net::SocketAddr, dnskey_line: &str) -> Self {
+        let d = dir.join("unbound");
+        std::fs::create_dir_all(&d).unwrap();
+        let anchor = d.join("example.test.anchor");
+        std::fs::write(&anchor, format!("{dnskey_line}\n")).unwrap();
+        let port = free_port();
+        let log = d.join("unbound.log");
+        let conf = format!(
+            "server:\n    username: \"\"\n    chroot: \"\"\n    directory: \"{d}\"\n    \
+             pidfile: \"\"\n    use-syslog: no\n    logfile: \"{log}\"\n    verbosity: 1\n    \
+             interface: 127.0.0.1\n    port: {port}\n    do-ip6: no\n    \
+             access-control: 127.0.0.0/8 allow\n    do-not-query-localhost: no\n    \
+             module-config: \"validator iterator\"\n    local-zone: \"test.\" nodefault\n    \
+             auto-trust-anchor-file: \"{anchor}\"\n    add-holddown: 10\n    \
+             del-holddown: 10\n    keep-missing: 60\n    permit-small-holddown: yes\n    \
+             trust-anchor-signaling: no\n    cache-max-ttl: 2\n    cache-max-negative-ttl: 2\n\
+             stub-zone:\n    name: \"example.test.\"\n    stub-addr: {ip}@{uport}\n",
+            d = d.display(),
+            log = log.display(),
+            anchor = anchor.display(),
+            ip = upstream.ip(),
+            uport = upstream.port(),
+        );
+        let conf_path = d.join("unbound.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let check = std::process::Command::new("unbound-checkconf")
+            .arg(&conf_path)
+            .output()
+            .expect("unbound-checkconf runs (apt-get install unbound)");
+        assert!(check.status.success(), "{check:?}");
+        let child = std::process::Command::new("unbound")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("unbound runs (apt-get install unbound)");
+        Self {
+            child,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            anchor,
+            log,
+        }
+    }
+
+    /// The commit the resolver answers for `node`, if the answer is validated (AD set).
+    fn validated_commit(&self, node: &str) -> Option<String> {
+        let out = std::process::Command::new("dig")
+            .arg(format!("@{}", self.addr.ip()))
+            .args(["-p", &self.addr.port().to_string(), "+dnssec", "+time=2"])
+            .args(["+tries=1", &format!("{node}.example.test"), "TXT"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let flags = text.lines().find(|l| l.starts_with(";; flags:"))?;
+        if !flags
+            .split(';')
+            .nth(2)?
+            .split_whitespace()
+            .any(|f| f == "ad")
+        {
+            return None;
+        }
+        let at = text.find("commit=")? + "commit=".len();
+        Some(text[at..at + 40].to_owned())
+    }
+
+    /// The resolver's RFC 5011 state: its anchor file's lines for example.test.
+    fn anchors(&self) -> String {
+        std::fs::read_to_string(&self.anchor).unwrap_or_default()
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Knot secondary follows every step by IXFR and its AXFR verifies at each; a full unbound
+/// resolver, asking that secondary and started with the old key in an RFC 5011
+/// `auto-trust-anchor-file`, validates a new publish at every step, adds the new key after
+/// its hold-down, and marks the old one revoked.
+#[test]
+#[ignore = "needs knotd, unbound, dig and ldns-verify-zone"]
+fn a_knot_secondary_and_an_rfc_5011_resolver_follow_a_rollover() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = fast_zones(dir.path());
+    let data = dir.path().join("data");
+    let kport = free_port();
+    let notify = format!("127.0.0.1:{kport}");
+    let server = Server::start_with(
+        &data,
+        &zones,
+        Some(TOKEN),
+        &[
+            "--dnssec",
+            FAST,
+            "--notify",
+            &notify,
+            "--allow-transfer",
+            "127.0.0.0/8",
+        ],
+    );
+    let mut published = 1;
+    assert_eq!(
+        server.put("example.test", "n1", &commit(published)).status,
+        201
+    );
+    let knot = crate::secondary::Peer::knot_by_address(dir.path(), server.dns, kport);
+    wait_for(Duration::from_secs(20), "knot serves n1", || {
+        knot.serves("n1", &commit(published))
+    });
+    let anchor = dir.path().join("old.anchor");
+    write_anchor(&data, &anchor);
+    let old_line = std::fs::read_to_string(&anchor).unwrap();
+    let resolver = Resolver::start(dir.path(), knot.addr, old_line.lines().next().unwrap());
+    wait_for(Duration::from_secs(20), "unbound validates n1", || {
+        resolver.validated_commit("n1") == Some(commit(published))
+    });
+    let (old, _) = keys(&server);
+    let old_tag = old[0]["tag"].as_u64().unwrap();
+    let r = server.call(
+        "POST",
+        "/v1/zones/example.test/keys/roll",
+        Some(&json!({"revoke_old": true})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let new_tag = r.json["keys"][1]["tag"].as_u64().unwrap();
+    let mut revoked_tag = None;
+
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, rollover) = keys(&server);
+        let step = rollover["step"].as_str().unwrap().to_owned();
+        if seen.last() != Some(&step) {
+            seen.push(step.clone());
+            if step == "revoke" {
+                let (published, _) = keys(&server);
+                revoked_tag = published
+                    .iter()
+                    .find(|k| k["state"] == "revoked")
+                    .and_then(|k| k["tag"].as_u64());
+            }
+            published += 1;
+            let c = commit(published);
+            assert_eq!(server.put("example.test", "n1", &c).status, 200);
+            wait_for(Duration::from_secs(10), &format!("knot has {step}"), || {
+                knot.serves("n1", &c)
+            });
+            verified_axfr(knot.addr, &dir.path().join("knot-axfr.zone"));
+            wait_for(
+                Duration::from_secs(10),
+                &format!("unbound validates {step}"),
+                || resolver.validated_commit("n1").as_deref() == Some(c.as_str()),
+            );
+        }
+        if step == "done" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stalled at {step}\nunbound: {}\n{}",
+            resolver.anchors(),
+            std::fs::read_to_string(&resolver.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, ["publish", "switch", "revoke", "done"]);
+    // unbound's own record of the rollover: the new key trusted, the old one revoked.
+    let anchors = resolver.anchors();
+    let state_of = |tag: u64| {
+        anchors
+            .lines()
+            .find(|l| l.contains(&format!("id = {tag} ")))
+            .map(|l| l.to_owned())
+    };
+    let new_state = state_of(new_tag).unwrap_or_default();
+    assert!(new_state.contains("[  VALID  ]"), "{anchors}");
+    let old_state =
+        state_of(revoked_tag.expect("the revoke step showed the revoked tag")).unwrap_or_default();
+    assert!(
+        old_state.contains("385 3 13") && old_state.contains("[ REVOKED ]"),
+        "{anchors}"
+    );
+    assert!(state_of(old_tag).is_none(), "{anchors}");
+    assert!(knot.log().contains("example.test"), "{}", knot.log());
+}

@@ -20,7 +20,7 @@ pub const KEY_NAME: &str = "xfr.example";
 /// base64 of 32 bytes: "herald-e2e-tsig-secret-0123456789".
 pub const KEY_SECRET: &str = "aGVyYWxkLWUyZS10c2lnLXNlY3JldC0wMTIzNDU2Nzg5";
 
-fn key_flag() -> String {
+pub fn key_flag() -> String {
     format!("{KEY_NAME}:hmac-sha256:{KEY_SECRET}")
 }
 
