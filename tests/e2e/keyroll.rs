@@ -726,3 +726,93 @@ fn a_knot_secondary_and_an_rfc_5011_resolver_follow_a_rollover() {
     assert!(state_of(old_tag).is_none(), "{anchors}");
     assert!(knot.log().contains("example.test"), "{}", knot.log());
 }
+
+/// An emergency: once the watchers trust the new key, `revoke_old` cuts the rollover short.
+/// The new key signs at once, the old one is published revoked as soon as the new one has
+/// re-signed everything, and the watchers drop it while they go on applying publishes.
+#[test]
+fn an_emergency_revoke_cuts_the_rollover_short_and_watchers_drop_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = fast_zones(dir.path());
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &zones, Some(TOKEN), &["--dnssec", FAST]);
+    let nodes = ["n1", "n2"];
+    let mut published = 0;
+    let mut publish_all = |server: &Server| {
+        published += 1;
+        for n in nodes {
+            let r = server.put("example.test", n, &commit(published));
+            assert!([200, 201].contains(&r.status), "{:?}", r.json);
+        }
+        published
+    };
+    publish_all(&server);
+    let anchor = dir.path().join("old.anchor");
+    write_anchor(&data, &anchor);
+    let watchers: Vec<Watcher> = nodes
+        .iter()
+        .map(|n| Watcher::start(&server, dir.path(), &anchor, n, "5s"))
+        .collect();
+    let (old, _) = keys(&server);
+    let old_tag = old[0]["tag"].as_u64().unwrap();
+    let r = server.call("POST", "/v1/zones/example.test/keys/roll", Some(&json!({})));
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let new_tag = r.json["keys"][1]["tag"].as_u64().unwrap();
+    let started = Instant::now();
+    wait_for(
+        Duration::from_secs(20),
+        "the watchers trust the new key",
+        || {
+            watchers
+                .iter()
+                .all(|w| w.trust().contains(&(new_tag, "valid".into())))
+        },
+    );
+    let (_, rollover) = keys(&server);
+    assert_eq!(rollover["step"], "publish");
+    assert_eq!(rollover["revoke_old"], false);
+
+    let r = server.call(
+        "POST",
+        "/v1/zones/example.test/keys/roll",
+        Some(&json!({"revoke_old": true})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["rollover"]["step"], "switch", "{}", r.json);
+    assert_eq!(r.json["rollover"]["revoke_old"], true);
+    assert_eq!(
+        r.json["keys"][0]["tag"], new_tag,
+        "the new key signs at once"
+    );
+    wait_for(Duration::from_secs(30), "the old key revoked", || {
+        keys(&server).1["step"] == "revoke"
+    });
+    // Well before the 29 s the publish step would have lasted, plus the rest.
+    assert!(
+        started.elapsed() < Duration::from_secs(29),
+        "{:?}",
+        started.elapsed()
+    );
+    let seq = publish_all(&server);
+    wait_for(
+        Duration::from_secs(20),
+        "the watchers drop the old key",
+        || {
+            watchers.iter().all(|w| {
+                w.trust()
+                    .iter()
+                    .any(|(tag, state)| *tag == old_tag && state == "revoked")
+                    && w.applied().last() == Some(&seq)
+            })
+        },
+    );
+    wait_for(Duration::from_secs(30), "the rollover done", || {
+        keys(&server).1["step"] == "done"
+    });
+    let seq = publish_all(&server);
+    wait_for(
+        Duration::from_secs(20),
+        "the watchers apply after it",
+        || watchers.iter().all(|w| w.applied().last() == Some(&seq)),
+    );
+}
