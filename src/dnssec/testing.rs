@@ -104,11 +104,17 @@ pub fn verify_all(message: &Message, dnskey: &DNSKEY) -> usize {
                     .push(r),
             }
         }
+        let tag = dnskey.calculate_key_tag().expect("a key tag");
         for ((name, rtype), records) in &sets {
+            // The RRSIG by this key, where several keys signed (a rollover).
             let sig = sigs
                 .iter()
-                .find(|(n, s)| n.to_lowercase() == *name && s.input().type_covered == *rtype)
-                .unwrap_or_else(|| panic!("no RRSIG over {name} {rtype}"));
+                .find(|(n, s)| {
+                    n.to_lowercase() == *name
+                        && s.input().type_covered == *rtype
+                        && s.input().key_tag == tag
+                })
+                .unwrap_or_else(|| panic!("no RRSIG by key {tag} over {name} {rtype}"));
             dnskey
                 .verify_rrsig(name, DNSClass::IN, &sig.1, records.iter().copied())
                 .unwrap_or_else(|e| panic!("bad RRSIG over {name} {rtype}: {e}"));

@@ -106,6 +106,7 @@ impl SignedZone {
                 dirty: HashSet::new(),
                 cursor: Cursor::Start,
                 sweeps: 0,
+                resigning: false,
             },
             stored,
             denial: HashMap::new(),

@@ -119,8 +119,13 @@ impl SignedZone {
         let mut todo_denial: Vec<NameKey> = Vec::new();
         let mut last = Cursor::Start;
         let mut seen = 0;
+        let budget = if self.resigning {
+            RESIGN_SIGNATURES
+        } else {
+            SWEEP_SIGNATURES
+        };
         let full = |seen: usize, a: &Vec<NameKey>, b: &Vec<NameKey>| {
-            seen >= SWEEP_NAMES || a.len() + b.len() >= SWEEP_SIGNATURES
+            seen >= SWEEP_NAMES || a.len() + b.len() >= budget
         };
         match &self.snapshot.chain {
             Chain::Nsec(order) => {
@@ -187,6 +192,7 @@ impl SignedZone {
             last
         } else {
             self.sweeps += 1;
+            self.resigning = false;
             Cursor::Start
         };
         for key in todo_txt {

@@ -612,3 +612,114 @@ fn a_short_validity_never_re_signs_fresh_signatures() {
         );
     }
 }
+
+/// A key rollover's steps on the working zone: the new key published and signing the DNSKEY
+/// RRset beside the old one; then signing, with CDS and CDNSKEY at the apex, while the sweep
+/// re-signs every signature the old key made (a larger budget, and then no more); then alone.
+#[test]
+fn a_new_signing_key_re_signs_the_zone_through_the_sweep() {
+    use crate::dnssec::ZoneKey;
+    use crate::dnssec::roll::{KeySet, Step};
+    for policy in both_denials() {
+        let mut f = Fixture::new(policy.clone());
+        let (mut z, _) = f.build(1, T0);
+        let rows: Vec<NodeRecord> = (0..3000)
+            .map(|i| node(&format!("n{i}"), &commit(i), 1))
+            .collect();
+        f.publish(&mut z, &rows, &[], 2, T0);
+        let apex = Name::from_ascii("example.test.").unwrap();
+        let old = Arc::new(ZoneKey::load(f.dir.path(), "example.test", &apex).unwrap());
+        let new = Arc::new(
+            ZoneKey::generate(
+                f.dir.path(),
+                "example.test",
+                &apex,
+                policy.algorithm,
+                &[old.key_tag, old.revoked_tag],
+            )
+            .unwrap(),
+        );
+        let step = |z: &mut SignedZone, step, active: &Arc<ZoneKey>, other, serial, now| {
+            let keys = KeySet::at(step, active.clone(), other);
+            let signer = Arc::new(Signer::with_keys(keys, policy.clone()));
+            let mut writes = z.set_signer(signer, now).unwrap();
+            writes.extend(z.finish(serial, now).unwrap());
+            writes
+        };
+        let dnskey_sigs = |z: &SignedZone| -> Vec<u16> {
+            let m = ask(z, "example.test.", RecordType::DNSKEY);
+            let mut tags: Vec<u16> = m
+                .answers
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.input().key_tag),
+                    _ => None,
+                })
+                .collect();
+            tags.sort_unstable();
+            tags
+        };
+        let sorted = |mut v: Vec<u16>| {
+            v.sort_unstable();
+            v
+        };
+
+        // Publish: two keys, both sign the DNSKEY RRset; the data keeps the old key's.
+        let writes = step(&mut z, Step::Publish, &old, Some(new.clone()), 3, T0 + 10);
+        assert!(writes.len() <= 4, "{:?}: {}", policy.denial, writes.len());
+        assert_eq!(dnskey_sigs(&z), sorted(vec![old.key_tag, new.key_tag]));
+        let m = ask(&z, "example.test.", RecordType::DNSKEY);
+        assert_eq!(verify_all(&m, &new.dnskey), 1);
+        verify_all(&ask(&z, "n7.example.test.", RecordType::TXT), &old.dnskey);
+        assert!(
+            z.refresh(T0 + 11).unwrap().is_none(),
+            "nothing to re-sign yet"
+        );
+        assert!(!z.types_at(&[]).contains(&RecordType::CDS));
+
+        // Switch: the new key signs; CDS and CDNSKEY name it; the sweep re-signs the rest.
+        let sweeps = z.sweeps();
+        step(&mut z, Step::Switch, &new, Some(old.clone()), 4, T0 + 20);
+        assert_eq!(dnskey_sigs(&z), sorted(vec![old.key_tag, new.key_tag]));
+        let types = z.types_at(&[]);
+        assert!(
+            types.contains(&RecordType::CDS) && types.contains(&RecordType::CDNSKEY),
+            "{types:?}"
+        );
+        let cds = ask(&z, "example.test.", RecordType::CDS);
+        assert!(
+            cds.answers.iter().any(|r| matches!(&r.data,
+                RData::DNSSEC(DNSSECRData::CDS(c)) if c.key_tag() == new.key_tag)),
+            "{cds:?}"
+        );
+        verify_all(&cds, &old.dnskey);
+        let mut serial = 4;
+        let mut steps = 0;
+        while let Some(mut writes) = z.refresh(T0 + 21).unwrap() {
+            steps += 1;
+            assert!(steps < 20, "the re-signing does not converge");
+            assert!(writes.len() <= 2_000 + 10, "{}", writes.len());
+            serial += 1;
+            writes.extend(z.finish(serial, T0 + 21).unwrap());
+            f.store.apply(&writes);
+        }
+        // 6,000 node signatures at 2,000 a step.
+        assert!(steps >= 3, "{:?}: {steps} steps", policy.denial);
+        assert!(z.sweeps() > sweeps);
+        for name in [
+            "n0.example.test.",
+            "n2999.example.test.",
+            "nope.example.test.",
+        ] {
+            verify_all(&ask(&z, name, RecordType::TXT), &new.dnskey);
+        }
+
+        // Done: the new key alone, no CDS.
+        step(&mut z, Step::Done, &new, None, serial + 1, T0 + 30);
+        assert_eq!(dnskey_sigs(&z), vec![new.key_tag]);
+        assert!(!z.types_at(&[]).contains(&RecordType::CDS));
+        assert!(ask(&z, "example.test.", RecordType::CDS).answers.is_empty());
+        assert_eq!(z.snapshot.dnskey.len(), 1);
+        verify_all(&ask(&z, "nope.example.test.", RecordType::TXT), &new.dnskey);
+    }
+}
