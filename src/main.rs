@@ -151,8 +151,18 @@ struct KeyRollArgs {
     /// End with the old key published revoked (RFC 5011), so that nodes drop it at once.
     #[arg(long)]
     revoke_old: bool,
+    /// Keep the old key until the parent's DS names the new one: start the rollover so, then
+    /// ask every --parent until their DS names the new key and tell the server (exits then).
+    #[arg(long, requires = "parent")]
+    wait_ds: bool,
+    /// A server of the parent zone (ADDR or ADDR:PORT), asked for the zone's DS; repeatable.
+    #[arg(long, value_name = "ADDR", value_parser = parse_server)]
+    parent: Vec<SocketAddr>,
+    /// How often --wait-ds asks the parent.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    poll: Duration,
     /// Only show the keys and the rollover.
-    #[arg(long, conflicts_with_all = ["algorithm", "revoke_old"])]
+    #[arg(long, conflicts_with_all = ["algorithm", "revoke_old", "wait_ds"])]
     status: bool,
 }
 
@@ -534,9 +544,100 @@ fn key_roll(args: KeyRollArgs) -> anyhow::Result<()> {
         let req = herald::api::types::RollKeyJson {
             algorithm: args.algorithm,
             revoke_old: args.revoke_old,
+            wait_ds: args.wait_ds,
         };
-        client.roll_key(&zone, &req)?
+        match client.roll_key(&zone, &req) {
+            Ok(keys) => keys,
+            // A rollover started with --wait-ds before: wait for its DS.
+            Err(herald::api::client::ClientError::Api { status: 409, .. }) if args.wait_ds => {
+                let z = client.zone(&zone)?;
+                herald::api::types::KeysJson {
+                    keys: z.keys,
+                    rollover: z.rollover,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
+    print_keys(&args, &keys)?;
+    if args.wait_ds {
+        wait_ds(&args, &zone, &client)?;
+    }
+    Ok(())
+}
+
+/// `herald key roll --wait-ds`: asks every parent for the zone's DS until all of them name
+/// the new key, then tells the server, with the DS TTL.
+fn wait_ds(
+    args: &KeyRollArgs,
+    zone: &str,
+    client: &herald::api::client::AdminClient,
+) -> anyhow::Result<()> {
+    let apex = hickory_proto::rr::Name::from_ascii(format!("{zone}."))?;
+    let mut said = String::new();
+    let mut say = |line: String| -> anyhow::Result<()> {
+        if line != said {
+            eprintln!("{line}");
+            said = line;
+        }
+        Ok(())
+    };
+    loop {
+        let z = client.zone(zone)?;
+        let step = z
+            .rollover
+            .as_ref()
+            .map(|r| r.step.clone())
+            .unwrap_or_default();
+        match step.as_str() {
+            "publish" => {
+                say("waiting for the switch: CDS and CDNSKEY name the new key from then on".into())?
+            }
+            "switch" => {
+                // The signing key's DS comes first.
+                let want: String =
+                    z.ds.first()
+                        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
+                        .unwrap_or_default();
+                let mut ttl = 0;
+                let mut missing = Vec::new();
+                for parent in &args.parent {
+                    match herald::client::parent::ds_at(*parent, &apex, Duration::from_secs(3)) {
+                        Ok(ds) if ds.names(&want) => ttl = ttl.max(ds.ttl),
+                        Ok(ds) => missing.push(format!("{parent} has {:?}", ds.records)),
+                        Err(e) => missing.push(format!("{parent}: {e}")),
+                    }
+                }
+                if missing.is_empty() {
+                    client.ds_seen(zone, &herald::api::types::DsSeenJson { ttl })?;
+                    return print_out(&format!(
+                        "the parent's DS names the new key ({want}, TTL {ttl} s); the old key \
+                         goes once that DS is in every cache"
+                    ));
+                }
+                say(format!(
+                    "waiting for the parent's DS to be {want}: {}",
+                    missing.join("; ")
+                ))?;
+            }
+            other => {
+                return print_out(&format!(
+                    "the rollover is at step {other:?}: past the DS, nothing to wait for"
+                ));
+            }
+        }
+        std::thread::sleep(args.poll);
+    }
+}
+
+/// A `--parent` server: `ADDR` or `ADDR:PORT`.
+fn parse_server(text: &str) -> Result<SocketAddr, String> {
+    node::parse_target(text, false)
+        .map(|t| t.addr)
+        .map_err(|e| e.to_string())
+}
+
+fn print_keys(args: &KeyRollArgs, keys: &herald::api::types::KeysJson) -> anyhow::Result<()> {
     if args.api.json() {
         return print_out(&serde_json::to_string_pretty(&keys)?);
     }

@@ -15,9 +15,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::types::{
-    AbortJson, BatchRequest, BatchResponse, CreatedToken, DeniedJson, DenyJson, ErrorBody,
-    KeysJson, NewRolloutJson, NewToken, NodeJson, NodeList, PutNode, RollKeyJson, RolloutJson,
-    RolloutList, TokenList, ZoneJson,
+    AbortJson, BatchRequest, BatchResponse, CreatedToken, DeniedJson, DenyJson, DsSeenJson,
+    ErrorBody, KeysJson, NewRolloutJson, NewToken, NodeJson, NodeList, PutNode, RollKeyJson,
+    RolloutJson, RolloutList, TokenList, ZoneJson,
 };
 
 /// Errors of the admin client.
@@ -219,6 +219,15 @@ impl AdminClient {
     pub fn roll_key(&self, zone: &str, req: &RollKeyJson) -> Result<KeysJson, ClientError> {
         self.call(Method::Post(req), &format!("/v1/zones/{zone}/keys/roll"))?
             .read_json()
+    }
+
+    /// Tells the server that the parent's DS names the new key, served with `ttl`.
+    pub fn ds_seen(&self, zone: &str, seen: &DsSeenJson) -> Result<KeysJson, ClientError> {
+        self.call(
+            Method::Post(seen),
+            &format!("/v1/zones/{zone}/keys/ds-seen"),
+        )?
+        .read_json()
     }
 
     /// One zone: serial, nodes, keys, rollover, secondaries.

@@ -164,7 +164,9 @@ impl From<PublishError> for ApiError {
             PublishError::StaticName(_) => Self::Conflict(e.to_string()),
             PublishError::Refused(r) => r.into(),
             PublishError::Stopped => Self::Unavailable("the server is shutting down".into()),
-            PublishError::Roll(r @ RollRefusal::Running { .. }) => Self::Conflict(r.to_string()),
+            PublishError::Roll(r @ (RollRefusal::Running { .. } | RollRefusal::NotWaiting)) => {
+                Self::Conflict(r.to_string())
+            }
             PublishError::Roll(r) => Self::Invalid(r.to_string()),
             PublishError::Failed(w) => match w.fault() {
                 Some(fault) => Self::storage(fault),

@@ -234,6 +234,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/zones/{zone}/keys/roll",
             post(zones::roll_keys).layer(DefaultBodyLimit::max(SMALL_BODY)),
         )
+        .route(
+            "/v1/zones/{zone}/keys/ds-seen",
+            post(zones::ds_seen).layer(DefaultBodyLimit::max(SMALL_BODY)),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -10,7 +10,7 @@ use super::JsonBody;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::openapi::{ReadErrors, WriteErrors, ZonePath};
-use super::types::{ErrorBody, JournalJson, KeysJson, RollKeyJson, ZoneJson, ZoneList};
+use super::types::{DsSeenJson, ErrorBody, JournalJson, KeysJson, RollKeyJson, ZoneJson, ZoneList};
 use crate::publish::RollRequest;
 use hickory_proto::dnssec::Algorithm;
 
@@ -85,8 +85,41 @@ pub async fn roll_keys(
     let request = RollRequest {
         algorithm,
         revoke_old: req.revoke_old,
+        wait_ds: req.wait_ds,
     };
     let keys = state.publisher.roll_key(&zone, request).await?;
+    Ok(Json(KeysJson::from(&keys)))
+}
+
+/// `POST /v1/zones/{zone}/keys/ds-seen` (admin only): the parent's DS names the new key of a
+/// rollover started with `wait_ds`, served with `ttl`; the old key may go once that DS is in
+/// every cache. `herald key roll --wait-ds --parent ADDR` checks the parent and sends it.
+#[utoipa::path(
+    post,
+    path = "/v1/zones/{zone}/keys/ds-seen",
+    tag = "zones",
+    params(ZonePath),
+    request_body = DsSeenJson,
+    responses(
+        (status = 200, description = "Recorded; the zone's keys", body = KeysJson),
+        (status = 409, description = "No rollover waits for the parent's DS", body = ErrorBody),
+        WriteErrors,
+    )
+)]
+pub async fn ds_seen(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    zone: Result<Path<String>, PathRejection>,
+    body: Result<JsonBody<DsSeenJson>, ApiError>,
+) -> Result<Json<KeysJson>, ApiError> {
+    caller.check_admin()?;
+    let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let zone = state.served_zone(&zone)?;
+    let JsonBody(req) = body?;
+    if req.ttl > i32::MAX as u32 {
+        return Err(ApiError::Invalid("ttl must be at most 2147483647".into()));
+    }
+    let keys = state.publisher.ds_seen(&zone, req.ttl).await?;
     Ok(Json(KeysJson::from(&keys)))
 }
 

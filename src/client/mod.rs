@@ -62,6 +62,7 @@
 pub mod anchor;
 pub mod check;
 pub mod denial;
+pub mod parent;
 pub mod report;
 pub mod state;
 #[cfg(test)]

@@ -112,11 +112,15 @@ pub struct Roll {
     pub step_at: u64,
     /// When the zone was first found completely re-signed by the new key (in `switch`).
     pub resigned_at: Option<u64>,
+    /// Whether the old key stays until the parent's DS names the new one (`--wait-ds`).
+    pub wait_ds: bool,
+    /// From when the parent's new DS is in every cache: when it was seen, plus its TTL.
+    pub ds_seen_at: Option<u64>,
 }
 
 impl Roll {
     /// A new rollover from `active` to `new`, started at `now`.
-    pub fn start(active: String, new: String, revoke_old: bool, now: u64) -> Self {
+    pub fn start(active: String, new: String, revoke_old: bool, wait_ds: bool, now: u64) -> Self {
         Self {
             active,
             other: Some(new),
@@ -125,7 +129,14 @@ impl Roll {
             started_at: now,
             step_at: now,
             resigned_at: None,
+            wait_ds,
+            ds_seen_at: None,
         }
+    }
+
+    /// Whether the switch still waits for the parent's DS.
+    pub fn waits_for_ds(&self) -> bool {
+        self.wait_ds && self.ds_seen_at.is_none()
     }
 
     /// Whether a rollover is under way.
@@ -138,7 +149,11 @@ impl Roll {
     pub fn next_at(&self, t: &Timings) -> Option<u64> {
         match self.step {
             Step::Publish => Some(self.step_at + t.publish_wait()),
-            Step::Switch => self.resigned_at.map(|r| r + t.retire_wait()),
+            Step::Switch if self.waits_for_ds() => None,
+            // The old key's signatures leave the caches; so does the old DS, by then.
+            Step::Switch => self
+                .resigned_at
+                .map(|r| (r + t.retire_wait()).max(self.ds_seen_at.unwrap_or(0))),
             Step::Revoke => Some(self.step_at + t.revoke_wait()),
             Step::Done => None,
         }
@@ -281,7 +296,7 @@ mod tests {
 
     #[test]
     fn steps_follow_each_other_at_their_times() {
-        let r = Roll::start("a.key".into(), "b.key".into(), false, 1000);
+        let r = Roll::start("a.key".into(), "b.key".into(), false, false, 1000);
         assert_eq!(r.next_at(&T), Some(1000 + 3600 + 3600 + 30 * 86_400 + 7200));
         assert!(r.advance(1000 + T.publish_wait() - 1, &T).is_none());
         let s = r.advance(1000 + T.publish_wait(), &T).unwrap();
@@ -309,7 +324,7 @@ mod tests {
 
     #[test]
     fn revoking_adds_a_step_that_every_node_sees() {
-        let r = Roll::start("a.key".into(), "b.key".into(), true, 0);
+        let r = Roll::start("a.key".into(), "b.key".into(), true, false, 0);
         let s = r.advance(T.publish_wait(), &T).unwrap();
         let s = Roll {
             resigned_at: Some(s.step_at),
@@ -320,6 +335,35 @@ mod tests {
         assert!(v.advance(v.step_at + T.revoke_wait() - 1, &T).is_none());
         let d = v.advance(v.step_at + T.revoke_wait(), &T).unwrap();
         assert_eq!(d.step, Step::Done);
+    }
+
+    #[test]
+    fn waiting_for_the_ds_holds_the_old_key_until_the_new_ds_is_cached() {
+        let r = Roll::start("a.key".into(), "b.key".into(), false, true, 0);
+        let s = r.advance(T.publish_wait(), &T).unwrap();
+        let s = Roll {
+            resigned_at: Some(s.step_at),
+            ..s
+        };
+        assert!(s.waits_for_ds());
+        assert_eq!(s.next_at(&T), None);
+        assert!(s.advance(u64::MAX / 2, &T).is_none());
+        // Seen early: the retire wait still applies.
+        let seen = Roll {
+            ds_seen_at: Some(s.step_at + 1),
+            ..s.clone()
+        };
+        assert_eq!(seen.next_at(&T), Some(s.step_at + T.retire_wait()));
+        // Seen late, with a long TTL: until the new DS is in every cache.
+        let late = Roll {
+            ds_seen_at: Some(s.step_at + 86_400),
+            ..s
+        };
+        assert_eq!(late.next_at(&T), Some(late.step_at + 86_400));
+        assert_eq!(
+            late.advance(late.step_at + 86_400, &T).unwrap().step,
+            Step::Done
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct RollRequest {
     /// Publish the old key revoked at the end (RFC 5011 §2.1). Given to a rollover that is
     /// already running, it also cuts its waits short: see [`Worker::start_roll`].
     pub revoke_old: bool,
+    /// Keep the old key until the parent's DS names the new one ([`Worker::ds_seen`]).
+    pub wait_ds: bool,
 }
 
 /// A rollover request that cannot be followed.
@@ -47,6 +49,8 @@ pub enum RollRefusal {
          old key revoked, or wait until it is done"
     )]
     Running { step: &'static str },
+    #[error("no key rollover waits for the parent's DS (start one with --wait-ds)")]
+    NotWaiting,
 }
 
 /// A zone's rollover as the writer keeps it.
@@ -70,6 +74,8 @@ pub(super) fn roll_from_row(row: KeyRollRow) -> Result<Roll, DnssecError> {
         started_at: row.started_at,
         step_at: row.step_at,
         resigned_at: row.resigned_at,
+        wait_ds: row.wait_ds,
+        ds_seen_at: row.ds_seen_at,
     })
 }
 
@@ -82,6 +88,8 @@ fn row_of(roll: &Roll) -> KeyRollRow {
         started_at: roll.started_at,
         step_at: roll.step_at,
         resigned_at: roll.resigned_at,
+        wait_ds: roll.wait_ds,
+        ds_seen_at: roll.ds_seen_at,
     }
 }
 
@@ -112,6 +120,8 @@ pub(super) fn view(zone: &SignedZone, roll: Option<&Roll>) -> KeysView {
             next_step_at: r.next_at(&timings),
             waiting_for: waiting_for(r, &timings),
             revoke_old: r.revoke_old,
+            wait_ds: r.wait_ds,
+            ds_seen_at: r.ds_seen_at,
         }),
     }
 }
@@ -127,9 +137,17 @@ fn waiting_for(r: &Roll, t: &Timings) -> String {
             t.holddown,
             t.probe()
         ),
-        Step::Switch if r.resigned_at.is_none() => {
-            "the refresh sweep to re-sign every RRset with the new key".into()
-        }
+        Step::Switch if r.resigned_at.is_none() => format!(
+            "the refresh sweep to re-sign every RRset with the new key{}",
+            if r.waits_for_ds() {
+                ", and the parent's DS to name it"
+            } else {
+                ""
+            }
+        ),
+        Step::Switch if r.waits_for_ds() => "the parent's DS to name the new key (herald key \
+             roll --wait-ds --parent ADDR checks and says so)"
+            .into(),
         Step::Switch => format!(
             "the old key's signatures to leave the caches ({} s after the re-signing), then \
              the old key is {}",
@@ -208,8 +226,27 @@ impl Worker {
             old_key = key.key_tag,
             "key rollover started: the new key is published"
         );
-        let roll = Roll::start(active, new.file_name(), req.revoke_old, now);
+        let roll = Roll::start(active, new.file_name(), req.revoke_old, req.wait_ds, now);
         self.set_roll(zone, roll).map_err(failed)?;
+        Ok(self.zones[zone].snapshot.keys.as_ref().clone())
+    }
+
+    /// Records that the parent's DS names the new key, as `herald key roll --wait-ds` saw it,
+    /// with the TTL it is served with: the old key may go once that DS is in every cache.
+    pub(super) fn ds_seen(&mut self, zone: &str, ttl: u32) -> Result<KeysView, PublishError> {
+        if !self.zones.contains_key(zone) {
+            return Err(PublishError::UnknownZone(zone.to_owned()));
+        }
+        let mut roll = match self.rolls.get(zone) {
+            Some(r) if r.roll.running() && r.roll.wait_ds => r.roll.clone(),
+            _ => return Err(RollRefusal::NotWaiting.into()),
+        };
+        let now = u64::from(self.clock.now());
+        if roll.ds_seen_at.is_none() {
+            roll.ds_seen_at = Some(now + u64::from(ttl));
+            tracing::info!(zone, ttl, "key rollover: the parent's DS names the new key");
+            self.note_roll(zone, roll).map_err(failed)?;
+        }
         Ok(self.zones[zone].snapshot.keys.as_ref().clone())
     }
 

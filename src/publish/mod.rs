@@ -165,6 +165,12 @@ enum Msg {
         RollRequest,
         oneshot::Sender<Result<crate::zone::snapshot::KeysView, PublishError>>,
     ),
+    /// The parent's DS names the new key, served with this TTL (see `keyroll.rs`).
+    DsSeen(
+        String,
+        u32,
+        oneshot::Sender<Result<crate::zone::snapshot::KeysView, PublishError>>,
+    ),
     /// Finish what came before, then stop; later changes get [`PublishError::Stopped`].
     Stop,
 }
@@ -253,6 +259,19 @@ impl Publisher {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Msg::KeyRoll(zone.to_owned(), request, reply))
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.map_err(|_| PublishError::Stopped)?
+    }
+
+    /// Records that the parent's DS names the new key of `zone`'s rollover, served with `ttl`.
+    pub async fn ds_seen(
+        &self,
+        zone: &str,
+        ttl: u32,
+    ) -> Result<crate::zone::snapshot::KeysView, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::DsSeen(zone.to_owned(), ttl, reply))
             .map_err(|_| PublishError::Stopped)?;
         answer.await.map_err(|_| PublishError::Stopped)?
     }

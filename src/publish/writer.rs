@@ -74,6 +74,9 @@ impl Worker {
                 Ok(Msg::KeyRoll(zone, request, reply)) => {
                     let _ = reply.send(self.start_roll(&zone, request));
                 }
+                Ok(Msg::DsSeen(zone, ttl, reply)) => {
+                    let _ = reply.send(self.ds_seen(&zone, ttl));
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -102,6 +105,9 @@ impl Worker {
                 Ok(Msg::KeyRoll(zone, request, reply)) => {
                     // Rare; answered at once, between changes of the group.
                     let _ = reply.send(self.start_roll(&zone, request));
+                }
+                Ok(Msg::DsSeen(zone, ttl, reply)) => {
+                    let _ = reply.send(self.ds_seen(&zone, ttl));
                 }
                 Ok(Msg::Stop) => {
                     stopping = true;

@@ -19,13 +19,17 @@ pub struct KeyRollRow {
     pub step_at: u64,
     /// When the switch's re-signing with the new key was complete.
     pub resigned_at: Option<u64>,
+    /// Whether the old key waits for the parent's DS to name the new one.
+    pub wait_ds: bool,
+    /// From when the parent's new DS is in every cache.
+    pub ds_seen_at: Option<u64>,
 }
 
 pub(super) fn get(conn: &Connection, zone: &str) -> Result<Option<KeyRollRow>, Error> {
     Ok(conn
         .prepare_cached(
-            "SELECT active, other, step, revoke_old, started_at, step_at, resigned_at \
-             FROM key_roll WHERE zone = ?1",
+            "SELECT active, other, step, revoke_old, started_at, step_at, resigned_at, \
+             wait_ds, ds_seen_at FROM key_roll WHERE zone = ?1",
         )?
         .query_row([zone], |r| {
             Ok(KeyRollRow {
@@ -36,6 +40,8 @@ pub(super) fn get(conn: &Connection, zone: &str) -> Result<Option<KeyRollRow>, E
                 started_at: r.get(4)?,
                 step_at: r.get(5)?,
                 resigned_at: r.get(6)?,
+                wait_ds: r.get(7)?,
+                ds_seen_at: r.get(8)?,
             })
         })
         .optional()?)
@@ -44,9 +50,9 @@ pub(super) fn get(conn: &Connection, zone: &str) -> Result<Option<KeyRollRow>, E
 pub(super) fn put(conn: &Connection, zone: &str, row: &KeyRollRow) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO key_roll (zone, active, other, step, revoke_old, started_at, step_at, \
-         resigned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         resigned_at, wait_ds, ds_seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (zone) DO UPDATE SET active = ?2, other = ?3, step = ?4, revoke_old = ?5, \
-         started_at = ?6, step_at = ?7, resigned_at = ?8",
+         started_at = ?6, step_at = ?7, resigned_at = ?8, wait_ds = ?9, ds_seen_at = ?10",
     )?
     .execute(params![
         zone,
@@ -56,7 +62,9 @@ pub(super) fn put(conn: &Connection, zone: &str, row: &KeyRollRow) -> Result<(),
         row.revoke_old,
         row.started_at,
         row.step_at,
-        row.resigned_at
+        row.resigned_at,
+        row.wait_ds,
+        row.ds_seen_at
     ])?;
     Ok(())
 }

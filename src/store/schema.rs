@@ -195,7 +195,11 @@ const MIGRATIONS: &[&str] = &[
         revoke_old  INTEGER NOT NULL DEFAULT 0,
         started_at  INTEGER NOT NULL,
         step_at     INTEGER NOT NULL,
-        resigned_at INTEGER
+        resigned_at INTEGER,
+        -- Hold the old key until the parent's DS names the new one (`herald key roll
+        -- --wait-ds`), and from when the new DS is in every cache.
+        wait_ds     INTEGER NOT NULL DEFAULT 0,
+        ds_seen_at  INTEGER
     ) WITHOUT ROWID;
     ",
 ];

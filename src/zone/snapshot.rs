@@ -88,6 +88,9 @@ pub struct RollView {
     /// What the next step waits for, in words.
     pub waiting_for: String,
     pub revoke_old: bool,
+    /// Whether the old key waits for the parent's DS, and from when the new DS is cached.
+    pub wait_ds: bool,
+    pub ds_seen_at: Option<u64>,
 }
 
 impl ZoneSnapshot {

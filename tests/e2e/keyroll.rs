@@ -816,3 +816,170 @@ fn an_emergency_revoke_cuts_the_rollover_short_and_watchers_drop_the_old_key() {
         || watchers.iter().all(|w| w.applied().last() == Some(&seq)),
     );
 }
+
+/// Knot serving the parent zone `test.` with `example.test`'s DS `ds` (`<tag> <alg> <type>
+/// <hex>`); [`KnotParent::set_ds`] changes it.
+struct KnotParent {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    dir: PathBuf,
+    serial: u32,
+}
+
+impl KnotParent {
+    fn start(dir: &Path, ds: &str) -> Self {
+        let d = dir.join("parent");
+        std::fs::create_dir_all(&d).unwrap();
+        let port = free_port();
+        let conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    \
+             tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}\"\n\
+             control:\n    listen: \"{d}/knot.sock\"\n\
+             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+             journal-content: none\n\
+             zone:\n  - domain: test.\n    file: \"{d}/test.zone\"\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("knot.conf"), conf).unwrap();
+        let mut parent = Self {
+            child: std::process::Command::new("true").spawn().unwrap(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            dir: d.clone(),
+            serial: 0,
+        };
+        parent.write_zone(ds);
+        parent.child = std::process::Command::new("knotd")
+            .arg("-c")
+            .arg(d.join("knot.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("knotd runs (apt-get install knot)");
+        parent
+    }
+
+    fn write_zone(&mut self, ds: &str) {
+        self.serial += 1;
+        let zone = format!(
+            "$TTL 2\n@ IN SOA ns.test. hostmaster.test. {} 3600 600 86400 2\n  IN NS ns.test.\n\
+             ns IN A 127.0.0.1\nexample IN NS ns1.example.test.\nns1.example IN A 127.0.0.1\n\
+             example IN DS {ds}\n",
+            self.serial
+        );
+        std::fs::write(self.dir.join("test.zone"), zone).unwrap();
+    }
+
+    fn set_ds(&mut self, ds: &str) {
+        self.write_zone(ds);
+        let out = std::process::Command::new("knotc")
+            .arg("-c")
+            .arg(self.dir.join("knot.conf"))
+            .args(["zone-reload", "test."])
+            .output()
+            .expect("knotc runs (apt-get install knot)");
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn ds(&self) -> String {
+        dig(self.addr, &["+short", "+norec", "example.test", "DS"])
+    }
+}
+
+impl Drop for KnotParent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `herald key roll --wait-ds` holds the old key in the switch, however long, until the
+/// parent (Knot, serving `test.`) has the new key's DS, taken from the CDS record as a parent
+/// that scans for it would; then the rollover goes on by itself.
+#[test]
+#[ignore = "needs knotd, knotc and dig"]
+fn wait_ds_holds_the_old_key_until_the_parent_has_the_new_ds() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = fast_zones(dir.path());
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &zones, Some(TOKEN), &["--dnssec", FAST]);
+    let r = server.call(
+        "POST",
+        "/v1/zones/example.test/keys/ds-seen",
+        Some(&json!({"ttl": 2})),
+    );
+    assert_eq!(r.status, 409, "no rollover waits: {:?}", r.json);
+    let shown = herald(&[
+        "key",
+        "show",
+        "--zone",
+        "example.test",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    let old_ds: String = rdata(shown.lines().nth(1).unwrap()).join(" ");
+    let mut parent = KnotParent::start(dir.path(), &old_ds);
+    wait_for(
+        Duration::from_secs(10),
+        "the parent serves the old DS",
+        || !parent.ds().trim().is_empty(),
+    );
+
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "key",
+            "roll",
+            "--zone",
+            "example.test",
+            "--wait-ds",
+            "--poll",
+            "1s",
+        ])
+        .args(["--parent", &parent.addr.to_string(), "--api", &server.api])
+        .env("HERALD_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(60), "the re-signing done", || {
+        let (_, r) = keys(&server);
+        r["step"] == "switch"
+            && r["waiting_for"]
+                .as_str()
+                .unwrap()
+                .starts_with("the parent's DS")
+    });
+    // Well past the 5 s the old key would otherwise stay: still there, still waiting.
+    std::thread::sleep(Duration::from_secs(8));
+    let (published, r) = keys(&server);
+    assert_eq!(r["step"], "switch", "{r}");
+    assert!(r["next_step_at"].is_null(), "{r}");
+    assert_eq!(published.len(), 2);
+    assert!(cli.try_wait().unwrap().is_none(), "the CLI still waits");
+
+    // The parent takes the CDS as its DS (what a scanning parent does).
+    let cds = dig(server.dns, &["+short", "example.test", "CDS"]);
+    let cds = cds.trim();
+    assert!(!cds.is_empty() && !cds.contains(&old_ds[..5]), "{cds}");
+    parent.set_ds(cds);
+    let out = cli.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("the parent's DS names the new key"),
+        "{stdout}"
+    );
+    wait_for(Duration::from_secs(30), "the rollover done", || {
+        keys(&server).1["step"] == "done"
+    });
+    let (published, r) = keys(&server);
+    assert_eq!(published.len(), 1);
+    assert!(r["ds_seen_at"].as_u64().is_some(), "{r}");
+}

@@ -18,6 +18,21 @@ pub struct RollKeyJson {
     /// while a rollover runs, it hurries that rollover to the revocation.
     #[serde(default)]
     pub revoke_old: bool,
+    /// Keep the old key until the parent's DS names the new one, as `POST
+    /// …/keys/ds-seen` (which `herald key roll --wait-ds` sends) says.
+    #[serde(default)]
+    pub wait_ds: bool,
+}
+
+/// `POST /v1/zones/{zone}/keys/ds-seen`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DsSeenJson {
+    /// The TTL the parent serves the DS RRset with: the old key stays until the new DS has
+    /// replaced the old one in every cache.
+    #[serde(default)]
+    #[schema(maximum = 2147483647)]
+    pub ttl: u32,
 }
 
 /// A zone's keys and rollover.
@@ -60,6 +75,12 @@ pub struct RolloverJson {
     /// What the next step waits for.
     pub waiting_for: String,
     pub revoke_old: bool,
+    /// Whether the old key waits for the parent's DS.
+    #[serde(default)]
+    pub wait_ds: bool,
+    /// From when the parent's new DS is in every cache (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ds_seen_at: Option<u64>,
 }
 
 impl From<&KeysView> for KeysJson {
@@ -91,6 +112,8 @@ impl From<&RollView> for RolloverJson {
             next_step_at: r.next_step_at,
             waiting_for: r.waiting_for.clone(),
             revoke_old: r.revoke_old,
+            wait_ds: r.wait_ds,
+            ds_seen_at: r.ds_seen_at,
         }
     }
 }
