@@ -51,6 +51,10 @@ struct ZoneFacts {
     states: [u64; 4],
     /// Rollouts by state, in the order of `RolloutState::ALL`.
     rollouts: [u64; 5],
+    /// The key rollover's step and the seconds until the next one is due (negative when
+    /// late; `None` while it waits for the re-signing or the parent's DS), if the zone ever
+    /// rolled its key.
+    key_roll: Option<(&'static str, Option<i64>)>,
 }
 
 /// Everything a scrape shows, gathered first, then encoded.
@@ -144,6 +148,10 @@ async fn gather(state: &AppState) -> Result<Scrape, ApiError> {
             behind,
             rollouts,
             states,
+            key_roll: z.keys.rollover.as_ref().map(|r| {
+                let now = crate::record::unix_now() as i64;
+                (r.step, r.next_step_at.map(|t| t as i64 - now))
+            }),
         });
     }
     Ok(Scrape {
@@ -448,6 +456,39 @@ impl Collector for Scrape {
                 for (rollout_state, n) in RolloutState::ALL.iter().zip(z.rollouts) {
                     let labels = [("zone", z.name.as_str()), ("state", rollout_state.as_str())];
                     ConstGauge::new(n as i64).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_key_rollover",
+                "The step of the zone's key rollover (1 for the current one): publish, switch, \
+                 revoke, done",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in &self.zones {
+                if let Some((current, _)) = z.key_roll {
+                    for step in ["publish", "switch", "revoke", "done"] {
+                        let labels = [("zone", z.name.as_str()), ("step", step)];
+                        ConstGauge::new(i64::from(step == current))
+                            .encode(m.encode_family(&labels)?)?;
+                    }
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "herald_key_rollover_next_step_seconds",
+                "Seconds until the key rollover's next step is due (absent while it waits for \
+                 the re-signing or the parent's DS)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in &self.zones {
+                if let Some((_, Some(left))) = z.key_roll {
+                    let labels = [("zone", z.name.as_str())];
+                    ConstGauge::new(left).encode(m.encode_family(&labels)?)?;
                 }
             }
         }

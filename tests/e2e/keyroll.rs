@@ -198,6 +198,9 @@ fn a_key_rollover_validates_at_every_step_and_survives_a_restart() {
                     assert_eq!(dnskey_sigs, BTreeSet::from([new_tag]), "{step}");
                 }
             }
+            // The step is in the metrics.
+            let gauge = format!("herald_key_rollover{{zone=\"example.test\",step=\"{step}\"}}");
+            assert_eq!(metric(&server, &gauge), Some(1.0), "{step}");
             // CDS and CDNSKEY name the new key while the parent may move its DS.
             let parent_moves = matches!(step.as_str(), "switch" | "revoke");
             assert_eq!(
