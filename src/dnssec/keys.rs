@@ -53,8 +53,8 @@ pub enum KeyError {
     },
     #[error(
         "{path} holds an algorithm {found} key but the zone is set to algorithm {wanted}; \
-         the algorithm of a zone that has a key changes only by a key rollover, which does \
-         not change algorithms yet: set the algorithm back to {found}"
+         the algorithm of a zone that has a key changes only by a key rollover: set the \
+         algorithm back to {found} and run `herald key roll --algorithm {wanted}`"
     )]
     Algorithm {
         path: PathBuf,

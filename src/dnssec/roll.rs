@@ -14,6 +14,21 @@
 //! | `revoke` (with `--revoke-old`) | new, old with REVOKE | new, old (self-signed, RFC 5011 §2.1) | new | new | propagation + DNSKEY TTL + 2 probes |
 //! | `done` | new | new | new | none | |
 //!
+//! A change of algorithm (13 to 15, or back) follows the conservative order of RFC 6781
+//! §4.1.4, so that no validator ever sees an RRset without a signature of each algorithm of
+//! the DNSKEY RRset (RFC 4035 §2.2): a `sigs` step first, in which every RRset gets the new
+//! key's signature beside the old one's before the new key is published; the data stays
+//! signed by both through `publish` and `switch`; an `unpublish` step removes the old DNSKEY
+//! while its signatures stay; and only `done` drops them. Revoking the old key is not offered
+//! with an algorithm change.
+//!
+//! | algorithm change | DNSKEY RRset | the zone's data | next step after |
+//! |---|---|---|---|
+//! | `sigs` | old | old and new, re-signed by the sweep | the re-signing, then propagation + the zone's largest TTL |
+//! | `publish`, `switch` | as above | old and new | as above |
+//! | `unpublish` | new | old and new | propagation + DNSKEY TTL |
+//! | `done` | new | new, re-signed by the sweep | |
+//!
 //! "Probe" is the longest interval at which a node asks for the DNSKEY RRset (RFC 5011 §2.3, as
 //! `herald watch` computes it): a node must see the new key twice, the hold-down apart, before
 //! trusting it, and must see the revoked key once. Nothing here reads a clock or the store:
@@ -30,27 +45,35 @@ use crate::zone::snapshot::KeyView;
 /// A step of a rollover; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// Algorithm change only: the new key signs the data too, unpublished.
+    Sigs,
     Publish,
     Switch,
     Revoke,
+    /// Algorithm change only: the old key's DNSKEY is gone, its signatures stay.
+    Unpublish,
     Done,
 }
 
 impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
+            Step::Sigs => "sigs",
             Step::Publish => "publish",
             Step::Switch => "switch",
             Step::Revoke => "revoke",
+            Step::Unpublish => "unpublish",
             Step::Done => "done",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "sigs" => Step::Sigs,
             "publish" => Step::Publish,
             "switch" => Step::Switch,
             "revoke" => Step::Revoke,
+            "unpublish" => Step::Unpublish,
             "done" => Step::Done,
             _ => return None,
         })
@@ -116,6 +139,8 @@ pub struct Roll {
     pub wait_ds: bool,
     /// From when the parent's new DS is in every cache: when it was seen, plus its TTL.
     pub ds_seen_at: Option<u64>,
+    /// The new key has another algorithm: double signatures (RFC 6781 §4.1.4).
+    pub algorithm_change: bool,
 }
 
 impl Roll {
@@ -131,6 +156,17 @@ impl Roll {
             resigned_at: None,
             wait_ds,
             ds_seen_at: None,
+            algorithm_change: false,
+        }
+    }
+
+    /// A new rollover to a key of another algorithm, which starts by signing the data with
+    /// both keys before the new one is published.
+    pub fn start_algorithm_change(active: String, new: String, wait_ds: bool, now: u64) -> Self {
+        Self {
+            step: Step::Sigs,
+            algorithm_change: true,
+            ..Self::start(active, new, false, wait_ds, now)
         }
     }
 
@@ -148,6 +184,8 @@ impl Roll {
     /// re-signing to complete.
     pub fn next_at(&self, t: &Timings) -> Option<u64> {
         match self.step {
+            // The double-signed data replaces the single-signed data in the caches.
+            Step::Sigs => self.resigned_at.map(|r| r + t.retire_wait()),
             Step::Publish => Some(self.step_at + t.publish_wait()),
             Step::Switch if self.waits_for_ds() => None,
             // The old key's signatures leave the caches; so does the old DS, by then.
@@ -155,6 +193,10 @@ impl Roll {
                 .resigned_at
                 .map(|r| (r + t.retire_wait()).max(self.ds_seen_at.unwrap_or(0))),
             Step::Revoke => Some(self.step_at + t.revoke_wait()),
+            // The old DNSKEY leaves the caches.
+            Step::Unpublish => {
+                Some(self.step_at + u64::from(t.propagation) + u64::from(t.dnskey_ttl))
+            }
             Step::Done => None,
         }
     }
@@ -167,6 +209,7 @@ impl Roll {
         let mut next = self.clone();
         next.step_at = now;
         match self.step {
+            Step::Sigs => next.step = Step::Publish,
             Step::Publish => {
                 // The new key signs; the old one stays published beside it.
                 next.step = Step::Switch;
@@ -175,7 +218,8 @@ impl Roll {
                 next.resigned_at = None;
             }
             Step::Switch if self.revoke_old => next.step = Step::Revoke,
-            Step::Switch | Step::Revoke => {
+            Step::Switch if self.algorithm_change => next.step = Step::Unpublish,
+            Step::Switch | Step::Revoke | Step::Unpublish => {
                 next.step = Step::Done;
                 next.other = None;
             }
@@ -185,13 +229,19 @@ impl Roll {
     }
 }
 
-/// The keys of a zone at one step: which signs the data, which else is published, and whether
-/// CDS/CDNSKEY records name the signing key.
+/// The keys of a zone at one step: which signs the data, which else is published or signs,
+/// and whether CDS/CDNSKEY records name the signing key.
 #[derive(Debug, Clone)]
 pub struct KeySet {
     signing: Arc<ZoneKey>,
-    /// The other key published, and whether it is published revoked.
-    other: Option<(Arc<ZoneKey>, bool)>,
+    /// The other key of a rollover, if the step still has one.
+    other: Option<Arc<ZoneKey>>,
+    /// Whether `other` is in the DNSKEY RRset (not in `sigs` and `unpublish`).
+    other_published: bool,
+    /// Whether `other` is published revoked (`revoke`).
+    other_revoked: bool,
+    /// Whether `other` signs the data too (an algorithm change).
+    double: bool,
     cds: bool,
     step: Step,
 }
@@ -202,23 +252,33 @@ impl KeySet {
         Self {
             signing: key,
             other: None,
+            other_published: false,
+            other_revoked: false,
+            double: false,
             cds: false,
             step: Step::Done,
         }
     }
 
-    /// The keys of `step`, given the key files it names, loaded.
+    /// The keys of `step`, given the key files it names, loaded. An algorithm change shows in
+    /// the keys: while both are there, both sign the data.
     pub fn at(step: Step, active: Arc<ZoneKey>, other: Option<Arc<ZoneKey>>) -> Self {
-        let revoked = step == Step::Revoke;
+        let other = other.filter(|_| step != Step::Done);
+        let double = other
+            .as_ref()
+            .is_some_and(|o| o.algorithm != active.algorithm);
         Self {
             signing: active,
-            other: other.filter(|_| step != Step::Done).map(|k| (k, revoked)),
-            cds: matches!(step, Step::Switch | Step::Revoke),
+            other,
+            other_published: !matches!(step, Step::Sigs | Step::Unpublish),
+            other_revoked: step == Step::Revoke,
+            double,
+            cds: matches!(step, Step::Switch | Step::Revoke | Step::Unpublish),
             step,
         }
     }
 
-    /// The published keys as the API shows them.
+    /// The published keys (and one that signs unpublished) as the API shows them.
     pub fn view(&self) -> Vec<KeyView> {
         let one = |k: &ZoneKey, tag: u16, state: &'static str| KeyView {
             tag,
@@ -227,26 +287,33 @@ impl KeySet {
             file: k.file_name(),
         };
         let mut out = vec![one(&self.signing, self.signing.key_tag, "signing")];
-        if let Some((k, revoked)) = &self.other {
-            out.push(match (self.step, revoked) {
-                (_, true) => one(k, k.revoked_tag, "revoked"),
-                (Step::Publish, _) => one(k, k.key_tag, "incoming"),
+        if let Some(k) = &self.other {
+            out.push(match self.step {
+                Step::Revoke => one(k, k.revoked_tag, "revoked"),
+                Step::Sigs => one(k, k.key_tag, "signing-unpublished"),
+                Step::Publish => one(k, k.key_tag, "incoming"),
+                Step::Unpublish => one(k, k.key_tag, "unpublished"),
                 _ => one(k, k.key_tag, "retiring"),
             });
         }
         out
     }
 
-    /// The key that signs the zone data.
+    /// The key that signs the zone data (with an algorithm change, one of two).
     pub fn signing(&self) -> &ZoneKey {
         &self.signing
+    }
+
+    /// The other key of a rollover.
+    pub fn other(&self) -> Option<&ZoneKey> {
+        self.other.as_deref()
     }
 
     /// Every key of the DNSKEY RRset, as published.
     pub fn dnskeys(&self) -> Vec<DNSKEY> {
         let mut keys = vec![self.signing.dnskey.clone()];
-        if let Some((k, revoked)) = &self.other {
-            keys.push(if *revoked {
+        if let Some(k) = self.other.as_ref().filter(|_| self.other_published) {
+            keys.push(if self.other_revoked {
                 k.revoked.clone()
             } else {
                 k.dnskey.clone()
@@ -255,12 +322,32 @@ impl KeySet {
         keys
     }
 
+    /// The keys that sign the zone's data, each with its tag: the signing key, and during an
+    /// algorithm change the other one too.
+    pub fn data_signers(&self) -> Vec<(&ZoneKey, u16)> {
+        let mut out = vec![(&*self.signing, self.signing.key_tag)];
+        if let Some(k) = self.other.as_ref().filter(|_| self.double) {
+            out.push((k, k.key_tag));
+        }
+        out
+    }
+
     /// The keys that sign the DNSKEY RRset (and CDS/CDNSKEY), each with the tag it signs
-    /// under: every published key, a revoked one under its revoked tag (RFC 5011 §2.1).
+    /// under: every published key, a revoked one under its revoked tag (RFC 5011 §2.1), and
+    /// every key that signs the data.
     pub fn apex_signers(&self) -> Vec<(&ZoneKey, u16)> {
         let mut out = vec![(&*self.signing, self.signing.key_tag)];
-        if let Some((k, revoked)) = &self.other {
-            out.push((k, if *revoked { k.revoked_tag } else { k.key_tag }));
+        if let Some(k) = &self.other
+            && (self.other_published || self.double)
+        {
+            out.push((
+                k,
+                if self.other_revoked {
+                    k.revoked_tag
+                } else {
+                    k.key_tag
+                },
+            ));
         }
         out
     }
@@ -270,16 +357,39 @@ impl KeySet {
         self.cds.then_some(&*self.signing)
     }
 
-    /// Whether a stored signature by (`algorithm`, `tag`) may still be served: made by a
-    /// published key that is not revoked.
-    pub fn accepts(&self, algorithm: u8, tag: u16) -> bool {
-        let is = |k: &ZoneKey| u8::from(k.algorithm) == algorithm && k.key_tag == tag;
-        is(&self.signing) || matches!(&self.other, Some((k, false)) if is(k))
+    /// Whether a stored RRSIG RRset, made by the keys (`algorithm`, `tag`) of `by`, may still
+    /// be served: each by a key that is published unrevoked or signs the data, and one by each
+    /// algorithm of the DNSKEY RRset (RFC 4035 §2.2).
+    pub fn accepts(&self, by: &[(u8, u16)]) -> bool {
+        let is =
+            |k: &ZoneKey, (alg, tag): (u8, u16)| u8::from(k.algorithm) == alg && k.key_tag == tag;
+        let usable = |part: (u8, u16)| {
+            is(&self.signing, part)
+                || self.other.as_ref().is_some_and(|k| {
+                    is(k, part) && ((self.other_published && !self.other_revoked) || self.double)
+                })
+        };
+        let mut needed = vec![u8::from(self.signing.algorithm)];
+        if let Some(k) = self
+            .other
+            .as_ref()
+            .filter(|_| self.other_published && !self.other_revoked)
+        {
+            needed.push(u8::from(k.algorithm));
+        }
+        !by.is_empty()
+            && by.iter().all(|p| usable(*p))
+            && needed.iter().all(|alg| by.iter().any(|(a, _)| a == alg))
     }
 
-    /// Whether the signing key made a signature by (`algorithm`, `tag`).
-    pub fn is_signing(&self, algorithm: u8, tag: u16) -> bool {
-        u8::from(self.signing.algorithm) == algorithm && self.signing.key_tag == tag
+    /// Whether an RRSIG RRset made by `by` is exactly what the data signers make now; if not,
+    /// the refresh sweep makes it again.
+    pub fn is_current(&self, by: &[(u8, u16)]) -> bool {
+        let want = self.data_signers();
+        by.len() == want.len()
+            && want
+                .iter()
+                .all(|(k, tag)| by.contains(&(u8::from(k.algorithm), *tag)))
     }
 }
 

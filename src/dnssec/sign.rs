@@ -54,6 +54,47 @@ fn digest_of(tbs: &[u8]) -> Digest {
     out
 }
 
+/// Several RRSIGs over one RRset (by two keys during a rollover) as one stored value: a single
+/// RRSIG RDATA as it is; several as two zero octets (no RRSIG covers type 0, so a single one
+/// never starts so), then each RDATA preceded by its length in two octets.
+pub fn join_sigs(parts: &[Vec<u8>]) -> Vec<u8> {
+    if let [one] = parts {
+        return one.clone();
+    }
+    let mut out = vec![0, 0];
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// The RRSIG RDATAs of a [`join_sigs`] value; empty if it is malformed (it is then made again).
+pub fn sig_parts(blob: &[u8]) -> Vec<&[u8]> {
+    let Some(mut rest) = blob.strip_prefix(&[0, 0]) else {
+        return if blob.is_empty() {
+            Vec::new()
+        } else {
+            vec![blob]
+        };
+    };
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let Some(len) = rest
+            .get(..2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            return Vec::new();
+        };
+        let Some(part) = rest.get(2..2 + len) else {
+            return Vec::new();
+        };
+        out.push(part);
+        rest = &rest[2 + len..];
+    }
+    out
+}
+
 /// The algorithm and key tag an RRSIG RDATA names (RFC 4034 §3.1).
 pub fn rrsig_key(rdata: &[u8]) -> Option<(u8, u16)> {
     Some((
@@ -144,8 +185,8 @@ impl Signer {
         Ok(TBS::from_input(owner, DNSClass::IN, input, records.iter())?)
     }
 
-    /// The digest of a signature over this RRset; equal digests mean a stored signature still
-    /// covers exactly this data with this key.
+    /// The digest of the signatures over this RRset by the data's signers; equal digests mean
+    /// a stored signature still covers exactly this data with these keys.
     pub fn digest(
         &self,
         owner: &Name,
@@ -153,18 +194,11 @@ impl Signer {
         ttl: u32,
         rdatas: &[RData],
     ) -> Result<Digest, KeyError> {
-        let signer = (self.key(), self.key().key_tag);
-        let tbs = self.tbs(
-            &self.input(signer, owner, rtype, ttl, 0, 0),
-            owner,
-            ttl,
-            rdatas,
-        )?;
-        Ok(digest_of(tbs.as_ref()))
+        self.digest_by(&self.keys.data_signers(), owner, rtype, ttl, rdatas)
     }
 
-    /// The digest of the signatures over an apex key RRset (DNSKEY, CDS, CDNSKEY) by every
-    /// key that signs it: a stored set of them fits only this data with these keys.
+    /// [`Signer::digest`] for an apex key RRset (DNSKEY, CDS, CDNSKEY), by every key that
+    /// signs it.
     pub fn apex_digest(
         &self,
         owner: &Name,
@@ -172,17 +206,28 @@ impl Signer {
         ttl: u32,
         rdatas: &[RData],
     ) -> Result<Digest, KeyError> {
+        self.digest_by(&self.keys.apex_signers(), owner, rtype, ttl, rdatas)
+    }
+
+    /// One key's digest as it always was; several keys' a digest of theirs in order.
+    fn digest_by(
+        &self,
+        signers: &[(&ZoneKey, u16)],
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+    ) -> Result<Digest, KeyError> {
         let mut all = Vec::new();
-        for signer in self.keys.apex_signers() {
-            let tbs = self.tbs(
-                &self.input(signer, owner, rtype, ttl, 0, 0),
-                owner,
-                ttl,
-                rdatas,
-            )?;
+        for signer in signers {
+            let input = self.input(*signer, owner, rtype, ttl, 0, 0);
+            let tbs = self.tbs(&input, owner, ttl, rdatas)?;
             all.extend_from_slice(&digest_of(tbs.as_ref()));
         }
-        Ok(digest_of(&all))
+        Ok(match signers {
+            [_] => all[..16].try_into().expect("one digest"),
+            _ => digest_of(&all),
+        })
     }
 
     /// Signs an apex key RRset with every key that signs it (see [`KeySet::apex_signers`]).
@@ -193,15 +238,12 @@ impl Signer {
         ttl: u32,
         rdatas: &[RData],
         now: u32,
-    ) -> Result<Vec<Signature>, KeyError> {
-        self.keys
-            .apex_signers()
-            .into_iter()
-            .map(|signer| self.sign_with(signer, owner, rtype, ttl, rdatas, now))
-            .collect()
+    ) -> Result<Signature, KeyError> {
+        self.sign_by(&self.keys.apex_signers(), owner, rtype, ttl, rdatas, now)
     }
 
-    /// Signs the RRset `owner`/`rtype` at `now` with the signing key.
+    /// Signs the RRset `owner`/`rtype` at `now` with the data's signers: the signing key, and
+    /// during an algorithm change the other key too (a [`join_sigs`] value then).
     pub fn sign(
         &self,
         owner: &Name,
@@ -210,8 +252,33 @@ impl Signer {
         rdatas: &[RData],
         now: u32,
     ) -> Result<Signature, KeyError> {
-        let signer = (self.key(), self.key().key_tag);
-        self.sign_with(signer, owner, rtype, ttl, rdatas, now)
+        self.sign_by(&self.keys.data_signers(), owner, rtype, ttl, rdatas, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_by(
+        &self,
+        signers: &[(&ZoneKey, u16)],
+        owner: &Name,
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[RData],
+        now: u32,
+    ) -> Result<Signature, KeyError> {
+        if let [one] = signers {
+            return self.sign_with(*one, owner, rtype, ttl, rdatas, now);
+        }
+        let mut parts = Vec::with_capacity(signers.len());
+        let mut digests = Vec::with_capacity(16 * signers.len());
+        for signer in signers {
+            let sig = self.sign_with(*signer, owner, rtype, ttl, rdatas, now)?;
+            digests.extend_from_slice(&sig.digest);
+            parts.push(sig.rdata);
+        }
+        Ok(Signature {
+            rdata: join_sigs(&parts),
+            digest: digest_of(&digests),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

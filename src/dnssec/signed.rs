@@ -29,7 +29,9 @@ use super::nsec::{
 };
 use super::policy::Denial;
 use super::roll::Timings;
-use super::sign::{Digest, Signature, Signer, rrsig_expiration, rrsig_inception, rrsig_key};
+use super::sign::{
+    Digest, Signature, Signer, rrsig_expiration, rrsig_inception, rrsig_key, sig_parts,
+};
 use crate::record::{NodeLabel, NodeRecord, Payload, render_into};
 use crate::zone::canon::CanonKey;
 use crate::zone::chain::{Chain, Hash, Nsec3Record, nsec3_hash};
@@ -184,7 +186,7 @@ impl SignedZone {
         let sig = self.signer.sign(owner, rtype, ttl, rdatas, now)?;
         let apex = &self.snapshot.apex_wire;
         let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
-        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, [&sig.rdata[..]], apex)?;
+        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sig_parts(&sig.rdata), apex)?;
         Ok((rrset, sigs, sig))
     }
 
@@ -207,7 +209,8 @@ impl SignedZone {
                 let apex = &self.snapshot.apex_wire;
                 let rrset =
                     WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
-                let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, [&s.rrsig[..]], apex)?;
+                let sigs =
+                    WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sig_parts(&s.rrsig), apex)?;
                 return Ok((rrset, sigs));
             }
         }
@@ -237,24 +240,18 @@ impl SignedZone {
         let digest = self.signer.apex_digest(owner, rtype, ttl, rdatas)?;
         if let Some(s) = stored
             && s.digest == digest
-            && let Some(sigs) = unpack(&s.rrsig)
-            && sigs.iter().all(|sig| fresh(sig, now))
+            && fresh(&s.rrsig, now)
         {
-            let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sigs, apex)?;
+            let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sig_parts(&s.rrsig), apex)?;
             return Ok((rrset, sigs));
         }
         let made = self.signer.sign_apex(owner, rtype, ttl, rdatas, now)?;
-        let sigs = WireRrset::from_rdata_in(
-            RecordType::RRSIG,
-            ttl,
-            made.iter().map(|s| &s.rdata[..]),
-            apex,
-        )?;
+        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sig_parts(&made.rdata), apex)?;
         writes.push(NewSignature::Rrset {
             owner: key.to_vec(),
             rtype: rtype.into(),
             digest,
-            rrsig: pack(&made),
+            rrsig: made.rdata,
         });
         Ok((rrset, sigs))
     }
@@ -493,7 +490,7 @@ impl SignedZone {
         };
         let apex = &self.snapshot.apex_wire;
         let rrset = WireRrset::build(rtype, ttl, rdatas, &self.snapshot.apex)?.spliced(apex)?;
-        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, [&sig_rdata[..]], apex)?;
+        let sigs = WireRrset::from_rdata_in(RecordType::RRSIG, ttl, sig_parts(&sig_rdata), apex)?;
         match hash {
             None => {
                 let entry = self
@@ -610,11 +607,19 @@ impl SignedZone {
     /// Whether a stored RRSIG was made over `rtype` with `ttl` by a key the zone still
     /// publishes unrevoked (during a rollover, the old key's signatures are served until the
     /// refresh sweep has replaced them).
-    fn matches_key(&self, rrsig: &[u8], rtype: RecordType, ttl: u32) -> bool {
-        rrsig.len() > 18
-            && u16::from_be_bytes([rrsig[0], rrsig[1]]) == u16::from(rtype)
-            && u32::from_be_bytes([rrsig[4], rrsig[5], rrsig[6], rrsig[7]]) == ttl
-            && rrsig_key(rrsig).is_some_and(|(alg, tag)| self.signer.keys().accepts(alg, tag))
+    fn matches_key(&self, blob: &[u8], rtype: RecordType, ttl: u32) -> bool {
+        let parts = sig_parts(blob);
+        let mut by = Vec::with_capacity(parts.len());
+        for rrsig in parts {
+            if rrsig.len() <= 18
+                || u16::from_be_bytes([rrsig[0], rrsig[1]]) != u16::from(rtype)
+                || u32::from_be_bytes([rrsig[4], rrsig[5], rrsig[6], rrsig[7]]) != ttl
+            {
+                return false;
+            }
+            by.extend(rrsig_key(rrsig));
+        }
+        self.signer.keys().accepts(&by)
     }
 
     /// The waits of a key rollover of this zone: its DNSKEY TTL (the SOA's), its largest TTL,
@@ -724,31 +729,14 @@ fn apex_key_type(rtype: RecordType) -> bool {
     )
 }
 
-/// Several RRSIG RDATAs stored as one value: each preceded by its length (two octets).
-fn pack(sigs: &[Signature]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for s in sigs {
-        out.extend_from_slice(&(s.rdata.len() as u16).to_be_bytes());
-        out.extend_from_slice(&s.rdata);
-    }
-    out
-}
-
-/// The RDATAs of a [`pack`]ed value; `None` if it is not one (a value stored by a Herald that
-/// signed with one key: it is then made again).
-fn unpack(mut blob: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut out = Vec::new();
-    while !blob.is_empty() {
-        let len = usize::from(u16::from_be_bytes([*blob.first()?, *blob.get(1)?]));
-        out.push(blob.get(2..2 + len)?);
-        blob = &blob[2 + len..];
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// Whether a stored RRSIG still has more than [`START_MARGIN`] left at `now`.
-fn fresh(rrsig: &[u8], now: u32) -> bool {
-    rrsig_expiration(rrsig).is_some_and(|exp| exp.wrapping_sub(now) as i32 > START_MARGIN as i32)
+/// Whether every RRSIG of a stored value still has more than [`START_MARGIN`] left at `now`.
+fn fresh(blob: &[u8], now: u32) -> bool {
+    let parts = sig_parts(blob);
+    !parts.is_empty()
+        && parts.iter().all(|rrsig| {
+            rrsig_expiration(rrsig)
+                .is_some_and(|exp| exp.wrapping_sub(now) as i32 > START_MARGIN as i32)
+        })
 }
 
 /// A chain link reserved by a name added in this group, until [`SignedZone::finish`] signs it.

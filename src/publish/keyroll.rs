@@ -40,8 +40,8 @@ pub struct RollRequest {
 #[non_exhaustive]
 pub enum RollRefusal {
     #[error(
-        "an algorithm change ({from} to {to}) needs the double-signature rollover of RFC 6781 \
-         §4.1.4, which Herald does not do yet; roll to a new key of algorithm {from}"
+        "an algorithm change ({from} to {to}) cannot end by revoking the old key: roll the \
+         algorithm first, then the key with --revoke-old"
     )]
     Algorithm { from: u8, to: u8 },
     #[error(
@@ -76,6 +76,7 @@ pub(super) fn roll_from_row(row: KeyRollRow) -> Result<Roll, DnssecError> {
         resigned_at: row.resigned_at,
         wait_ds: row.wait_ds,
         ds_seen_at: row.ds_seen_at,
+        algorithm_change: row.algorithm_change,
     })
 }
 
@@ -90,6 +91,7 @@ fn row_of(roll: &Roll) -> KeyRollRow {
         resigned_at: roll.resigned_at,
         wait_ds: roll.wait_ds,
         ds_seen_at: roll.ds_seen_at,
+        algorithm_change: roll.algorithm_change,
     }
 }
 
@@ -128,6 +130,18 @@ pub(super) fn view(zone: &SignedZone, roll: Option<&Roll>) -> KeysView {
 
 fn waiting_for(r: &Roll, t: &Timings) -> String {
     match r.step {
+        Step::Sigs if r.resigned_at.is_none() => "the refresh sweep to sign every RRset with \
+            the new key too, before it is published (an algorithm change, RFC 6781 §4.1.4)"
+            .into(),
+        Step::Sigs => format!(
+            "the single-signed data to leave the caches ({} s after the re-signing), then the \
+             new key is published",
+            t.retire_wait()
+        ),
+        Step::Unpublish => format!(
+            "the old DNSKEY to leave the caches ({} s), then its signatures are dropped",
+            u64::from(t.propagation) + u64::from(t.dnskey_ttl)
+        ),
         Step::Publish => format!(
             "the new key to be published for {} s (propagation {} s, DNSKEY TTL {} s, the nodes' \
              hold-down {} s and two probes of {} s), then it signs",
@@ -186,6 +200,15 @@ impl Worker {
                 }
                 .into());
             }
+            if running.algorithm_change {
+                let from = u8::from(signed.signer().key().algorithm);
+                let to = signed
+                    .signer()
+                    .keys()
+                    .other()
+                    .map_or(from, |k| u8::from(k.algorithm));
+                return Err(RollRefusal::Algorithm { from, to }.into());
+            }
             let mut next = running.clone();
             next.revoke_old = true;
             if next.step == Step::Publish {
@@ -204,8 +227,9 @@ impl Worker {
         }
         let key = signed.signer().key();
         let from = u8::from(key.algorithm);
-        let to = req.algorithm.map_or(from, u8::from);
-        if from != to {
+        let algorithm = req.algorithm.unwrap_or(key.algorithm);
+        let to = u8::from(algorithm);
+        if from != to && req.revoke_old {
             return Err(RollRefusal::Algorithm { from, to }.into());
         }
         let active = current
@@ -216,7 +240,7 @@ impl Worker {
             &self.opener.data_dir,
             zone,
             &signed.snapshot.apex,
-            key.algorithm,
+            algorithm,
             &taken,
         )
         .map_err(|e| failed(DnssecError::from(e).into()))?;
@@ -226,7 +250,17 @@ impl Worker {
             old_key = key.key_tag,
             "key rollover started: the new key is published"
         );
-        let roll = Roll::start(active, new.file_name(), req.revoke_old, req.wait_ds, now);
+        let roll = if from == to {
+            Roll::start(active, new.file_name(), req.revoke_old, req.wait_ds, now)
+        } else {
+            tracing::info!(
+                zone,
+                from,
+                to,
+                "an algorithm change: the new key signs the data first"
+            );
+            Roll::start_algorithm_change(active, new.file_name(), req.wait_ds, now)
+        };
         self.set_roll(zone, roll).map_err(failed)?;
         Ok(self.zones[zone].snapshot.keys.as_ref().clone())
     }
@@ -265,7 +299,10 @@ impl Worker {
             let now = u64::from(self.clock.now());
             let zr = &self.rolls[&name];
             let mut roll = zr.roll.clone();
-            if roll.step == Step::Switch && roll.resigned_at.is_none() && zone.sweeps() > zr.mark {
+            if matches!(roll.step, Step::Switch | Step::Sigs)
+                && roll.resigned_at.is_none()
+                && zone.sweeps() > zr.mark
+            {
                 tracing::info!(zone = %name, "key rollover: every RRset is signed by the new key");
                 roll.resigned_at = Some(now);
             }

@@ -23,13 +23,15 @@ pub struct KeyRollRow {
     pub wait_ds: bool,
     /// From when the parent's new DS is in every cache.
     pub ds_seen_at: Option<u64>,
+    /// The new key has another algorithm.
+    pub algorithm_change: bool,
 }
 
 pub(super) fn get(conn: &Connection, zone: &str) -> Result<Option<KeyRollRow>, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT active, other, step, revoke_old, started_at, step_at, resigned_at, \
-             wait_ds, ds_seen_at FROM key_roll WHERE zone = ?1",
+             wait_ds, ds_seen_at, algorithm_change FROM key_roll WHERE zone = ?1",
         )?
         .query_row([zone], |r| {
             Ok(KeyRollRow {
@@ -42,6 +44,7 @@ pub(super) fn get(conn: &Connection, zone: &str) -> Result<Option<KeyRollRow>, E
                 resigned_at: r.get(6)?,
                 wait_ds: r.get(7)?,
                 ds_seen_at: r.get(8)?,
+                algorithm_change: r.get(9)?,
             })
         })
         .optional()?)
@@ -50,9 +53,11 @@ pub(super) fn get(conn: &Connection, zone: &str) -> Result<Option<KeyRollRow>, E
 pub(super) fn put(conn: &Connection, zone: &str, row: &KeyRollRow) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO key_roll (zone, active, other, step, revoke_old, started_at, step_at, \
-         resigned_at, wait_ds, ds_seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         resigned_at, wait_ds, ds_seen_at, algorithm_change) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
          ON CONFLICT (zone) DO UPDATE SET active = ?2, other = ?3, step = ?4, revoke_old = ?5, \
-         started_at = ?6, step_at = ?7, resigned_at = ?8, wait_ds = ?9, ds_seen_at = ?10",
+         started_at = ?6, step_at = ?7, resigned_at = ?8, wait_ds = ?9, ds_seen_at = ?10, \
+         algorithm_change = ?11",
     )?
     .execute(params![
         zone,
@@ -64,7 +69,8 @@ pub(super) fn put(conn: &Connection, zone: &str, row: &KeyRollRow) -> Result<(),
         row.step_at,
         row.resigned_at,
         row.wait_ds,
-        row.ds_seen_at
+        row.ds_seen_at,
+        row.algorithm_change
     ])?;
     Ok(())
 }

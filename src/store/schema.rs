@@ -191,7 +191,8 @@ const MIGRATIONS: &[&str] = &[
         zone        TEXT PRIMARY KEY,
         active      TEXT NOT NULL,
         other       TEXT,
-        step        TEXT NOT NULL CHECK (step IN ('publish', 'switch', 'revoke', 'done')),
+        step        TEXT NOT NULL
+                    CHECK (step IN ('sigs', 'publish', 'switch', 'revoke', 'unpublish', 'done')),
         revoke_old  INTEGER NOT NULL DEFAULT 0,
         started_at  INTEGER NOT NULL,
         step_at     INTEGER NOT NULL,
@@ -199,7 +200,9 @@ const MIGRATIONS: &[&str] = &[
         -- Hold the old key until the parent's DS names the new one (`herald key roll
         -- --wait-ds`), and from when the new DS is in every cache.
         wait_ds     INTEGER NOT NULL DEFAULT 0,
-        ds_seen_at  INTEGER
+        ds_seen_at  INTEGER,
+        -- The new key has another algorithm: the data is signed by both (RFC 6781 §4.1.4).
+        algorithm_change INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     ",
 ];

@@ -92,7 +92,11 @@ fn a_key_rollover_validates_at_every_step_and_survives_a_restart() {
 
     // Refusals first: nothing changes.
     for (body, status, needle) in [
-        (json!({"algorithm": 15}), 422, "double-signature"),
+        (
+            json!({"algorithm": 15, "revoke_old": true}),
+            422,
+            "cannot end by revoking",
+        ),
         (json!({"algorithm": 7}), 422, "use 13"),
         (json!({"colour": "blue"}), 400, "unknown field"),
     ] {
@@ -985,4 +989,173 @@ fn wait_ds_holds_the_old_key_until_the_parent_has_the_new_ds() {
     let (published, r) = keys(&server);
     assert_eq!(published.len(), 1);
     assert!(r["ds_seen_at"].as_u64().is_some(), "{r}");
+}
+
+/// The algorithms of the RRSIGs over `name`/`rtype`, from dig.
+fn rrsig_algorithms(server: &Server, name: &str, rtype: &str) -> BTreeSet<u8> {
+    dig(server.dns, &["+dnssec", "+noall", "+answer", name, rtype])
+        .lines()
+        .filter(|l| l.contains("\tRRSIG\t"))
+        .map(|l| l.split_whitespace().nth(5).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A change of algorithm, 13 to 15, by RFC 6781 §4.1.4's double signatures: at every step the
+/// AXFR verifies, delv and unbound-host say secure with the old key while it is published and
+/// with the new one once it is, every RRset carries a signature of each algorithm of the
+/// DNSKEY RRset, and watchers holding the old key follow by RFC 5011.
+#[test]
+#[ignore = "needs dig, delv, unbound-host and ldns-verify-zone"]
+fn an_algorithm_change_validates_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = fast_zones(dir.path());
+    let data = dir.path().join("data");
+    let extra = ["--dnssec", FAST, "--allow-transfer", "127.0.0.0/8"];
+    let server = Server::start_with(&data, &zones, Some(TOKEN), &extra);
+    let mut published = 1;
+    for n in ["n1", "n2"] {
+        assert_eq!(
+            server.put("example.test", n, &commit(published)).status,
+            201
+        );
+    }
+    let anchor = dir.path().join("old.anchor");
+    write_anchor(&data, &anchor);
+    let old_dnskey = std::fs::read_to_string(&anchor)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(rdata(&old_dnskey).starts_with(&["257", "3", "13"]));
+    let watchers: Vec<Watcher> = ["n1", "n2"]
+        .iter()
+        .map(|n| Watcher::start(&server, dir.path(), &anchor, n, "10s"))
+        .collect();
+
+    let r = server.call(
+        "POST",
+        "/v1/zones/example.test/keys/roll",
+        Some(&json!({"algorithm": 15})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["rollover"]["step"], "sigs", "{}", r.json);
+    assert_eq!(r.json["keys"][1]["algorithm"], 15);
+    assert_eq!(r.json["keys"][1]["state"], "signing-unpublished");
+    let new_tag = r.json["keys"][1]["tag"].as_u64().unwrap();
+    let hurry = server.call(
+        "POST",
+        "/v1/zones/example.test/keys/roll",
+        Some(&json!({"revoke_old": true})),
+    );
+    assert_eq!(hurry.status, 422, "{:?}", hurry.json);
+
+    let old_dir = dir.path().join("old");
+    let new_dir = dir.path().join("new");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let old_delv = delv_anchor(&old_dir, &old_dnskey);
+    let old_file = old_dir.join("anchor.key");
+    std::fs::write(&old_file, format!("{old_dnskey}\n")).unwrap();
+    let (mut new_delv, new_file) = (None, new_dir.join("anchor.key"));
+
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, rollover) = keys(&server);
+        let step = rollover["step"].as_str().unwrap().to_owned();
+        if seen.last() != Some(&step) {
+            seen.push(step.clone());
+            let zone = server.call("GET", "/v1/zones/example.test", None).json;
+            let dnskeys: Vec<String> = zone["dnskey"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            if new_delv.is_none()
+                && let Some(line) = dnskeys.iter().find(|l| rdata(l)[2] == "15")
+            {
+                new_delv = Some(delv_anchor(&new_dir, line));
+                std::fs::write(&new_file, format!("{line}\n")).unwrap();
+            }
+            let old_published = matches!(step.as_str(), "sigs" | "publish" | "switch");
+            let new_published = step != "sigs";
+            assert_eq!(
+                dnskeys.iter().any(|l| rdata(l) == rdata(&old_dnskey)),
+                old_published,
+                "{step}: {dnskeys:?}"
+            );
+            // The zone verifies; each RRset has a signature of each published algorithm.
+            verified_axfr(server.dns, &dir.path().join("axfr.zone"));
+            published += 1;
+            for n in ["n1", "n2"] {
+                let r = server.put("example.test", n, &commit(published));
+                assert_eq!(r.status, 200, "{:?}", r.json);
+            }
+            let algs = rrsig_algorithms(&server, "n1.example.test", "TXT");
+            let want: BTreeSet<u8> = if step == "done" {
+                BTreeSet::from([15])
+            } else {
+                BTreeSet::from([13, 15])
+            };
+            assert_eq!(algs, want, "{step}: a fresh publish's signatures");
+            for name in ["n1.example.test", "info.example.test"] {
+                assert_eq!(
+                    secure_for_delv(&server, &old_delv, name),
+                    old_published,
+                    "{step}: delv, old key, {name}"
+                );
+                // In `unpublish` the old key, no longer in the DNSKEY RRset, still signs it
+                // (its signatures go last); unbound takes a signature by its anchor for the
+                // RRset whether or not the anchor is in it, delv does not.
+                if step != "unpublish" {
+                    assert_eq!(
+                        secure_for_unbound(&server, &old_dir, &old_file, name),
+                        old_published,
+                        "{step}: unbound-host, old key, {name}"
+                    );
+                }
+                if let Some(new_delv) = &new_delv {
+                    assert_eq!(
+                        secure_for_delv(&server, new_delv, name),
+                        new_published,
+                        "{step}: delv, new key, {name}"
+                    );
+                    assert_eq!(
+                        secure_for_unbound(&server, &new_dir, &new_file, name),
+                        new_published,
+                        "{step}: unbound-host, new key, {name}"
+                    );
+                }
+            }
+            // The watchers, with only the old key to start from, keep applying.
+            let applied = published;
+            wait_for(Duration::from_secs(20), &format!("{step}: applied"), || {
+                watchers
+                    .iter()
+                    .all(|w| w.applied().last() == Some(&applied))
+            });
+        }
+        if step == "done" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stalled at {step}:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, ["sigs", "publish", "switch", "unpublish", "done"]);
+    // After it, the sweep drops the old algorithm's signatures from the rest of the zone.
+    wait_for(Duration::from_secs(20), "single signatures again", || {
+        rrsig_algorithms(&server, "n2.example.test", "NSEC") == BTreeSet::from([15])
+            && rrsig_algorithms(&server, "info.example.test", "TXT") == BTreeSet::from([15])
+    });
+    verified_axfr(server.dns, &dir.path().join("axfr.zone"));
+    for w in &watchers {
+        let trust = w.trust();
+        assert!(trust.contains(&(new_tag, "valid".into())), "{trust:?}");
+    }
 }

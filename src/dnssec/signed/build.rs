@@ -241,7 +241,7 @@ impl Builder {
                 WireRrset::from_rdata_in(
                     RecordType::RRSIG,
                     ttl,
-                    [&rrsig[..]],
+                    sig_parts(rrsig),
                     &z.snapshot.apex_wire,
                 )?,
             ),
@@ -315,7 +315,7 @@ impl Builder {
                     sigs: Some(WireRrset::from_rdata_in(
                         RecordType::RRSIG,
                         ttl,
-                        [&sig[..]],
+                        sig_parts(&sig),
                         apex,
                     )?),
                     glue: Vec::new(),

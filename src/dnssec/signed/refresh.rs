@@ -58,9 +58,11 @@ impl SignedZone {
     /// Whether an RRset's signature must be made again: it is due by the policy, or the
     /// signing key did not make it (a rollover has switched keys).
     fn due(&self, sigs: &[u8], now: u32) -> bool {
-        first_rdata(sigs).is_some_and(|rdata| {
-            rrsig_key(rdata).is_some_and(|(alg, tag)| !self.signer.keys().is_signing(alg, tag))
-        }) || self.expiring(sigs, now)
+        if sigs.is_empty() {
+            return false;
+        }
+        let by: Vec<(u8, u16)> = all_rdata(sigs).filter_map(rrsig_key).collect();
+        !self.signer.keys().is_current(&by) || self.expiring(sigs, now)
     }
 
     /// Whether any of an RRset's signatures is due by the policy.
