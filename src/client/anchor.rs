@@ -87,6 +87,12 @@ impl TrustAnchors {
             else {
                 return Err(bad("not a DNSKEY or DS record"));
             };
+            // `DNSKEY 257 3 13 …`: the type where the owner should be.
+            if at == 0 {
+                return Err(bad(
+                    "missing owner: expected `owner [ttl] [IN] DNSKEY|DS …`",
+                ));
+            }
             // Between owner and type there may be a TTL and the class.
             if fields[1..at]
                 .iter()
@@ -240,6 +246,9 @@ mod tests {
                 "no DNSKEY or DS record for example.test.",
             ),
             ("", "no DNSKEY or DS"),
+            // The type first: refused, without a panic.
+            ("DNSKEY 257 3 13 AAAA", "missing owner"),
+            ("ds 1 13 2 00FF", "missing owner"),
         ] {
             let err = TrustAnchors::parse(text, &zone()).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

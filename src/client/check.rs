@@ -5,7 +5,16 @@
 //! signs with a key that is published and validated but not yet a trust anchor. That key set
 //! is kept in the trust state until the next RFC 5011 probe, so the DNSKEY RRset is fetched (one
 //! more query, to the same server) only when no validated set is kept, when the probe is due,
-//! or, at most once per check, when an answer is signed by a key the set does not hold.
+//! or when an answer is signed by a key the set does not hold. That last look is taken once
+//! per check, and once per server at most: a server whose DNSKEY answer does not validate
+//! (a broken or hostile one, asked first) does not use it up for the servers after it.
+//!
+//! A DNSKEY RRset older than the newest one taken in (a secondary that has not caught up)
+//! checks the answer at hand but is not kept ([`super::trust`]): the next check looks again.
+//!
+//! Any response with a record of a class other than IN in its answer or authority section is
+//! refused before anything in it is read (see [`super::validate`]: no signature covers such a
+//! record).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,7 +27,7 @@ use serde::Serialize;
 use super::anchor::TrustAnchors;
 use super::transport::{CookieJar, TransportError, exchange_with};
 use super::trust::{Change, Probe, TrustState};
-use super::validate::{Context, Verdict, unknown_signers, verify_answer};
+use super::validate::{Context, Verdict, only_class_in, unknown_signers, verify_answer};
 use crate::record::NodeLabel;
 
 /// Where to ask.
@@ -171,7 +180,8 @@ pub struct Checker {
 struct Round<'a> {
     trust: &'a mut TrustState,
     changes: Vec<Change>,
-    /// Whether this check already fetched the DNSKEY RRset again for an unknown signer.
+    /// Whether this check already fetched, and validated, the DNSKEY RRset again for an
+    /// unknown signer. A refresh that failed leaves it unset: the next server may still look.
     refreshed: bool,
 }
 
@@ -286,9 +296,11 @@ impl Checker {
             && !round.refreshed
             && !unknown_signers(&response, &self.config.zone, &keys).is_empty()
         {
-            round.refreshed = true;
             keys = match self.probe(target, now, round, &mut attempt) {
-                Ok(keys) => keys,
+                Ok(keys) => {
+                    round.refreshed = true;
+                    keys
+                }
                 Err(outcome) => {
                     attempt.outcome = outcome;
                     return attempt;
@@ -356,6 +368,8 @@ impl Checker {
                 attempt.bytes_sent += x.bytes_sent;
                 attempt.bytes_received += x.bytes_received;
                 attempt.tcp |= x.tcp;
+                // Nothing of another class is signed (RFC 4034 §3.1.8.1): refuse it all.
+                only_class_in(&x.response).map_err(|e| Outcome::Bogus { reason: chain(&e) })?;
                 Ok(x.response)
             }
             Err(TransportError::Timeout(_)) => Err(Outcome::Timeout),
@@ -409,6 +423,7 @@ mod tests {
     use super::*;
     use crate::client::testing::{FakeServer, Key, apex, dnskey_answer, txt_answer};
     use crate::client::trust::KeyState;
+    use hickory_proto::rr::Record;
 
     const T0: u32 = 1_800_000_000;
 
@@ -515,6 +530,8 @@ mod tests {
             [T],
             "the kept key set already holds the new key"
         );
+        // Seen again within the hold-down (a probe every second with a hold-down of 10 s).
+        c.check(None, &mut trust, T0 + 5);
         let r = c.check(None, &mut trust, T0 + 12);
         assert_eq!(seq(&r), 2);
         assert!(r.trust_changes[0].reason.contains("trusted: seen for 11s"));
@@ -538,14 +555,146 @@ mod tests {
         let r = c.check(None, &mut trust, T0 + 16);
         assert_eq!(seq(&r), 2);
         assert_eq!(key_state(&trust, &old), Some(KeyState::Revoked));
-        // The old key, should it sign again, is not believed.
+        // The old key, should it sign again, is not believed: not even when the zone (or
+        // whoever holds the new key's signature over such an RRset) publishes it again,
+        // unrevoked, in a DNSKEY RRset the new key validates (RFC 5011 §2.1).
+        let both = [old.dnskey(), new.dnskey()];
+        server.serve(K, dnskey_answer(&both, &[(&new, &both[1])], T0 + 17));
         server.serve(T, txt_answer(3, &old, T0));
+        server.asked();
         let r = c.check(None, &mut trust, T0 + 18);
         assert!(
             matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("unknown key")),
             "{:?}",
             r.outcome
         );
+        assert_eq!(server.asked(), [K, T], "the RRset was validated, and used");
+        assert_eq!(key_state(&trust, &old), Some(KeyState::Revoked));
+        assert_eq!(trust.fresh_keys(T0 + 18), Some(vec![new.dnskey()]));
+    }
+
+    /// A revocation recorded from an RRset that is then refused takes the key out of the kept
+    /// key set at once: the next check, before the next probe, does not take its word.
+    #[test]
+    fn a_key_revoked_by_a_refused_rrset_is_not_used_until_the_next_probe() {
+        let old = Key::new();
+        let new = Key::new();
+        let server = FakeServer::new();
+        let only_old = [old.dnskey()];
+        server.serve(K, dnskey_answer(&only_old, &[(&old, &only_old[0])], T0));
+        server.serve(T, txt_answer(1, &old, T0));
+        let c = checker(&[&server], &[old.dnskey()], 30 * 86_400);
+        let mut trust = TrustState::default();
+        assert_eq!(seq(&c.check(None, &mut trust, T0)), 1);
+
+        // An emergency: the old key revoked, the new one not yet trusted; data by the new key.
+        let revoking = [old.revoked(), new.dnskey()];
+        server.serve(
+            K,
+            dnskey_answer(&revoking, &[(&old, &revoking[0]), (&new, &revoking[1])], T0),
+        );
+        server.serve(T, txt_answer(2, &new, T0));
+        let r = c.check(None, &mut trust, T0 + 60);
+        assert!(
+            matches!(r.outcome, Outcome::Bogus { .. }),
+            "{:?}",
+            r.outcome
+        );
+        assert_eq!(key_state(&trust, &old), Some(KeyState::Revoked));
+        // Within the probe interval, a record signed by the old key: not believed.
+        server.serve(T, txt_answer(3, &old, T0));
+        let r = c.check(None, &mut trust, T0 + 120);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { .. }),
+            "{:?}",
+            r.outcome
+        );
+    }
+
+    /// RFC 4034 §3.1.8.1: nothing of another class is signed, so a response with such a
+    /// record in its answer section is refused, on the DNSKEY query and on the TXT one.
+    #[test]
+    fn a_response_with_a_record_of_another_class_is_refused() {
+        let old = Key::new();
+        let forged = Key::new();
+        let server = FakeServer::new();
+        let only_old = [old.dnskey()];
+        let chaos = |mut r: Record| {
+            r.dns_class = hickory_proto::rr::DNSClass::CH;
+            r
+        };
+        let mut keys = dnskey_answer(&only_old, &[(&old, &only_old[0])], T0);
+        keys.push(chaos(
+            crate::client::testing::dnskeys(&[forged.dnskey()]).remove(0),
+        ));
+        server.serve(K, keys);
+        server.serve(T, txt_answer(1, &old, T0));
+        let c = checker(&[&server], &[old.dnskey()], 30 * 86_400);
+        let mut trust = TrustState::default();
+        let r = c.check(None, &mut trust, T0);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("class CH")),
+            "{:?}",
+            r.outcome
+        );
+        assert_eq!(server.asked(), [K]);
+        assert!(trust.is_empty(), "nothing learnt from it");
+
+        server.serve(K, dnskey_answer(&only_old, &[(&old, &only_old[0])], T0));
+        let mut txt = txt_answer(1, &old, T0);
+        txt.push(chaos(txt_answer(9, &forged, T0).remove(0)));
+        server.serve(T, txt);
+        let r = c.check(None, &mut trust, T0);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("class CH")),
+            "{:?}",
+            r.outcome
+        );
+        server.serve(T, txt_answer(1, &old, T0));
+        assert_eq!(seq(&c.check(None, &mut trust, T0 + 1)), 1);
+
+        // A stray record of another class, of a type the DNSKEY RRset check never reads.
+        let mut keys = dnskey_answer(&only_old, &[(&old, &only_old[0])], T0);
+        keys.push(chaos(txt_answer(9, &forged, T0).remove(0)));
+        server.serve(K, keys);
+        let mut fresh = TrustState::default();
+        let r = c.check(None, &mut fresh, T0);
+        assert!(
+            matches!(&r.outcome, Outcome::Bogus { reason } if reason.contains("class CH")),
+            "{:?}",
+            r.outcome
+        );
+    }
+
+    /// A server whose DNSKEY answer does not validate does not use up the check's one extra
+    /// look for a key not seen yet: the next server, honest, still gets it.
+    #[test]
+    fn a_failed_refresh_does_not_use_up_the_next_servers_look() {
+        let old = Key::new();
+        let new = Key::new();
+        let broken = FakeServer::new();
+        let honest = FakeServer::new();
+        let only_old = [old.dnskey()];
+        for s in [&broken, &honest] {
+            s.serve(K, dnskey_answer(&only_old, &[(&old, &only_old[0])], T0));
+            s.serve(T, txt_answer(1, &old, T0));
+        }
+        let c = checker(&[&broken, &honest], &[old.dnskey()], 30 * 86_400);
+        let mut trust = TrustState::default();
+        assert_eq!(seq(&c.check(None, &mut trust, T0)), 1);
+        broken.asked();
+
+        // The zone signs with a new key; the first server hands out an unsigned DNSKEY RRset.
+        let both = [old.dnskey(), new.dnskey()];
+        broken.serve(K, crate::client::testing::dnskeys(&both));
+        broken.serve(T, txt_answer(2, &new, T0));
+        honest.serve(K, dnskey_answer(&both, &[(&old, &both[0])], T0 + 30));
+        honest.serve(T, txt_answer(2, &new, T0));
+        let r = c.check(None, &mut trust, T0 + 60);
+        assert_eq!(seq(&r), 2, "{:?}", r.attempts);
+        assert_eq!(r.server, Some(honest.addr));
+        assert_eq!(broken.asked(), [T, K]);
+        assert_eq!(honest.asked(), [T, K]);
     }
 
     #[test]

@@ -44,8 +44,9 @@
 //!     holddown: Duration::from_secs(30 * 86_400),
 //! };
 //! let checker = Checker::new(config);
-//! // Keep the trust state between checks (and across restarts: `state::save`), or every
-//! // check fetches the DNSKEY RRset and no new key ever outlasts the hold-down.
+//! // Keep the trust state between checks (and across restarts: `state::update`, which also
+//! // locks the state file), or every check fetches the DNSKEY RRset and no new key ever
+//! // outlasts the hold-down.
 //! let mut trust = TrustState::default();
 //! let report = checker.check(None, &mut trust, SystemClock.now());
 //! for change in &report.trust_changes {

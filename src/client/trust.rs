@@ -7,21 +7,35 @@
 //!
 //! - a key seen for the first time is `add_pend`: not trusted yet (RFC 5011 §2.4.1);
 //! - it becomes `valid` (a trust anchor) once it has been in validated RRsets for the add
-//!   hold-down (`--holddown`, 30 days by default, as RFC 5011 §2.4.1 asks) and in at least two
-//!   of them; a key that leaves the RRset before then is forgotten, so an attacker who once
+//!   hold-down (`--holddown`, 30 days by default, as RFC 5011 §2.4.1 asks), and in at least
+//!   two of them before the one that makes it trusted ("at least two validated DNSKEY RRSets
+//!   that contain the new key MUST be seen by the resolver prior to the key's acceptance",
+//!   §2.4.1): a node that saw the key once and then nothing for the whole hold-down looks once
+//!   more first. A key that leaves the RRset before then is forgotten, so an attacker who once
 //!   got a key into a signed RRset must keep it there, unnoticed, for the whole hold-down;
 //! - a `valid` key that leaves the RRset is `missing`: still trusted, until it comes back or is
 //!   revoked;
 //! - a trusted key published with the REVOKE bit that signs the RRset with that revoked form
-//!   (its self-signature, RFC 5011 §2.1) is `revoked` at once and never trusted again. A
-//!   revoked key nobody trusted is ignored. A revoked key is dropped from the list after the
-//!   remove hold-down (one more hold-down, RFC 5011 §2.4.2), once the zone no longer publishes
-//!   it and it is not in the trust-anchor file (whose stale copy would otherwise be trusted
-//!   again).
+//!   (its self-signature, RFC 5011 §2.1) is `revoked` at once and never trusted again, nor
+//!   used for anything else: not even to check answers when the zone publishes it again
+//!   without the REVOKE bit in an RRset another trusted key validates ("MUST NOT be used to
+//!   validate any other response", §2.1). A revoked key nobody trusted is ignored. A revoked
+//!   key is dropped from the list after the remove hold-down (one more hold-down, RFC 5011
+//!   §2.4.2), once the zone no longer publishes it and no trust anchor names it, neither a
+//!   DNSKEY nor a DS record of the trust-anchor file (whose stale copy would otherwise make it
+//!   trusted again).
 //!
 //! A DNSKEY RRset that no trusted key validates changes nothing but revocations (a revocation
 //! is signed by the revoked key itself, the one key whose word on it counts): a key that was
 //! never in a validated RRset is never even recorded.
+//!
+//! Nor does an older RRset: the state keeps the inception of the newest signature that
+//! validated a DNSKEY RRset, and an RRset whose newest trusted signature was made before it
+//! (replayed by an attacker, or served by a secondary that has not caught up) still supplies
+//! zone keys for the check at hand, but neither adds, forgets, counts nor demotes any key,
+//! and is not kept as the validated key set. Replaying last week's still-valid RRset, the one
+//! without the new key, thus cannot restart a pending key's hold-down, nor make a trusted key
+//! `missing`.
 //!
 //! The keys trusted are the `valid` and `missing` ones, together with the anchor file's DNSKEY
 //! records and the zone keys that match its DS records, except any the list marks revoked.
@@ -45,6 +59,12 @@
 //! - a key that left the zone without being revoked stays trusted (`missing`), as RFC 5011
 //!   wants; revoke a key that may be compromised (`herald key roll --revoke-old`).
 //!
+//! Times in the state file later than the check's clock (a clock set back, a file copied from
+//! a node whose clock ran ahead) are brought back to that clock when the state is next used,
+//! so that no hold-down or removal is put off to a time that may never come; a newest
+//! inception later than any signature could be now is forgotten, or every RRset would be an
+//! older one.
+//!
 //! Deviations from RFC 5011, both for hold-downs of seconds in tests: the add hold-down is the
 //! configured one, not the longer of it and the RRset's TTL (§2.4.1; with the default 30 days
 //! no Herald TTL comes near it); and probes come at least ten times per hold-down (§2.3, see
@@ -59,7 +79,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::anchor::{TrustAnchors, dnskey_rdata};
-use super::validate::{Bogus, Context, verify_revocation, verify_rrset};
+use super::validate::{Bogus, Context, serial_after, verify_revocation, verify_rrset};
 
 /// The REVOKE flag of a DNSKEY (bit 8, RFC 5011 §7).
 pub const REVOKE: u16 = 0x0080;
@@ -158,13 +178,64 @@ pub struct ValidatedKeys {
 }
 
 /// A node's RFC 5011 view of one zone: the keys it tracks and the validated key set. Kept in
-/// the state file; keep it between checks.
+/// the state file; keep it between checks. Read from a file, it must make sense: each key
+/// listed once, in its unrevoked form, as a SEP zone key, under its own tag; anything else is
+/// refused rather than guessed at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TrustStateFile")]
 pub struct TrustState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<TrackedKey>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validated: Option<ValidatedKeys>,
+    /// Unix seconds: the inception of the newest signature by a trusted key that validated a
+    /// DNSKEY RRset. An RRset signed only before it is an older one and changes no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnskey_inception: Option<u32>,
+}
+
+/// [`TrustState`] as read, before it is checked.
+#[derive(Deserialize)]
+struct TrustStateFile {
+    #[serde(default)]
+    keys: Vec<TrackedKey>,
+    #[serde(default)]
+    validated: Option<ValidatedKeys>,
+    #[serde(default)]
+    dnskey_inception: Option<u32>,
+}
+
+impl TryFrom<TrustStateFile> for TrustState {
+    type Error = String;
+
+    fn try_from(file: TrustStateFile) -> Result<Self, String> {
+        for (i, entry) in file.keys.iter().enumerate() {
+            let key = &entry.dnskey.0;
+            if key.revoke() {
+                return Err(format!(
+                    "tracked key {key} has the REVOKE bit; keys are kept in their unrevoked form"
+                ));
+            }
+            if !tracked(key) {
+                return Err(format!("tracked key {key} is not a SEP zone key"));
+            }
+            if entry.tag != tag(key) {
+                return Err(format!(
+                    "tracked key {key} is listed with tag {}; its tag is {}",
+                    entry.tag,
+                    tag(key)
+                ));
+            }
+            if file.keys[..i].iter().any(|t| same_key(&t.dnskey.0, key)) {
+                return Err(format!("key {} is listed twice", entry.tag));
+            }
+        }
+        Ok(TrustState {
+            keys: file.keys,
+            validated: file.validated,
+            dnskey_inception: file.dnskey_inception,
+        })
+    }
 }
 
 /// One transition of a tracked key, with the reason that is logged.
@@ -319,16 +390,57 @@ pub fn probe_interval(original_ttl: u32, expires_in: u32, holddown: u32) -> u32 
 impl TrustState {
     /// Whether there is nothing to keep.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.validated.is_none()
+        self.keys.is_empty() && self.validated.is_none() && self.dnskey_inception.is_none()
     }
 
-    /// The validated zone keys, if they may still be used at `now` without a probe.
+    /// The validated zone keys, if they may still be used at `now` without a probe; never a
+    /// key this state marks revoked (RFC 5011 §2.1), whatever the kept set says.
     pub fn fresh_keys(&self, now: u32) -> Option<Vec<DNSKEY>> {
         let v = self.validated.as_ref()?;
         let now = u64::from(now);
         // A clock set back to before the validation also asks again.
-        (v.at <= now && now < v.next_probe && now < v.expires)
-            .then(|| v.dnskeys.iter().map(|k| k.0.clone()).collect())
+        (v.at <= now && now < v.next_probe && now < v.expires).then(|| {
+            v.dnskeys
+                .iter()
+                .map(|k| k.0.clone())
+                .filter(|k| !self.revoked(k))
+                .collect()
+        })
+    }
+
+    /// Whether this state marks `key` (either form) revoked.
+    fn revoked(&self, key: &DNSKEY) -> bool {
+        self.find(key).is_some_and(|t| t.state == KeyState::Revoked)
+    }
+
+    /// Takes a key just revoked out of the kept validated key set, at once: answers checked
+    /// before the next probe must not be checked with it (RFC 5011 §2.1).
+    fn drop_validated(&mut self, key: &DNSKEY) {
+        if let Some(v) = &mut self.validated {
+            v.dnskeys.retain(|k| !same_key(&k.0, key));
+            if v.dnskeys.is_empty() {
+                self.validated = None;
+            }
+        }
+    }
+
+    /// Brings times later than the check's clock back to it: a clock set back, or a state file
+    /// from a node whose clock ran ahead, must not put off a hold-down or a removal
+    /// indefinitely. An inception later than any signature that could verify now (the clock
+    /// plus the skew) is forgotten: kept, it would make every RRset an older one until the
+    /// zone signs past it; the next validated RRset sets it again.
+    fn clamp(&mut self, now: u32, skew: u32) {
+        let now64 = u64::from(now);
+        for entry in &mut self.keys {
+            entry.first_seen = entry.first_seen.min(now64);
+            entry.last_change = entry.last_change.min(now64);
+        }
+        let latest = now.wrapping_add(skew);
+        if let Some(i) = self.dnskey_inception
+            && serial_after(i, latest)
+        {
+            self.dnskey_inception = None;
+        }
     }
 
     /// The tracked entry of `key` (either form).
@@ -381,6 +493,7 @@ impl TrustState {
     /// RFC 5011 §4 for every tracked key, and keeps the RRset's zone keys until the next probe.
     pub fn observe(&mut self, p: &Probe<'_>) -> Observed {
         let mut changes = Vec::new();
+        self.clamp(p.now, p.skew);
         let now = u64::from(p.now);
         let rrset: Vec<&Record> = p
             .answers
@@ -424,6 +537,7 @@ impl TrustState {
                 named(&base)
             );
             let from = self.set(&base, KeyState::Revoked, now);
+            self.drop_validated(&base);
             changes.push(change(&base, from, Some(KeyState::Revoked), reason));
         }
 
@@ -438,6 +552,26 @@ impl TrustState {
                     };
                 }
             };
+
+        // An RRset signed before the newest one taken in is an older one (replayed, or from a
+        // lagging server): its zone keys may check this answer, but it changes no key.
+        let older = self
+            .dnskey_inception
+            .is_some_and(|last| serial_after(last, verified.inception));
+        if older {
+            tracing::debug!(
+                zone = %p.zone,
+                inception = verified.inception,
+                newest = self.dnskey_inception,
+                "an older DNSKEY RRset than the newest seen; no key changes"
+            );
+            let zone_keys = self.zone_keys(&published);
+            return Observed {
+                changes,
+                result: Ok(zone_keys),
+            };
+        }
+        self.dnskey_inception = Some(verified.inception);
 
         // RFC 5011 §4 for every SEP key in the validated RRset.
         for key in published.iter().filter(|k| tracked(k) && !k.revoke()) {
@@ -460,11 +594,13 @@ impl TrustState {
                 continue;
             };
             let reason = match entry.state {
-                // RFC 5011 §2.4.1: the whole hold-down, and more than one look.
+                // RFC 5011 §2.4.1: the whole hold-down, and two validated RRsets with the key
+                // before the one that makes it trusted.
                 KeyState::AddPend => {
+                    let before = entry.seen;
                     entry.seen = entry.seen.saturating_add(1);
                     let waited = now.saturating_sub(entry.first_seen);
-                    if waited >= holddown && entry.seen >= 2 {
+                    if waited >= holddown && before >= 2 {
                         format!(
                             "{} trusted: seen for {} in {} validated DNSKEY RRsets",
                             named(key),
@@ -516,10 +652,11 @@ impl TrustState {
                         reason,
                     ));
                 }
+                // Never while a trust anchor, DNSKEY or DS, names it: it would be trusted again.
                 KeyState::Revoked
                     if !there
                         && now.saturating_sub(entry.last_change) >= u64::from(p.holddown)
-                        && !p.anchors.dnskeys.iter().any(|a| same_key(a, &key)) =>
+                        && !is_anchor(p.zone, p.anchors, &key) =>
                 {
                     let reason = format!(
                         "{} removed: revoked {} ago and no longer published",
@@ -535,11 +672,7 @@ impl TrustState {
         }
         self.keys = kept;
 
-        let zone_keys: Vec<DNSKEY> = published
-            .iter()
-            .filter(|k| k.zone_key() && !k.revoke())
-            .cloned()
-            .collect();
+        let zone_keys = self.zone_keys(&published);
         let expires_in = verified.expiration.wrapping_sub(p.now);
         let expires_in = if (expires_in as i32) < 0 {
             0
@@ -561,6 +694,17 @@ impl TrustState {
             changes,
             result: Ok(zone_keys),
         }
+    }
+
+    /// The keys of a validated RRset that answers may be signed with: zone keys without the
+    /// REVOKE bit, and none that this state marks revoked, even published unrevoked again
+    /// (RFC 5011 §2.1: a revoked key "MUST NOT be used to validate any other response").
+    fn zone_keys(&self, published: &[DNSKEY]) -> Vec<DNSKEY> {
+        published
+            .iter()
+            .filter(|k| k.zone_key() && !k.revoke() && !self.revoked(k))
+            .cloned()
+            .collect()
     }
 
     /// Puts `key` (unrevoked form) in `state` at `now`, adding it if new; its previous state.
@@ -701,6 +845,7 @@ mod tests {
     use crate::client::testing::{DAY, HOUR, Key, apex, dnskeys as records, rrsig};
     use hickory_proto::dnssec::rdata::DS;
     use hickory_proto::dnssec::{Algorithm, DigestType};
+    use hickory_proto::rr::DNSClass;
 
     const T0: u32 = 1_800_000_000;
     const HOLD: u32 = 30 * DAY;
@@ -766,16 +911,18 @@ mod tests {
         (trust, file)
     }
 
-    /// `bootstrapped`, then a rollover to `new` published at T0 + 1 h and trusted after the
-    /// hold-down; returns the time it was trusted.
+    /// `bootstrapped`, then a rollover to `new` published at T0 + 1 h, seen again halfway,
+    /// and trusted after the hold-down; returns the time it was trusted.
     fn rolled(old: &Key, new: &Key) -> (TrustState, TrustAnchors, u32) {
         let (mut trust, file) = bootstrapped(old);
         let both = [old.dnskey(), new.dnskey()];
         let signers = [(old, &both[0]), (new, &both[1])];
         let t1 = T0 + HOUR;
-        observe(&mut trust, &answer(&both, &signers, t1), &file, t1)
-            .result
-            .unwrap();
+        for t in [t1, t1 + HOLD / 2] {
+            observe(&mut trust, &answer(&both, &signers, t), &file, t)
+                .result
+                .unwrap();
+        }
         let t2 = t1 + HOLD;
         observe(&mut trust, &answer(&both, &signers, t2), &file, t2)
             .result
@@ -950,6 +1097,33 @@ mod tests {
             (KeyState::AddPend, u64::from(later)),
             "the hold-down starts again"
         );
+
+        // Seen once, then not again until long after the hold-down: the RRset after the gap
+        // is only the second with the key, and RFC 5011 §2.4.1 wants two before the one that
+        // makes it trusted. The next one does.
+        let (mut trust, file) = bootstrapped(&old);
+        let t1 = T0 + HOUR;
+        let o = observe(&mut trust, &answer(&both, &signers, t1), &file, t1);
+        assert_eq!(o.changes[0].to, Some(KeyState::AddPend));
+        let t2 = t1 + 3 * HOLD;
+        let o = observe(&mut trust, &answer(&both, &signers, t2), &file, t2);
+        assert!(o.changes.is_empty(), "{:?}", reasons(&o));
+        assert_eq!(
+            state(&trust, &new),
+            Some(KeyState::AddPend),
+            "one sighting before"
+        );
+        assert_eq!(trust.find(&new.dnskey()).unwrap().seen, 2);
+        let t3 = t2 + HOUR;
+        let o = observe(&mut trust, &answer(&both, &signers, t3), &file, t3);
+        assert_eq!(
+            reasons(&o),
+            [format!(
+                "key {} (alg 13) trusted: seen for 90d 1h in 3 validated DNSKEY RRsets",
+                new.tag()
+            )]
+        );
+        assert_eq!(state(&trust, &new), Some(KeyState::Valid));
     }
 
     #[test]
@@ -1208,21 +1382,28 @@ mod tests {
         );
         assert_eq!(state(&trust, &old), Some(KeyState::Revoked));
         assert_eq!(state(&trust, &new), None, "not validated: not recorded");
+        assert_eq!(
+            trust.validated, None,
+            "the kept key set held only the revoked key"
+        );
+        assert_eq!(trust.fresh_keys(t), None);
+    }
+
+    /// The DS record of `k` (SHA-256).
+    fn ds(k: &Key) -> DS {
+        let digest = k.dnskey().to_digest(&apex(), DigestType::SHA256).unwrap();
+        DS::new(
+            k.tag(),
+            Algorithm::ECDSAP256SHA256,
+            DigestType::SHA256,
+            digest.as_ref().to_vec(),
+        )
     }
 
     #[test]
     fn ds_anchors_make_their_keys_valid_on_first_use() {
         let old = Key::new();
         let other = Key::new();
-        let ds = |k: &Key| {
-            let digest = k.dnskey().to_digest(&apex(), DigestType::SHA256).unwrap();
-            DS::new(
-                k.tag(),
-                Algorithm::ECDSAP256SHA256,
-                DigestType::SHA256,
-                digest.as_ref().to_vec(),
-            )
-        };
         let file = TrustAnchors {
             dnskeys: Vec::new(),
             ds: vec![ds(&old)],
@@ -1256,6 +1437,318 @@ mod tests {
                 old.tag()
             )),
             "{e}"
+        );
+    }
+
+    /// RFC 4034 §3.1.8.1: the signed data holds the RRset's IN records alone, so a CH DNSKEY
+    /// next to the zone's signed RRset leaves the signature valid. It must not become a zone
+    /// key (and, after the hold-down, a trust anchor): the RRset is refused.
+    #[test]
+    fn a_dnskey_of_another_class_is_refused() {
+        let old = Key::new();
+        let forged = Key::new();
+        let (mut trust, file) = bootstrapped(&old);
+        let before = trust.clone();
+        let rrset = [old.dnskey()];
+        for t in [T0 + DAY, T0 + DAY + HOLD] {
+            let mut signed = answer(&rrset, &[(&old, &rrset[0])], t);
+            let mut ch = records(&[forged.dnskey()]).remove(0);
+            ch.dns_class = DNSClass::CH;
+            signed.insert(1, ch);
+            let o = observe(&mut trust, &signed, &file, t);
+            assert!(o.changes.is_empty(), "{:?}", reasons(&o));
+            assert_eq!(
+                error(o),
+                "the DNSKEY RRset of example.test. is not validly signed by a trusted key: \
+                 example.test. DNSKEY record of class CH: only class IN is signed and accepted"
+            );
+        }
+        assert_eq!(trust, before, "nothing recorded");
+        assert_eq!(state(&trust, &forged), None);
+        // The same RRset without the CH record validates.
+        let t = T0 + 2 * DAY;
+        let o = observe(
+            &mut trust,
+            &answer(&rrset, &[(&old, &rrset[0])], t),
+            &file,
+            t,
+        );
+        assert_eq!(o.result.unwrap(), rrset);
+    }
+
+    /// RFC 5011 §2.1: a revoked key "MUST NOT be used to validate any other response", even
+    /// when the zone publishes it again without the REVOKE bit in an RRset that another
+    /// trusted key validates, and even when a kept key set still lists it.
+    #[test]
+    fn a_revoked_key_published_again_unrevoked_signs_nothing() {
+        let old = Key::new();
+        let new = Key::new();
+        let (mut trust, file, t) = rolled(&old, &new);
+        let revoking = [old.revoked(), new.dnskey()];
+        observe(
+            &mut trust,
+            &answer(&revoking, &[(&new, &revoking[1]), (&old, &revoking[0])], t),
+            &file,
+            t,
+        );
+        assert_eq!(state(&trust, &old), Some(KeyState::Revoked));
+
+        let t = t + HOUR;
+        let both = [old.dnskey(), new.dnskey()];
+        let o = observe(&mut trust, &answer(&both, &[(&new, &both[1])], t), &file, t);
+        assert!(o.changes.is_empty(), "{:?}", reasons(&o));
+        let keys = o.result.unwrap();
+        assert_eq!(keys, [new.dnskey()]);
+        assert_eq!(trust.fresh_keys(t), Some(vec![new.dnskey()]));
+        assert_eq!(state(&trust, &old), Some(KeyState::Revoked));
+        // The old key's signature over a node record does not hold with these keys.
+        let qname = Name::from_ascii("n1.example.test.").unwrap();
+        let mut m = hickory_proto::op::Message::query();
+        m.answers = crate::client::testing::txt_answer(3, &old, t);
+        let cx = Context {
+            qname: &qname,
+            zone: &apex(),
+            keys: &keys,
+            now: t,
+            skew: 300,
+        };
+        let verdict = crate::client::validate::verify_answer(&m, &cx);
+        assert!(
+            matches!(
+                &verdict,
+                crate::client::validate::Verdict::Bogus(e)
+                    if super::super::check::chain(e).contains("unknown key")
+            ),
+            "{verdict:?}"
+        );
+        // A kept key set that still lists it (a state file from before) does not hand it out.
+        trust
+            .validated
+            .as_mut()
+            .unwrap()
+            .dnskeys
+            .push(Dnskey(old.dnskey()));
+        assert_eq!(trust.fresh_keys(t), Some(vec![new.dnskey()]));
+    }
+
+    /// The revocation is recorded even when the RRset is refused (here the new key did not
+    /// sign it), and the kept key set loses the key at once, not at the next probe.
+    #[test]
+    fn a_revocation_takes_the_key_out_of_the_kept_key_set_at_once() {
+        let old = Key::new();
+        let new = Key::new();
+        let (mut trust, file, t) = rolled(&old, &new);
+        let kept = |trust: &TrustState| -> Vec<DNSKEY> {
+            trust
+                .validated
+                .as_ref()
+                .unwrap()
+                .dnskeys
+                .iter()
+                .map(|k| k.0.clone())
+                .collect()
+        };
+        assert_eq!(kept(&trust), [old.dnskey(), new.dnskey()]);
+        let t = t + 60;
+        let revoking = [old.revoked(), new.dnskey()];
+        let o = observe(
+            &mut trust,
+            &answer(&revoking, &[(&old, &revoking[0])], t),
+            &file,
+            t,
+        );
+        assert_eq!(o.changes.len(), 1);
+        assert_eq!(o.changes[0].to, Some(KeyState::Revoked));
+        assert!(error(o).contains("not validly signed by a trusted key: unknown key"));
+        assert_eq!(kept(&trust), [new.dnskey()]);
+        assert_eq!(trust.fresh_keys(t), Some(vec![new.dnskey()]));
+    }
+
+    /// A revoked key that only a DS anchor names is kept, revoked, whatever the remove
+    /// hold-down: dropped, the DS would make it trusted again.
+    #[test]
+    fn a_revoked_key_a_ds_anchor_names_stays_revoked() {
+        let old = Key::new();
+        let new = Key::new();
+        let file = TrustAnchors {
+            dnskeys: Vec::new(),
+            ds: vec![ds(&old)],
+        };
+        let mut trust = TrustState::default();
+        let only_old = [old.dnskey()];
+        observe(
+            &mut trust,
+            &answer(&only_old, &[(&old, &only_old[0])], T0),
+            &file,
+            T0,
+        )
+        .result
+        .unwrap();
+        let both = [old.dnskey(), new.dnskey()];
+        let signers = [(&old, &both[0]), (&new, &both[1])];
+        let t1 = T0 + HOUR;
+        for t in [t1, t1 + HOLD / 2, t1 + HOLD] {
+            observe(&mut trust, &answer(&both, &signers, t), &file, t)
+                .result
+                .unwrap();
+        }
+        assert_eq!(state(&trust, &new), Some(KeyState::Valid));
+        let t = t1 + HOLD + HOUR;
+        let revoking = [old.revoked(), new.dnskey()];
+        observe(
+            &mut trust,
+            &answer(&revoking, &[(&new, &revoking[1]), (&old, &revoking[0])], t),
+            &file,
+            t,
+        );
+        assert_eq!(state(&trust, &old), Some(KeyState::Revoked));
+
+        // Long after, the zone publishes only the new key: the revocation is kept.
+        let later = t + 3 * HOLD;
+        let only_new = [new.dnskey()];
+        let o = observe(
+            &mut trust,
+            &answer(&only_new, &[(&new, &only_new[0])], later),
+            &file,
+            later,
+        );
+        assert!(o.changes.is_empty(), "{:?}", reasons(&o));
+        assert_eq!(state(&trust, &old), Some(KeyState::Revoked));
+        // The old key alone, signing for itself, as a stale copy of the zone: not trusted.
+        assert_eq!(trust.trusted(&apex(), &file, &only_old), [new.dnskey()]);
+        let o = observe(
+            &mut trust,
+            &answer(&only_old, &[(&old, &only_old[0])], later + HOUR),
+            &file,
+            later + HOUR,
+        );
+        assert!(error(o).starts_with("no trusted key signs"));
+        // With the DS gone from the anchor file, it is dropped.
+        let o = observe(
+            &mut trust,
+            &answer(&only_new, &[(&new, &only_new[0])], later + 2 * HOUR),
+            &TrustAnchors::default(),
+            later + 2 * HOUR,
+        );
+        assert_eq!(o.changes.len(), 1);
+        assert_eq!(o.changes[0].to, None);
+        assert_eq!(state(&trust, &old), None);
+    }
+
+    /// An RRset signed before the newest one taken in (replayed by an attacker, or from a
+    /// lagging secondary) checks answers but neither forgets a pending key, restarting its
+    /// hold-down, nor makes a trusted key missing.
+    #[test]
+    fn an_older_dnskey_rrset_changes_no_key() {
+        let old = Key::new();
+        let new = Key::new();
+        let (mut trust, file) = bootstrapped(&old);
+        let only_old = [old.dnskey()];
+        // Signed before the new key was published; its signature holds for 14 days.
+        let replay = answer(&only_old, &[(&old, &only_old[0])], T0 + HOUR);
+        let both = [old.dnskey(), new.dnskey()];
+        let signers = [(&old, &both[0]), (&new, &both[1])];
+        let t1 = T0 + 2 * HOUR;
+        observe(&mut trust, &answer(&both, &signers, t1), &file, t1);
+        assert_eq!(state(&trust, &new), Some(KeyState::AddPend));
+        assert_eq!(trust.dnskey_inception, Some(t1 - HOUR));
+        let kept = trust.validated.clone();
+
+        for t in [t1 + HOUR, t1 + 10 * DAY] {
+            let o = observe(&mut trust, &replay, &file, t);
+            assert!(o.changes.is_empty(), "{:?}", reasons(&o));
+            assert_eq!(o.result.unwrap(), only_old, "its keys check this answer");
+            assert_eq!(state(&trust, &new), Some(KeyState::AddPend));
+            assert_eq!(trust.validated, kept, "not kept as the validated key set");
+            assert_eq!(trust.dnskey_inception, Some(t1 - HOUR));
+        }
+        let t = t1 + HOLD / 2;
+        observe(&mut trust, &answer(&both, &signers, t), &file, t);
+        let t2 = t1 + HOLD;
+        let o = observe(&mut trust, &answer(&both, &signers, t2), &file, t2);
+        assert_eq!(o.changes[0].to, Some(KeyState::Valid));
+        assert_eq!(
+            trust.find(&new.dnskey()).unwrap().first_seen,
+            u64::from(t1),
+            "the hold-down ran from the first sighting"
+        );
+
+        // The zone signed without the new key a day before its newest RRset: older, so the
+        // new key is not missing.
+        let older = answer(&only_old, &[(&old, &only_old[0])], t2 - DAY);
+        let o = observe(&mut trust, &older, &file, t2 + HOUR);
+        assert!(o.changes.is_empty(), "{:?}", reasons(&o));
+        assert_eq!(state(&trust, &new), Some(KeyState::Valid));
+        // The same RRset signed after the newest: it counts.
+        let t3 = t2 + 2 * HOUR;
+        let o = observe(
+            &mut trust,
+            &answer(&only_old, &[(&old, &only_old[0])], t3),
+            &file,
+            t3,
+        );
+        assert_eq!(o.changes[0].to, Some(KeyState::Missing));
+    }
+
+    /// Times later than the check's clock are brought back to it: a hold-down, or a removal,
+    /// is not put off to a time that may never come, nor is every RRset taken for an older one.
+    #[test]
+    fn times_from_the_future_are_brought_back() {
+        let old = Key::new();
+        let new = Key::new();
+        let (mut trust, file) = bootstrapped(&old);
+        let future = u64::from(T0) + u64::from(100 * DAY);
+        trust.keys.push(TrackedKey {
+            dnskey: Dnskey(new.dnskey()),
+            tag: new.tag(),
+            state: KeyState::AddPend,
+            first_seen: future,
+            last_change: future,
+            seen: 1,
+        });
+        trust.dnskey_inception = Some(T0 + 100 * DAY);
+        let both = [old.dnskey(), new.dnskey()];
+        let signers = [(&old, &both[0]), (&new, &both[1])];
+        let t1 = T0 + HOUR;
+        observe(&mut trust, &answer(&both, &signers, t1), &file, t1);
+        let entry = trust.find(&new.dnskey()).unwrap();
+        assert_eq!(
+            (entry.first_seen, entry.last_change, entry.seen),
+            (u64::from(t1), u64::from(t1), 2)
+        );
+        assert_eq!(trust.dnskey_inception, Some(t1 - HOUR));
+        let t = t1 + HOLD;
+        let o = observe(&mut trust, &answer(&both, &signers, t), &file, t);
+        assert_eq!(o.changes[0].to, Some(KeyState::Valid));
+    }
+
+    /// A state file whose keys make no sense is refused, not guessed at.
+    #[test]
+    fn a_trust_state_that_makes_no_sense_is_refused() {
+        let old = Key::new();
+        let (trust, _) = bootstrapped(&old);
+        let good = serde_json::to_value(&trust).unwrap();
+        let entry = good["keys"][0].clone();
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            serde_json::from_value::<TrustState>(v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with(&|_| {}), Ok(()));
+        let twice = with(&|v| v["keys"].as_array_mut().unwrap().push(entry.clone()));
+        assert!(twice.unwrap_err().contains("listed twice"));
+        let revoked = with(&|v| v["keys"][0]["dnskey"] = old.revoked().to_string().into());
+        assert!(revoked.unwrap_err().contains("has the REVOKE bit"));
+        let zsk = DNSKEY::with_flags(256, old.dnskey().public_key().clone());
+        let not_sep = with(&|v| v["keys"][0]["dnskey"] = zsk.to_string().into());
+        assert!(not_sep.unwrap_err().contains("is not a SEP zone key"));
+        let wrong_tag = with(&|v| v["keys"][0]["tag"] = (old.tag() ^ 1).into());
+        assert!(
+            wrong_tag
+                .unwrap_err()
+                .contains(&format!("its tag is {}", old.tag()))
         );
     }
 

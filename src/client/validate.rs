@@ -8,8 +8,16 @@
 //! Only zone keys verify signatures (RFC 4035 §5.3.1: the Zone Key bit set), and never a key
 //! published with the REVOKE bit (RFC 5011 §2.1), except for the one signature a revoked key
 //! makes over the DNSKEY RRset to announce its revocation ([`verify_revocation`]).
+//!
+//! Only class IN is accepted. The signed data of an RRSIG holds the RRset's records of the
+//! class being verified alone (RFC 4034 §3.1.8.1: "all RRs in the class"; hickory-proto's
+//! `TBS` drops the others), so a record of another class slipped into an RRset, a `CH DNSKEY`
+//! next to the zone's signed IN DNSKEY RRset, would ride along unsigned and yet be taken for
+//! one of the zone's keys. Every RRset whose signature is checked here must therefore be all
+//! IN ([`Bogus::Class`]), and a response with a record of another class in its answer or
+//! authority section is refused as a whole ([`only_class_in`]).
 
-use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3};
 use hickory_proto::dnssec::{PublicKey, Verifier};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -80,6 +88,13 @@ pub enum Bogus {
     Iterations(u16),
     #[error("cannot compute an NSEC3 hash")]
     Hash(#[source] hickory_proto::ProtoError),
+    /// A record of a class other than IN, which no signature covers (RFC 4034 §3.1.8.1).
+    #[error("{name} {rtype} record of class {class}: only class IN is signed and accepted")]
+    Class {
+        name: Box<Name>,
+        rtype: RecordType,
+        class: DNSClass,
+    },
 }
 
 /// What the signature that verified an RRset says, for the caller's bookkeeping.
@@ -106,11 +121,37 @@ pub struct Context<'a> {
     pub skew: u32,
 }
 
+/// Refuses a response with a record of a class other than IN in its answer or authority
+/// section: nothing of another class is signed by the zone (RFC 4034 §3.1.8.1), so nothing of
+/// another class may be read. (The additional section holds the OPT record, whose "class" is
+/// the UDP payload size, and nothing Herald reads.)
+pub fn only_class_in(m: &Message) -> Result<(), Bogus> {
+    match [&m.answers, &m.authorities]
+        .into_iter()
+        .flatten()
+        .find(|r| r.dns_class != DNSClass::IN)
+    {
+        Some(r) => Err(class_error(r)),
+        None => Ok(()),
+    }
+}
+
+fn class_error(r: &Record) -> Bogus {
+    Bogus::Class {
+        name: Box::new(r.name.clone()),
+        rtype: r.record_type(),
+        class: r.dns_class,
+    }
+}
+
 /// Checks the answer to `<qname> TXT`.
 pub fn verify_answer(m: &Message, cx: &Context<'_>) -> Verdict {
     let rcode = m.metadata.response_code;
     if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
         return Verdict::ServerFailure(rcode);
+    }
+    if let Err(e) = only_class_in(m) {
+        return Verdict::Bogus(e);
     }
     let txt: Vec<&Record> = m
         .answers
@@ -159,7 +200,9 @@ pub fn verify_answer(m: &Message, cx: &Context<'_>) -> Verdict {
 
 /// Verifies the RRSIGs over `records` (the RRset `name`/`rtype`) found in `section` with the
 /// keys of `cx` that may sign: zone keys without the REVOKE bit (RFC 4035 §5.3.1, RFC 5011
-/// §2.1). Returns what the first signature that holds says.
+/// §2.1). Returns what the newest signature that holds (the latest inception) says. An RRset
+/// with a record of a class other than IN is refused ([`Bogus::Class`]): no signature covers
+/// that record.
 pub fn verify_rrset(
     name: &Name,
     rtype: RecordType,
@@ -218,7 +261,7 @@ pub fn unknown_signers(m: &Message, zone: &Name, keys: &[DNSKEY]) -> Vec<u16> {
     tags
 }
 
-/// [`verify_rrset`] with exactly these keys.
+/// [`verify_rrset`] with exactly these keys: the entry point of every signature check.
 fn verify_with(
     name: &Name,
     rtype: RecordType,
@@ -227,15 +270,27 @@ fn verify_with(
     cx: &Context<'_>,
     keys: &[&DNSKEY],
 ) -> Result<Verified, Bogus> {
-    let sigs: Vec<&RRSIG> = section
+    // The signed data leaves out records of any other class (RFC 4034 §3.1.8.1): one here
+    // would be taken as signed when it is not.
+    if let Some(r) = records.iter().find(|r| r.dns_class != DNSClass::IN) {
+        return Err(class_error(r));
+    }
+    let sig_records: Vec<&Record> = section
         .iter()
         .filter(|r| r.name.eq_ignore_root(name))
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == rtype => Some(s),
-            _ => None,
+        .filter(|r| {
+            matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == rtype)
         })
         .collect();
+    if let Some(r) = sig_records.iter().find(|r| r.dns_class != DNSClass::IN) {
+        return Err(class_error(r));
+    }
+    let sigs = sig_records.iter().filter_map(|r| match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s),
+        _ => None,
+    });
     let mut problem = None;
+    let mut best: Option<Verified> = None;
     for sig in sigs {
         let input = sig.input();
         if !input.signer_name.eq_ignore_root(cx.zone) {
@@ -252,6 +307,7 @@ fn verify_with(
         }
         let inception = input.sig_inception.get();
         let expiration = input.sig_expiration.get();
+        let mut verified = false;
         for key in keys.iter().filter(|k| {
             k.public_key().algorithm() == input.algorithm
                 && k.calculate_key_tag().ok() == Some(input.key_tag)
@@ -273,21 +329,35 @@ fn verify_with(
                 problem = Some(Bogus::NotYetValid(inception));
                 continue;
             }
-            return Ok(Verified {
-                inception,
-                expiration,
-                original_ttl: input.original_ttl,
-                key_tag: input.key_tag,
+            verified = true;
+            // Of several signatures that hold, the newest speaks for the RRset: its age is
+            // the RRset's, and its inception tells a fresh RRset from a replayed one.
+            if best.is_none_or(|b| serial_after(inception, b.inception)) {
+                best = Some(Verified {
+                    inception,
+                    expiration,
+                    original_ttl: input.original_ttl,
+                    key_tag: input.key_tag,
+                    algorithm: u8::from(input.algorithm),
+                });
+            }
+            break;
+        }
+        if !verified {
+            problem.get_or_insert(Bogus::UnknownKey {
+                tag: input.key_tag,
                 algorithm: u8::from(input.algorithm),
             });
         }
-        problem.get_or_insert(Bogus::UnknownKey {
-            tag: input.key_tag,
-            algorithm: u8::from(input.algorithm),
-        });
     }
     // No RRSIG covers the RRset, or none verified: say why the last one failed.
-    Err(problem.unwrap_or(Bogus::MissingSignature))
+    best.ok_or(problem.unwrap_or(Bogus::MissingSignature))
+}
+
+/// Whether signature time `a` is later than `b`, in serial number arithmetic (RFC 4034
+/// §3.1.5, RFC 1982).
+pub fn serial_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// The NSEC or NSEC3 proof for a NODATA (`nxdomain == false`) or NXDOMAIN answer: every record
@@ -364,11 +434,12 @@ mod tests {
     }
 
     fn answer(z: &SignedZone, name: &str) -> Message {
+        answer_for(z, name, RecordType::TXT)
+    }
+
+    fn answer_for(z: &SignedZone, name: &str, rtype: RecordType) -> Message {
         let mut q = Message::query();
-        q.add_query(Query::query(
-            Name::from_ascii(name).unwrap(),
-            RecordType::TXT,
-        ));
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
         let mut e = Edns::new();
         e.set_dnssec_ok(true);
         e.set_max_payload(1232);
@@ -552,6 +623,166 @@ mod tests {
         ));
         // Nor does the revoked key validate the RRset it revokes itself in.
         assert!(verify_rrset(&zone, RecordType::DNSKEY, &rrset, &signed, &cx(&published)).is_err());
+    }
+
+    /// `r` in class CH: outside the signed data (RFC 4034 §3.1.8.1), so its signature still
+    /// verifies with it next to the RRset.
+    fn chaos(r: &Record) -> Record {
+        let mut r = r.clone();
+        r.dns_class = DNSClass::CH;
+        r
+    }
+
+    fn is_class(e: &Bogus) -> bool {
+        match e {
+            Bogus::Class { class, .. } => *class == DNSClass::CH,
+            Bogus::Rrset { problem, .. } | Bogus::Denial(problem) => is_class(problem),
+            _ => false,
+        }
+    }
+
+    /// A CH TXT record next to the signed IN one: the RRset is refused, not read.
+    #[test]
+    fn a_txt_record_of_another_class_is_refused() {
+        use crate::client::testing::{Key, apex, txt_answer};
+        let key = Key::new();
+        let qname = Name::from_ascii("n1.example.test.").unwrap();
+        let zone = apex();
+        let keys = [key.dnskey()];
+        let cx = Context {
+            qname: &qname,
+            zone: &zone,
+            keys: &keys,
+            now: T0,
+            skew: 300,
+        };
+        let mut records = txt_answer(1, &key, T0);
+        let forged = txt_answer(9, &key, T0);
+        records.insert(0, chaos(&forged[0]));
+        let txt: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::TXT)
+            .collect();
+        assert_eq!(txt.len(), 2);
+        // The signature alone still holds: hickory's signed data leaves the CH record out.
+        let rrsig = records.last().unwrap();
+        let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &rrsig.data else {
+            panic!("{rrsig:?}");
+        };
+        assert!(
+            key.dnskey()
+                .verify_rrsig(&qname, DNSClass::IN, sig, txt.iter().copied())
+                .is_ok()
+        );
+        let err = verify_rrset(&qname, RecordType::TXT, &txt, &records, &cx).unwrap_err();
+        assert!(is_class(&err), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "n1.example.test. TXT record of class CH: only class IN is signed and accepted"
+        );
+        // Nor may the RRSIG come in another class.
+        let mut sig_ch = txt_answer(1, &key, T0);
+        let last = sig_ch.len() - 1;
+        sig_ch[last] = chaos(&sig_ch[last]);
+        let txt: Vec<&Record> = sig_ch.iter().take(1).collect();
+        let err = verify_rrset(&qname, RecordType::TXT, &txt, &sig_ch, &cx).unwrap_err();
+        assert!(is_class(&err), "{err}");
+
+        // As an answer, whole: refused before its records are read.
+        let mut m = Message::query();
+        m.answers = records;
+        let v = verify_answer(&m, &cx);
+        assert!(matches!(&v, Verdict::Bogus(e) if is_class(e)), "{v:?}");
+        m.answers.remove(0);
+        assert!(matches!(verify_answer(&m, &cx), Verdict::Found { .. }));
+        // Any record of another class, even one no RRset check looks at, refuses it all.
+        let mut stray = chaos(&m.answers[0]);
+        stray.name = Name::from_ascii("other.example.test.").unwrap();
+        m.authorities.push(stray);
+        let v = verify_answer(&m, &cx);
+        assert!(matches!(&v, Verdict::Bogus(e) if is_class(e)), "{v:?}");
+        assert!(only_class_in(&m).is_err());
+        m.authorities.clear();
+        assert!(only_class_in(&m).is_ok());
+    }
+
+    /// A forged CH NSEC at the node's name, without TXT in its bitmap, next to the zone's
+    /// signed IN NSEC there (which lists TXT): it would prove "no record" for a node that has
+    /// one. Refused, by the RRset check and by the message check.
+    #[test]
+    fn an_nsec_of_another_class_does_not_deny() {
+        let (_d, z) = zone(Denial::Nsec);
+        let name = "n1.example.test.";
+        let qname = Name::from_ascii(name).unwrap();
+        // The zone's own NSEC at n1, as a NODATA answer for another type hands it out.
+        let nodata = answer_for(&z, name, RecordType::A);
+        let genuine = nodata
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::NSEC && r.name == qname)
+            .expect("the NSEC at n1")
+            .clone();
+        let RData::DNSSEC(DNSSECRData::NSEC(n)) = &genuine.data else {
+            unreachable!()
+        };
+        assert!(n.type_bit_maps().any(|t| t == RecordType::TXT));
+        let mut forged = chaos(&genuine);
+        forged.data = RData::DNSSEC(DNSSECRData::NSEC(NSEC::new_cover_self(
+            n.next_domain_name().clone(),
+            [RecordType::A],
+        )));
+        let mut m = answer(&z, name);
+        m.answers.clear();
+        m.authorities = nodata.authorities.clone();
+        m.authorities.push(forged);
+
+        let zone = Name::from_ascii("example.test.").unwrap();
+        let keys = [z.signer().key().dnskey.clone()];
+        let cx = Context {
+            qname: &qname,
+            zone: &zone,
+            keys: &keys,
+            now: T0,
+            skew: 300,
+        };
+        let err = verify_denial(&m, &cx, false).unwrap_err();
+        assert!(is_class(&err), "{err}");
+        let v = verify_answer(&m, &cx);
+        assert!(matches!(&v, Verdict::Bogus(e) if is_class(e)), "{v:?}");
+        // Without the forged record, the zone's NSEC denies nothing: n1 has a TXT record.
+        m.authorities.pop();
+        assert!(bogus(verify_answer(&m, &cx)).contains("unproven"));
+    }
+
+    /// A double-signed RRset (a key rollover) is as new as its newest signature that holds,
+    /// whatever the order: that inception tells a fresh RRset from a replayed one.
+    #[test]
+    fn of_several_signatures_the_newest_speaks() {
+        use crate::client::testing::{Key, apex, rrsig, txt_answer};
+        let old = Key::new();
+        let new = Key::new();
+        let stranger = Key::new();
+        let qname = Name::from_ascii("n1.example.test.").unwrap();
+        let zone = apex();
+        let keys = [old.dnskey(), new.dnskey()];
+        let cx = Context {
+            qname: &qname,
+            zone: &zone,
+            keys: &keys,
+            now: T0,
+            skew: 300,
+        };
+        // Inceptions: old's T0 - 4200, new's T0 - 3600, new's again T0 - 3900, and a newer
+        // one by a key not given, which does not count.
+        let mut records = txt_answer(1, &old, T0 - 600);
+        let txt = records[..1].to_vec();
+        records.push(rrsig(&new, new.tag(), &txt, T0));
+        records.push(rrsig(&new, new.tag(), &txt, T0 - 300));
+        records.push(rrsig(&stranger, stranger.tag(), &txt, T0 + 200));
+        let rrset: Vec<&Record> = records.iter().take(1).collect();
+        let v = verify_rrset(&qname, RecordType::TXT, &rrset, &records, &cx).unwrap();
+        assert_eq!((v.inception, v.key_tag), (T0 - 3600, new.tag()));
+        assert!(serial_after(T0, T0 - 1) && !serial_after(T0, T0) && serial_after(1, u32::MAX));
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! - The state file also keeps the zone's trust anchors (RFC 5011, [`super::trust`]): it is
 //!   saved whenever a check changed them, before any hook runs, and every trust change is
 //!   logged. A node that has applied nothing yet still gets a state file, with seq 0.
+//! - `herald check --state` may write the same file meanwhile, so each round reads it, checks
+//!   and writes the trust state back under the state file's lock ([`state::update`]). The
+//!   hook, which may run for minutes, runs without the lock; its success is then recorded
+//!   under the lock again, in the file as it is by then, by setting the seq, the commit and
+//!   the time alone. The trust state read at the start of the round is never written back
+//!   after the hook: a revocation that another check recorded meanwhile stays recorded.
 //! - A hook runs in a process group of its own. One that runs longer than the hook timeout
 //!   has the whole group sent SIGTERM, then SIGKILL after [`HOOK_GRACE`] (or the timeout, if
 //!   shorter), and counts as failed. A rebuild that hangs on a bad commit thus cannot keep the
@@ -31,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::{Checker, Outcome};
 use super::report::Reporter;
-use super::state::{self, State, StateError};
+use super::state::{self, StateError};
 use crate::record::Commit;
 use crate::record::report::{Report as RunReport, Status};
 use crate::record::{Clock, SystemClock, unix_now};
@@ -91,23 +97,24 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
     let mut failures: u32 = 0;
     let mut last_report: Option<std::time::Instant> = None;
     loop {
-        let mut state = state::load(&config.state, &config.zone, &config.node)?
-            .unwrap_or_else(|| State::new(&config.zone, &config.node));
         let checker = config.checker.clone();
-        let applied_seq = state.applied();
-        let mut trust = std::mem::take(&mut state.trust);
-        let (report, trust) = tokio::task::spawn_blocking(move || {
-            let report = checker.check(applied_seq, &mut trust, SystemClock.now());
-            (report, trust)
+        let (path, zone, node) = (
+            config.state.clone(),
+            config.zone.clone(),
+            config.node.clone(),
+        );
+        // Read, check and write back under the lock: the trust state saved is the one read.
+        let (report, state) = tokio::task::spawn_blocking(move || {
+            state::update(&path, &zone, &node, |state| {
+                let report = checker.check(state.applied(), &mut state.trust, SystemClock.now());
+                (report, state.clone())
+            })
         })
         .await
-        .expect("the check does not panic");
-        state.trust = trust;
+        .expect("the check does not panic")?;
+        let applied_seq = state.applied();
         for change in &report.trust_changes {
             change.log(&config.zone);
-        }
-        if report.trust_changed {
-            state::save(&config.state, &state)?;
         }
         let (sent, received) = report.bytes();
         let mut code = report.exit_code();
@@ -121,8 +128,7 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
                 last_report = Some(std::time::Instant::now());
                 match ran {
                     Ok(()) => {
-                        state.apply(*seq, commit, unix_now());
-                        state::save(&config.state, &state)?;
+                        record_applied(&config, *seq, commit, unix_now()).await?;
                         tracing::info!(seq, commit, "hook succeeded; applied");
                     }
                     Err(reason) => {
@@ -178,6 +184,28 @@ pub async fn watch(config: WatchConfig, stop: CancellationToken) -> Result<u8, S
             _ = stop.cancelled() => return Ok(0),
         }
     }
+}
+
+/// Records that the hook for `seq`/`commit` succeeded at `at`: under the state's lock, in the
+/// file as it is now (another check may have changed its trust state while the hook ran), by
+/// setting the applied fields alone.
+async fn record_applied(
+    config: &WatchConfig,
+    seq: u64,
+    commit: &str,
+    at: u64,
+) -> Result<(), StateError> {
+    let (path, zone, node, commit) = (
+        config.state.clone(),
+        config.zone.clone(),
+        config.node.clone(),
+        commit.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        state::update(&path, &zone, &node, |state| state.apply(seq, &commit, at))
+    })
+    .await
+    .expect("recording the applied seq does not panic")
 }
 
 /// Tells the report targets how the hook run for `seq` ended at `at`, if there is a reporter.

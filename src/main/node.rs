@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use herald::client::report::{ReportKey, Reporter};
-use herald::client::state::{self, State};
+use herald::client::state;
 use herald::client::watch::{WatchConfig, watch as run_watch};
-use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors};
+use herald::client::{CheckConfig, Checker, Outcome, Target, TrustAnchors, TrustState};
 use herald::record::{Clock, NodeLabel, SystemClock, normalize_zone};
 
 use super::{Usage, parse_duration, print_out, stop_on_signal, usage};
@@ -136,25 +136,20 @@ pub(super) fn checker(args: &CheckArgs) -> anyhow::Result<(Checker, String, Stri
 
 pub(super) fn check(args: CheckCmd) -> anyhow::Result<u8> {
     let (checker, zone, node) = checker(&args.check)?;
-    let state = match &args.check.state {
-        Some(path) => state::load(path, &zone, &node).map_err(usage)?,
-        None => None,
+    let report = match &args.check.state {
+        Some(path) => {
+            // An unreadable or foreign state file is the caller's to fix (exit 2).
+            state::load(path, &zone, &node).map_err(usage)?;
+            // Read, check and write back under the state file's lock, so that a watcher on the
+            // same file waits rather than puts back an older trust state, or loses this one.
+            state::update(path, &zone, &node, |current| {
+                checker.check(current.applied(), &mut current.trust, SystemClock.now())
+            })?
+        }
+        None => checker.check(None, &mut TrustState::default(), SystemClock.now()),
     };
-    let applied = state.as_ref().and_then(State::applied);
-    let mut trust = state.map(|s| s.trust).unwrap_or_default();
-    let report = checker.check(applied, &mut trust, SystemClock.now());
     for change in &report.trust_changes {
         change.log(&zone);
-    }
-    if let Some(path) = &args.check.state
-        && report.trust_changed
-    {
-        // Read again just before writing: only the trust state is this check's to change, and
-        // a watcher may have applied a seq meanwhile.
-        let mut current =
-            state::load(path, &zone, &node)?.unwrap_or_else(|| State::new(&zone, &node));
-        current.trust = trust;
-        state::save(path, &current)?;
     }
     if args.json {
         print_out(&serde_json::to_string_pretty(&report)?)?;

@@ -565,8 +565,17 @@ fn a_hanging_hook_is_killed_and_the_rollback_is_applied() {
             "{pid} of the hung hook still runs: {stat}"
         );
     }
-    let applied: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    // The hook's line is written before it exits; the state is recorded after, under the
+    // state file's lock: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let applied = loop {
+        let applied: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        if applied["seq"] == 2 || Instant::now() >= deadline {
+            break applied;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(
         (applied["seq"].as_u64(), applied["commit"].as_str()),
         (Some(2), Some(SHA256))
@@ -791,4 +800,44 @@ fn check_keeps_the_trust_state() {
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(json["seq"], 1);
     assert_eq!(json["trust"]["keys"][0]["state"], "valid");
+}
+
+/// `herald check --state` reads, checks and writes the state under the state file's lock, as
+/// `herald watch` does: while another holds it (here the test, through the library), the
+/// check waits, then records the trust state into the file as it is by then, keeping what the
+/// other wrote.
+#[test]
+fn check_waits_for_the_state_files_lock() {
+    use herald::client::state;
+    let s = setup(&[]);
+    s.server.put("example.test", "n1", SHA1);
+    let path = s.dir.path().join("state.json");
+    let lock = state::lock(&path).unwrap();
+    assert!(state::lock_path(&path).exists());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["check", "--server", &s.server.dns.to_string()])
+        .args(["--zone", "example.test", "--node", "n1", "--trust-anchor"])
+        .arg(&s.anchor)
+        .arg("--state")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the check did not wait"
+    );
+    // Meanwhile, the holder records an applied seq.
+    let mut held = state::State::new("example.test", "n1");
+    held.apply(1, SHA1, 1);
+    state::save(&path, &held).unwrap();
+    drop(lock);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["seq"], 1, "{json}");
+    assert_eq!(json["trust"]["keys"][0]["state"], "valid", "{json}");
 }
