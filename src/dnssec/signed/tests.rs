@@ -723,3 +723,122 @@ fn a_new_signing_key_re_signs_the_zone_through_the_sweep() {
         verify_all(&ask(&z, "nope.example.test.", RecordType::TXT), &new.dnskey);
     }
 }
+
+/// An algorithm change on the working zone (RFC 6781 §4.1.4): in `sigs` the sweep adds the
+/// new key's signature to every RRset while the DNSKEY RRset keeps the old key alone; through
+/// `publish`, `switch` and `unpublish` every RRset has both; `done` drops the old ones.
+#[test]
+fn an_algorithm_change_double_signs_then_drops_the_old_signatures() {
+    use crate::dnssec::ZoneKey;
+    use crate::dnssec::roll::{KeySet, Step};
+    use hickory_proto::dnssec::Algorithm;
+    let policy = ZonePolicy::default();
+    let mut f = Fixture::new(policy.clone());
+    let (mut z, _) = f.build(1, T0);
+    let rows: Vec<NodeRecord> = (0..1500)
+        .map(|i| node(&format!("n{i}"), &commit(i), 1))
+        .collect();
+    f.publish(&mut z, &rows, &[], 2, T0);
+    let apex = Name::from_ascii("example.test.").unwrap();
+    let old = Arc::new(ZoneKey::load(f.dir.path(), "example.test", &apex).unwrap());
+    let new = Arc::new(
+        ZoneKey::generate(
+            f.dir.path(),
+            "example.test",
+            &apex,
+            Algorithm::ED25519,
+            &[old.key_tag, old.revoked_tag],
+        )
+        .unwrap(),
+    );
+    let mut serial = 2;
+    let mut step =
+        |z: &mut SignedZone, step, active: &Arc<ZoneKey>, other: Option<Arc<ZoneKey>>, now| {
+            serial += 1;
+            let keys = KeySet::at(step, active.clone(), other);
+            let signer = Arc::new(Signer::with_keys(keys, policy.clone()));
+            z.set_signer(signer, now).unwrap();
+            z.finish(serial, now).unwrap();
+            // Let the sweep finish whatever the step asks.
+            let mut steps = 0;
+            while let Some(_) = z.refresh(now).unwrap() {
+                steps += 1;
+                assert!(steps < 20);
+                serial += 1;
+                z.finish(serial, now).unwrap();
+            }
+        };
+    let algorithms = |z: &SignedZone, name: &str, rtype| -> Vec<u8> {
+        let m = ask(z, name, rtype);
+        let mut algs: Vec<u8> = m
+            .answers
+            .iter()
+            .chain(&m.authorities)
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == rtype => {
+                    Some(u8::from(s.input().algorithm))
+                }
+                _ => None,
+            })
+            .collect();
+        algs.sort_unstable();
+        algs
+    };
+    let dnskeys = |z: &SignedZone| {
+        ask(z, "example.test.", RecordType::DNSKEY)
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::DNSKEY)
+            .count()
+    };
+
+    step(&mut z, Step::Sigs, &old, Some(new.clone()), T0 + 10);
+    assert_eq!(dnskeys(&z), 1, "the new key is not published yet");
+    for name in [
+        "n0.example.test.",
+        "n1499.example.test.",
+        "a.b.example.test.",
+    ] {
+        assert_eq!(
+            algorithms(&z, name, RecordType::TXT),
+            vec![13, 15],
+            "{name}"
+        );
+        let m = ask(&z, name, RecordType::TXT);
+        verify_all(&m, &old.dnskey);
+        verify_all(&m, &new.dnskey);
+    }
+    assert_eq!(
+        algorithms(&z, "example.test.", RecordType::SOA),
+        vec![13, 15]
+    );
+
+    step(&mut z, Step::Publish, &old, Some(new.clone()), T0 + 20);
+    assert_eq!(dnskeys(&z), 2);
+    step(&mut z, Step::Switch, &new, Some(old.clone()), T0 + 30);
+    assert_eq!(
+        algorithms(&z, "n7.example.test.", RecordType::TXT),
+        vec![13, 15]
+    );
+    step(&mut z, Step::Unpublish, &new, Some(old.clone()), T0 + 40);
+    assert_eq!(dnskeys(&z), 1, "the old key is gone from the DNSKEY RRset");
+    assert_eq!(
+        algorithms(&z, "n7.example.test.", RecordType::TXT),
+        vec![13, 15]
+    );
+
+    step(&mut z, Step::Done, &new, None, T0 + 50);
+    for name in [
+        "n0.example.test.",
+        "n1499.example.test.",
+        "nope.example.test.",
+    ] {
+        let m = ask(&z, name, RecordType::TXT);
+        verify_all(&m, &new.dnskey);
+    }
+    assert_eq!(
+        algorithms(&z, "n0.example.test.", RecordType::TXT),
+        vec![15]
+    );
+    assert_eq!(algorithms(&z, "example.test.", RecordType::SOA), vec![15]);
+}
