@@ -761,7 +761,7 @@ fn an_algorithm_change_double_signs_then_drops_the_old_signatures() {
             z.finish(serial, now).unwrap();
             // Let the sweep finish whatever the step asks.
             let mut steps = 0;
-            while let Some(_) = z.refresh(now).unwrap() {
+            while z.refresh(now).unwrap().is_some() {
                 steps += 1;
                 assert!(steps < 20);
                 serial += 1;
