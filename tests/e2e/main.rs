@@ -22,6 +22,8 @@ mod harness;
 mod hook;
 mod import;
 mod keyroll;
+mod keyroll_nodes;
+mod keyroll_peers;
 mod lifecycle;
 mod metrics;
 mod openapi;
