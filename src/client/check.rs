@@ -91,6 +91,30 @@ pub enum Outcome {
     Unreachable { reason: String },
 }
 
+/// How `herald check` says it, one line.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Found { commit, seq, .. } => write!(f, "commit={commit} seq={seq}"),
+            Outcome::NoRecord => f.write_str("no record (authenticated denial)"),
+            Outcome::Bogus { reason } => write!(f, "bogus: {reason}"),
+            Outcome::Replay { seq, applied } => write!(
+                f,
+                "replayed: seq {seq} is below the {applied} already applied"
+            ),
+            Outcome::Stale {
+                seq, age_seconds, ..
+            } => write!(
+                f,
+                "stale: seq {seq} was signed {age_seconds} s ago (more than --max-age)"
+            ),
+            Outcome::Timeout => f.write_str("no answer in time"),
+            Outcome::ServerFailure { rcode } => write!(f, "the server answered {rcode}"),
+            Outcome::Unreachable { reason } => write!(f, "unreachable: {reason}"),
+        }
+    }
+}
+
 impl Outcome {
     /// The `herald check` exit code (DESIGN.md): 0 found, 3 no record, 4 validation failed
     /// (bogus, replayed, stale), 5 no server answered.

@@ -163,9 +163,9 @@ pub(super) fn check(args: CheckCmd) -> anyhow::Result<u8> {
             }
             other => {
                 for a in &report.attempts {
-                    eprintln!("{}: {:?}", a.server, a.outcome);
+                    eprintln!("{}: {}", a.server, a.outcome);
                 }
-                eprintln!("error: {}: {other:?}", report.name);
+                eprintln!("error: {}: {other}", report.name);
             }
         }
     }
