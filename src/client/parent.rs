@@ -2,9 +2,10 @@
 //! answers DS queries for its delegations), for `herald key roll --wait-ds`: the old key may
 //! go only once the parent's DS names the new one.
 //!
-//! The answer is not validated: a server that lies can only make Herald keep the old key
-//! longer (it never confirms a DS that is not there), or hurry it when the operator pointed
-//! `--parent` at a server that is not the parent's. Give it the parent's own servers.
+//! The question goes over TCP, so no one off the path can answer it. The answer is not
+//! validated: a server that lies can make Herald keep the old key longer, or, pointed at by
+//! `--parent` without being the parent's, hurry it (never before the re-signing and the wait
+//! after it). Give it the parent's own servers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use thiserror::Error;
 
-use super::transport::{TransportError, exchange_with};
+use super::transport::{TransportError, exchange_over_tcp};
 
 /// Why a parent server gave no DS answer.
 #[derive(Debug, Error)]
@@ -54,14 +55,13 @@ pub fn ds_at(server: SocketAddr, zone: &Name, timeout: Duration) -> Result<Paren
     let mut q = Message::query();
     q.metadata.recursion_desired = false;
     q.add_query(Query::query(zone.clone(), RecordType::DS));
-    let x = exchange_with(server, &q, timeout, None)?;
-    let rcode = x.response.metadata.response_code;
+    let response = exchange_over_tcp(server, &q, timeout)?;
+    let rcode = response.metadata.response_code;
     if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
         return Err(ParentError::Rcode(rcode));
     }
     let mut out = ParentDs::default();
-    for r in x
-        .response
+    for r in response
         .answers
         .iter()
         .filter(|r| r.name.eq_ignore_root(zone))

@@ -181,6 +181,17 @@ pub fn exchange_with(
     })
 }
 
+/// One query over TCP only, where no address can be forged (for answers that steer what the
+/// server does, such as the parent's DS for `herald key roll --wait-ds`).
+pub fn exchange_over_tcp(
+    server: SocketAddr,
+    query: &Message,
+    timeout: Duration,
+) -> Result<Message, TransportError> {
+    let wire = query.to_vec().map_err(TransportError::Encode)?;
+    exchange_tcp(server, &wire, query, timeout).map(|(message, _, _)| message)
+}
+
 /// One UDP query and the first datagram that answers it.
 fn exchange_udp(
     server: SocketAddr,
