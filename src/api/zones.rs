@@ -116,9 +116,6 @@ pub async fn ds_seen(
     let Path(zone) = zone.map_err(|e| ApiError::Malformed(e.body_text()))?;
     let zone = state.served_zone(&zone)?;
     let JsonBody(req) = body?;
-    if req.ttl > i32::MAX as u32 {
-        return Err(ApiError::Invalid("ttl must be at most 2147483647".into()));
-    }
     let keys = state.publisher.ds_seen(&zone, req.ttl).await?;
     Ok(Json(KeysJson::from(&keys)))
 }

@@ -10,9 +10,13 @@ use crate::zone::snapshot::{KeyView, KeysView, RollView};
 #[serde(deny_unknown_fields)]
 pub struct RollKeyJson {
     /// The new key's algorithm: 13 (ECDSA P-256) or 15 (Ed25519); the current one's when
-    /// absent. A change of algorithm is refused for now (422).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 13, maximum = 15, example = 13)]
+    /// absent. Another than the current one makes it an algorithm change.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_algorithm"
+    )]
+    #[schema(schema_with = algorithm_schema)]
     pub algorithm: Option<u8>,
     /// End with the old key published revoked (RFC 5011 §2.1) rather than just removed. Sent
     /// while a rollover runs, it hurries that rollover to the revocation.
@@ -30,9 +34,44 @@ pub struct RollKeyJson {
 pub struct DsSeenJson {
     /// The TTL the parent serves the DS RRset with: the old key stays until the new DS has
     /// replaced the old one in every cache.
-    #[serde(default)]
-    #[schema(maximum = 2147483647)]
+    #[serde(default, deserialize_with = "whole_ttl")]
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub ttl: u32,
+}
+
+/// An algorithm number as JSON Schema's integers take them (`15.0` too); the handler says
+/// which ones Herald signs with.
+fn whole_algorithm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let a = super::whole::<D::Error>(&n)?;
+    u8::try_from(a)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("algorithm {a} is not one")))
+}
+
+/// A TTL from a whole JSON number, at most 2^31 - 1 (RFC 2181 §8).
+fn whole_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    match super::whole::<D::Error>(&n)? {
+        t if t <= i32::MAX as u64 => Ok(t as u32),
+        t => Err(serde::de::Error::custom(format!(
+            "ttl {t} is above 2147483647"
+        ))),
+    }
+}
+
+/// The schema of `algorithm`: the two values Herald signs with.
+fn algorithm_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([13, 15]))
+        .description(Some(
+            "The new key's algorithm: 13 (ECDSA P-256) or 15 (Ed25519); the current one's when \
+             absent",
+        ))
+        .build()
 }
 
 /// A zone's keys and rollover.
