@@ -429,6 +429,12 @@ pub fn udp_exchange(server: SocketAddr, msg: &[u8]) -> Vec<u8> {
 /// Writes example.test's trust anchor (`herald key show` of the server with data directory
 /// `data`) to `to`.
 pub fn write_anchor(data: &Path, to: &Path) {
+    std::fs::write(to, shown_keys(data)).unwrap();
+}
+
+/// What `herald key show` prints for example.test of the server with data directory `data`:
+/// a DNSKEY line and a DS line for every key a node may pin.
+pub fn shown_keys(data: &Path) -> String {
     let out = herald(&[
         "key",
         "show",
@@ -442,7 +448,7 @@ pub fn write_anchor(data: &Path, to: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::write(to, out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Writes node `node`'s report key (`herald key report` against data directory `data`) to

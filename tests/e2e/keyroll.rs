@@ -76,15 +76,7 @@ fn a_key_rollover_validates_at_every_step_and_survives_a_restart() {
     for n in ["n1", "n2", "n3"] {
         assert_eq!(server.put("example.test", n, SHA1).status, 201);
     }
-    let shown = herald(&[
-        "key",
-        "show",
-        "--zone",
-        "example.test",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    let shown = String::from_utf8(shown.stdout).unwrap();
+    let shown = shown_keys(&data);
     let old_lines: Vec<&str> = shown.lines().collect();
     assert_eq!(old_lines.len(), 2, "{shown}");
     let old_dnskey = old_lines[0].to_owned();
@@ -285,15 +277,7 @@ fn a_key_rollover_validates_at_every_step_and_survives_a_restart() {
         assert_eq!(tags, BTreeSet::from([new_tag]), "{n}");
     }
     // `herald key show` now prints the new key.
-    let shown = herald(&[
-        "key",
-        "show",
-        "--zone",
-        "example.test",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    let shown = String::from_utf8(shown.stdout).unwrap();
+    let shown = shown_keys(&data);
     assert_eq!(
         rdata(shown.lines().next().unwrap()),
         rdata(&new_dnskey),
