@@ -19,7 +19,7 @@ use super::{PublishError, WriteError, keep};
 use crate::dnssec::keys::first_key_file;
 use crate::dnssec::roll::{KeySet, Roll, Step, Timings};
 use crate::dnssec::sign::Signer;
-use crate::dnssec::{DnssecError, SignedZone, ZoneKey};
+use crate::dnssec::{DnssecError, KeyError, SignedZone, ZoneKey};
 use crate::store::KeyRollRow;
 use crate::zone::snapshot::{KeysView, RollView};
 
@@ -98,10 +98,9 @@ fn row_of(roll: &Roll) -> KeyRollRow {
 /// The keys that `roll`'s step publishes, loaded from their files.
 pub(super) fn load_keys(
     data_dir: &std::path::Path,
-    zone: &SignedZone,
+    apex: &hickory_proto::rr::Name,
     roll: &Roll,
-) -> Result<KeySet, DnssecError> {
-    let apex = &zone.snapshot.apex;
+) -> Result<KeySet, KeyError> {
     let active = Arc::new(ZoneKey::load_named(data_dir, &roll.active, apex)?);
     let other = match &roll.other {
         Some(file) => Some(Arc::new(ZoneKey::load_named(data_dir, file, apex)?)),
@@ -339,7 +338,8 @@ impl Worker {
     fn set_roll(&mut self, zone: &str, roll: Roll) -> Result<(), WriteError> {
         let now = self.clock.now();
         let served = &self.zones[zone];
-        let keys = load_keys(&self.opener.data_dir, served, &roll)?;
+        let keys = load_keys(&self.opener.data_dir, &served.snapshot.apex, &roll)
+            .map_err(DnssecError::from)?;
         let signer = Arc::new(Signer::with_keys(keys, served.signer().policy().clone()));
         let mut staged = served.clone();
         let limits = self.limits;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::keyroll::{ZoneRoll, roll_from_row, view};
+use super::keyroll::{ZoneRoll, load_keys, roll_from_row, view};
 use super::writer::Worker;
 use super::{Publisher, StartError, WriteError, keep};
 use crate::dnssec::roll::KeySet;
@@ -139,15 +139,7 @@ impl Opener {
             Err(e) => return Err(zone_error(e.into())),
         };
         let keys = match &roll {
-            Some(roll) => {
-                let load = |file: &str| ZoneKey::load_named(&self.data_dir, file, &zone.apex);
-                let active = Arc::new(load(&roll.active).map_err(key_error)?);
-                let other = match &roll.other {
-                    Some(f) => Some(Arc::new(load(f).map_err(key_error)?)),
-                    None => None,
-                };
-                KeySet::at(roll.step, active, other)
-            }
+            Some(roll) => load_keys(&self.data_dir, &zone.apex, roll).map_err(key_error)?,
             None => {
                 let (key, created) = ZoneKey::load_or_create(
                     &self.data_dir,
